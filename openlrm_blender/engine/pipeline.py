@@ -1,0 +1,177 @@
+"""One call from an image to mesh arrays, with progress, cancellation and a model cache."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .background import get_background_remover
+from .camera import source_camera
+from .errors import EngineError
+from .image import ImageSource, prepare_image
+from .mesh import Mesh, extract_mesh
+from .model import OpenLRM
+from .progress import CancelToken, ProgressCallback, Reporter
+from .weights import DEFAULT_MODEL, load_model, resolve_model_dir
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class Options:
+    """Everything that decides the result; defaults are the published settings."""
+
+    model: str = DEFAULT_MODEL
+    weights_dir: Path | None = None  # a local model folder; overrides ``model``
+    revision: str | None = None
+    token: str | None = None
+    cache_dir: Path | None = None
+    offline: bool | None = None  # None: huggingface_hub's own setting (HF_HUB_OFFLINE)
+    device: str = "auto"
+    dtype: str = "float32"
+    remove_background: bool = True
+    background_model: Path | None = None
+    recenter: bool = True
+    foreground_ratio: float = 0.8
+    input_size: int = 0  # 0: the model's published size
+    camera_distance: float = 2.0
+    resolution: int = 384
+    threshold: float = 3.0
+    dense: bool = False
+
+    def validate(self) -> None:
+        if self.device not in DEVICES:
+            raise EngineError(f"unknown device {self.device!r}: use one of {', '.join(DEVICES)}")
+        if self.dtype not in DTYPES:
+            raise EngineError(f"unknown precision {self.dtype!r}: use one of {', '.join(DTYPES)}")
+        if not 0.0 < self.foreground_ratio <= 1.0:
+            raise EngineError(f"foreground ratio must be in (0, 1], got {self.foreground_ratio}")
+        if self.input_size < 0 or (self.input_size and self.input_size % 14):
+            raise EngineError(f"input size must be a multiple of 14 (or 0 for the model's own), got {self.input_size}")
+        if not 8 <= self.resolution <= 1024:
+            raise EngineError(f"mesh resolution must be between 8 and 1024, got {self.resolution}")
+        if self.camera_distance <= 0:
+            raise EngineError(f"camera distance must be positive, got {self.camera_distance}")
+
+
+@dataclass
+class Result:
+    mesh: Mesh
+    model_dir: Path
+    device: str
+    timings: dict[str, float] = field(default_factory=dict)  # seconds by stage
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """CUDA, then Apple MPS, then CPU for "auto"; a named device must be there."""
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if name == "cuda" and not cuda:
+        raise EngineError(f"CUDA was asked for but this PyTorch ({torch.__version__}) sees no CUDA GPU")
+    if name == "mps" and not mps:
+        raise EngineError(f"Apple MPS was asked for but this PyTorch ({torch.__version__}) cannot use it here")
+    return torch.device(name)
+
+
+_models: dict[tuple[Path, str, str], OpenLRM] = {}
+_models_lock = threading.Lock()
+
+
+def get_model(folder: Path, device: torch.device, dtype: str) -> OpenLRM:
+    """The loaded model for these files, device and precision, loading it once."""
+    key = (folder.resolve(), str(device), dtype)
+    with _models_lock:
+        if key not in _models:
+            _models.clear()  # one model at a time: they are large
+            _models[key] = load_model(folder, device, DTYPES[dtype])
+        return _models[key]
+
+
+def unload_models() -> None:
+    """Free the cached models' memory."""
+    with _models_lock:
+        _models.clear()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def published_input_size(model: OpenLRM) -> int:
+    size = model.config.published_input_size
+    if size is None:
+        raise EngineError(
+            f"this model (transformer_dim {model.config.transformer_dim}) has no published input size: "
+            "give the input size"
+        )
+    return size
+
+
+@torch.inference_mode()
+def generate(
+    image: ImageSource,
+    options: Options | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> Result:
+    """Image -> coloured mesh. Raises ``EngineError`` subclasses with one-line messages."""
+    options = options or Options()
+    options.validate()
+    report = Reporter(progress, cancel)
+    timings: dict[str, float] = {}
+    started = clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = now - clock
+        clock = now
+
+    device = pick_device(options.device)
+    report("download", 0.0, "finding the model")
+    folder = resolve_model_dir(
+        options.model,
+        options.weights_dir,
+        revision=options.revision,
+        token=options.token,
+        cache_dir=options.cache_dir,
+        offline=options.offline,
+        progress=lambda done, total, name: report("download", done / total if total else 0.0, f"downloading {name}"),
+    )
+    model = get_model(folder, device, options.dtype)
+    report("download", 1.0, "model ready")
+    lap("load")
+
+    def remove_background(rgb):  # the remover loads only for images without a mask
+        return get_background_remover(options.background_model)(rgb)
+
+    size = options.input_size or published_input_size(model)
+    report("preprocess", 0.0, "preparing the image")
+    pixels = prepare_image(
+        image,
+        size,
+        remove_background if options.remove_background else None,
+        options.recenter,
+        options.foreground_ratio,
+    )
+    report("preprocess", 1.0, "image ready")
+    lap("preprocess")
+
+    dtype = DTYPES[options.dtype]
+    report("encode", 0.0, "encoding the image")
+    planes = model(
+        pixels.to(device, dtype),
+        source_camera(options.camera_distance).to(device, dtype),
+        after_layer=lambda done, total: report("encode", done / total, f"transformer layer {done}/{total}"),
+    )
+    lap("encode")
+
+    mesh = extract_mesh(model.synthesizer, planes, options.resolution, options.threshold, options.dense, report)
+    lap("mesh")
+    timings["total"] = time.perf_counter() - started
+    return Result(mesh=mesh, model_dir=folder, device=str(device), timings=timings)

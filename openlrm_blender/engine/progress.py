@@ -1,0 +1,51 @@
+"""Progress reports and cancellation between the engine and whoever runs it (CLI, Blender)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from .errors import Cancelled
+
+# stage name, fraction of that stage done (0..1), message for people
+ProgressCallback = Callable[[str, float, str], None]
+# fraction of one step done (0..1), message: what a step of a stage reports
+StepCallback = Callable[[float, str], None]
+
+STAGES = ("download", "preprocess", "encode", "mesh")
+
+
+class CancelToken:
+    """Set from any thread; the engine checks it between chunks of work."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("cancelled")
+
+
+class Reporter:
+    """Sends progress to the callback and stops the run at each report once cancelled."""
+
+    def __init__(self, callback: ProgressCallback | None = None, cancel: CancelToken | None = None) -> None:
+        self._callback = callback
+        self._cancel = cancel
+
+    def __call__(self, stage: str, fraction: float, message: str = "") -> None:
+        if self._cancel is not None:
+            self._cancel.check()
+        if self._callback is not None:
+            self._callback(stage, min(max(fraction, 0.0), 1.0), message)
+
+    def span(self, stage: str, start: float, end: float) -> StepCallback:
+        """A step that fills ``start``..``end`` of ``stage``."""
+        return lambda fraction, message="": self(stage, start + (end - start) * fraction, message)
