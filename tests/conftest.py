@@ -1,0 +1,54 @@
+"""Shared fixtures: the tiny parity model from ../shared and random real-layout models."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from openlrm_blender.engine.random_model import PUBLISHED_CONFIGS, save_random_model
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("OPENLRM_SHARED", REPO.parent / "shared"))
+TINY = SHARED / "vectors" / "tiny"
+SPEC = SHARED / "spec"
+
+# Settings the tiny vector was made with (meta.json).
+TINY_SIZE = 56
+TINY_GRID = 32
+
+
+def reduced(size: str, **overrides) -> dict:
+    """A published config.json at reduced depth: same widths and key layout, fewer blocks."""
+    config = dict(PUBLISHED_CONFIGS[size])
+    config.update(encoder_depth=1, transformer_layers=1)
+    config["encoder_num_heads"] = config["encoder_feat_dim"] // 64
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="session")
+def tiny_dir() -> Path:
+    if not (TINY / "model.safetensors").is_file():
+        pytest.fail(f"the shared tiny model is missing: {TINY} (set OPENLRM_SHARED)")
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def expected(tiny_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(tiny_dir / "expected.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope="session")
+def small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random model with the real small key layout (reduced depth), in the Hub file layout."""
+    return save_random_model(tmp_path_factory.mktemp("small") / "model", reduced("small"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random base-layout model: its cross-attention is stored packed."""
+    return save_random_model(tmp_path_factory.mktemp("base") / "model", reduced("base"), seed=2)

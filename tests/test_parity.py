@@ -1,0 +1,90 @@
+"""Every array of the tiny vector, reproduced from config.json + model.safetensors + input.png."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from openlrm_blender.engine import Options, generate
+from openlrm_blender.engine.camera import source_camera
+from openlrm_blender.engine.image import prepare_image
+from openlrm_blender.engine.mesh import dense_density_grid, density_grid, extract_mesh
+from openlrm_blender.engine.progress import Reporter
+from openlrm_blender.engine.weights import load_model
+
+from .conftest import TINY_GRID, TINY_SIZE
+
+ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def model(tiny_dir):
+    return load_model(tiny_dir)
+
+
+@pytest.fixture(scope="module")
+def planes(model, expected):
+    with torch.no_grad():
+        return model(torch.from_numpy(expected["image"]), source_camera(2.0))
+
+
+def test_image(tiny_dir, expected):
+    image = prepare_image(tiny_dir / "input.png", TINY_SIZE, recenter_object=False)
+    np.testing.assert_allclose(image.numpy(), expected["image"], atol=ATOL, rtol=0)
+
+
+def test_camera(expected):
+    np.testing.assert_array_equal(source_camera(2.0).numpy(), expected["camera"])
+
+
+@torch.no_grad()
+def test_encoder_and_camera_embedding(model, expected):
+    tokens = model.encoder(torch.from_numpy(expected["image"]))
+    np.testing.assert_allclose(tokens.numpy(), expected["encoder_tokens"], atol=ATOL, rtol=0)
+    embedding = model.camera_embedder(torch.from_numpy(expected["camera"]))
+    np.testing.assert_allclose(embedding.numpy(), expected["camera_embedding"], atol=ATOL, rtol=0)
+
+
+@torch.no_grad()
+def test_transformer_and_planes(model, expected, planes):
+    tokens = model.transformer(
+        model.pos_embed,
+        torch.from_numpy(expected["encoder_tokens"]),
+        torch.from_numpy(expected["camera_embedding"]),
+    )
+    np.testing.assert_allclose(tokens.numpy(), expected["transformer_tokens"], atol=ATOL, rtol=0)
+    np.testing.assert_allclose(planes.numpy(), expected["planes"], atol=ATOL, rtol=0)
+
+
+@torch.no_grad()
+def test_points(model, expected, planes):
+    sigma, rgb = model.synthesizer.query(planes, torch.from_numpy(expected["points"]))
+    np.testing.assert_allclose(sigma.numpy(), expected["points_sigma"], atol=ATOL, rtol=0)
+    np.testing.assert_allclose(rgb.numpy(), expected["points_rgb"], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("fill", [density_grid, dense_density_grid], ids=["fast", "dense"])
+def test_density_grid(model, expected, planes, fill):
+    grid = fill(model.synthesizer, planes, TINY_GRID, Reporter().span("mesh", 0.0, 1.0))
+    np.testing.assert_allclose(grid, expected["grid_sigma"], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["fast", "dense"])
+def test_mesh(model, expected, planes, dense):
+    mesh = extract_mesh(model.synthesizer, planes, TINY_GRID, 3.0, dense=dense)
+    np.testing.assert_array_equal(mesh.faces, expected["mesh_faces"])
+    np.testing.assert_allclose(mesh.vertices, expected["mesh_vertices"], atol=ATOL, rtol=0)
+    difference = np.abs(mesh.colors_u8.astype(int) - expected["mesh_vertex_colors"].astype(int))
+    assert difference.max() <= 1
+
+
+def test_pipeline_end_to_end(tiny_dir, expected):
+    """The one-call API from the PNG file gives the reference mesh."""
+    options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False)
+    result = generate(tiny_dir / "input.png", options)
+    assert result.mesh.vertices.dtype == np.float32 and result.mesh.faces.dtype == np.int32
+    assert result.mesh.colors_u8.dtype == np.uint8 and result.mesh.colors.dtype == np.float32
+    np.testing.assert_array_equal(result.mesh.faces, expected["mesh_faces"])
+    np.testing.assert_allclose(result.mesh.vertices, expected["mesh_vertices"], atol=ATOL, rtol=0)
+    assert np.abs(result.mesh.colors_u8.astype(int) - expected["mesh_vertex_colors"]).max() <= 1

@@ -1,0 +1,281 @@
+"""Model files: key layout of the real weights, local folders, the Hub cache, and every error."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from openlrm_blender.engine import WeightsError
+from openlrm_blender.engine.config import ModelConfig
+from openlrm_blender.engine.model import OpenLRM
+from openlrm_blender.engine.random_model import PUBLISHED_CONFIGS
+from openlrm_blender.engine.weights import download_model, load_model, repo_id_for, resolve_model_dir
+
+from .conftest import REPO, SPEC, TINY_GRID, TINY_SIZE
+
+
+def read_key_table(size: str) -> dict[str, tuple[int, ...]]:
+    rows = (SPEC / f"keys-{size}.tsv").read_text().splitlines()
+    table = {}
+    for row in rows:
+        if row.startswith("#") or row.startswith("key\t"):
+            continue
+        key, shape = row.split("\t")
+        table[key] = tuple(int(n) for n in shape.split("x"))
+    return table
+
+
+@pytest.mark.parametrize("size", ["small", "base", "large"])
+def test_state_dict_layout_matches_real_weights(size):
+    """Full-size models (built on the meta device) have exactly the published keys and shapes."""
+    with torch.device("meta"):
+        model = OpenLRM(ModelConfig.from_dict(PUBLISHED_CONFIGS[size]))
+    ours = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    assert ours == read_key_table(size)
+
+
+def test_cross_attention_layouts(small_model_dir, base_model_dir):
+    small = load_file(str(small_model_dir / "model.safetensors"))
+    base = load_file(str(base_model_dir / "model.safetensors"))
+    assert "transformer.layers.0.cross_attn.q_proj_weight" in small
+    assert "transformer.layers.0.cross_attn.in_proj_weight" not in small
+    assert "transformer.layers.0.cross_attn.in_proj_weight" in base
+    for folder in (small_model_dir, base_model_dir):
+        assert isinstance(load_model(folder), OpenLRM)
+
+
+def test_packed_and_separate_cross_attention_agree():
+    """The packed weight split into q/k/v gives the same attention as the separate layout."""
+    from openlrm_blender.engine.transformer import MultiHeadAttention
+
+    torch.manual_seed(0)
+    packed = MultiHeadAttention(64, 4)
+    torch.nn.init.normal_(packed.in_proj_weight)
+    separate = MultiHeadAttention(64, 4, context_width=48)
+    assert not separate.packed
+    x, context = torch.randn(2, 5, 64), torch.randn(2, 7, 64)
+    q, k, v = packed.in_proj_weight.chunk(3)
+    reference = torch.nn.MultiheadAttention(64, 4, bias=False, batch_first=True)
+    with torch.no_grad():
+        reference.in_proj_weight.copy_(packed.in_proj_weight)
+        reference.out_proj.weight.copy_(packed.out_proj.weight)
+        expected, _ = reference(x, context, context, need_weights=False)
+    torch.testing.assert_close(packed(x, context), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_model_names_and_repo_ids():
+    assert repo_id_for("openlrm-obj-large-1.1") == "zxhezexin/openlrm-obj-large-1.1"
+    assert repo_id_for("someone/my-lrm") == "someone/my-lrm"
+    with pytest.raises(WeightsError, match="unknown model name 'openlrm-huge'"):
+        repo_id_for("openlrm-huge")
+
+
+def make_hub_cache(cache: Path, model_dir: Path, repo_id: str, commit: str = "a" * 40) -> Path:
+    """The huggingface_hub cache layout: refs/main -> snapshots/<commit>/files."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(model_dir / name, snapshot / name)
+    return snapshot
+
+
+def test_hub_cache_offline(tmp_path, small_model_dir, monkeypatch):
+    snapshot = make_hub_cache(tmp_path / "hub", small_model_dir, "zxhezexin/openlrm-mix-small-1.1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = download_model("openlrm-mix-small-1.1", cache_dir=tmp_path / "hub")
+    assert folder == snapshot
+    assert isinstance(load_model(folder), OpenLRM)
+
+
+def test_hub_cache_offline_nothing_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsError, match=r"openlrm-obj-base-1.1/config.json: not in the Hugging Face cache .*offline mode"):
+        resolve_model_dir("openlrm-obj-base-1.1", cache_dir=tmp_path / "empty")
+
+
+def test_hub_cache_via_hf_home_in_a_fresh_process(tmp_path, tiny_dir):
+    """HF_HOME and HF_HUB_OFFLINE as a user sets them, through the command line."""
+    make_hub_cache(tmp_path / "home" / "hub", tiny_dir, "someone/tiny-lrm")
+    env = dict(os.environ, HF_HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1")
+    env.pop("HF_HUB_CACHE", None)
+    out = tmp_path / "tiny.ply"
+    command = [sys.executable, "-m", "openlrm_blender.engine", str(tiny_dir / "input.png"), "-o", str(out)]
+    command += ["--model", "someone/tiny-lrm", "--input-size", str(TINY_SIZE), "--grid", str(TINY_GRID), "-q"]
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 0
+
+
+class FakeHub(http.server.BaseHTTPRequestHandler):
+    """Answers huggingface_hub's file requests (HEAD for metadata, GET for bytes) from a folder."""
+
+    folder: Path
+    commit = "b" * 40
+
+    def _file(self) -> Path | None:
+        parts = self.path.split("?")[0].strip("/").split("/")
+        if len(parts) == 5 and parts[2] == "resolve" and (self.folder / parts[4]).is_file():
+            return self.folder / parts[4]
+        return None
+
+    def _headers(self, path: Path) -> None:
+        data = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+        self.send_header("X-Repo-Commit", self.commit)
+        self.end_headers()
+
+    def do_HEAD(self) -> None:
+        path = self._file()
+        if path is None:
+            self.send_error(404)
+            return
+        self._headers(path)
+
+    def do_GET(self) -> None:
+        path = self._file()
+        if path is None:
+            self.send_error(404)
+            return
+        self._headers(path)
+        self.wfile.write(path.read_bytes())
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_download_through_the_hub_client(tmp_path, tiny_dir):
+    """A real download over HTTP (a local stand-in for the Hub, via HF_ENDPOINT): files land in
+    the HF_HOME cache, byte progress reaches the progress bar, the mesh is written."""
+    handler = type("Handler", (FakeHub,), {"folder": tiny_dir})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = dict(os.environ, HF_HOME=str(tmp_path / "home"), HF_ENDPOINT=f"http://127.0.0.1:{server.server_port}")
+        for name in ("HF_HUB_OFFLINE", "HF_HUB_CACHE"):
+            env.pop(name, None)
+        out = tmp_path / "tiny.ply"
+        command = [sys.executable, "-m", "openlrm_blender.engine", str(tiny_dir / "input.png"), "-o", str(out)]
+        command += ["--model", "someone/tiny-lrm", "--input-size", str(TINY_SIZE), "--grid", str(TINY_GRID)]
+        done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    assert "100% download: downloading model.safetensors" in done.stderr
+    snapshot = tmp_path / "home" / "hub" / "models--someone--tiny-lrm" / "snapshots" / FakeHub.commit
+    assert (snapshot / "model.safetensors").read_bytes() == (tiny_dir / "model.safetensors").read_bytes()
+    assert out.stat().st_size > 0
+
+
+# --- errors, each with its message -------------------------------------------------------
+
+
+@pytest.fixture
+def model_copy(tmp_path, tiny_dir) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_dir / name, folder / name)
+    return folder
+
+
+def test_missing_weights_file(model_copy):
+    (model_copy / "model.safetensors").unlink()
+    with pytest.raises(WeightsError, match=r"model\.safetensors: file not found"):
+        load_model(model_copy)
+
+
+def test_pickle_checkpoint_is_refused(model_copy):
+    (model_copy / "model.safetensors").unlink()
+    torch.save({"x": torch.zeros(1)}, model_copy / "pytorch_model.bin")
+    with pytest.raises(WeightsError, match=r"pytorch_model\.bin is a pickle checkpoint, which is never loaded"):
+        load_model(model_copy)
+
+
+def test_missing_config(model_copy):
+    (model_copy / "config.json").unlink()
+    with pytest.raises(WeightsError, match=r"config\.json: file not found"):
+        load_model(model_copy)
+
+
+def test_config_not_json(model_copy):
+    (model_copy / "config.json").write_text("{not json")
+    with pytest.raises(WeightsError, match=r"config\.json: not valid JSON"):
+        load_model(model_copy)
+
+
+def test_config_missing_key(model_copy):
+    raw = json.loads((model_copy / "config.json").read_text())
+    del raw["triplane_dim"]
+    (model_copy / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(WeightsError, match=r"config\.json: missing keys triplane_dim"):
+        load_model(model_copy)
+
+
+def test_truncated_weights(model_copy):
+    path = model_copy / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(WeightsError, match=r"model\.safetensors: not a valid safetensors file, truncated or corrupt"):
+        load_model(model_copy)
+
+
+def test_corrupt_header(model_copy):
+    path = model_copy / "model.safetensors"
+    data = bytearray(path.read_bytes())
+    data[8:20] = b"garbage!!!!!"
+    path.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"model\.safetensors: not a valid safetensors file"):
+        load_model(model_copy)
+
+
+def _rewrite(folder: Path, change) -> None:
+    state = load_file(str(folder / "model.safetensors"))
+    change(state)
+    save_file(state, str(folder / "model.safetensors"))
+
+
+def test_missing_keys(model_copy):
+    _rewrite(model_copy, lambda state: state.pop("upsampler.bias"))
+    with pytest.raises(WeightsError, match=r"model\.safetensors: 1 tensors missing for this config\.json: upsampler\.bias"):
+        load_model(model_copy)
+
+
+def test_unexpected_keys(model_copy):
+    _rewrite(model_copy, lambda state: state.update({"extra.weight": torch.zeros(2)}))
+    with pytest.raises(WeightsError, match=r"1 unexpected tensors for this config\.json: extra\.weight"):
+        load_model(model_copy)
+
+
+def test_unused_mask_token_is_accepted(model_copy):
+    """The spec says published files may carry an unused DINOv2 mask token."""
+    _rewrite(model_copy, lambda state: state.update({"encoder.model.mask_token": torch.zeros(1, 48)}))
+    assert isinstance(load_model(model_copy), OpenLRM)
+
+
+def test_wrong_shapes(model_copy):
+    _rewrite(model_copy, lambda state: state.update({"pos_embed": torch.zeros(1, 10, 64)}))
+    with pytest.raises(WeightsError, match=r"1 tensors have the wrong shape .*: pos_embed is 1x10x64, expected 1x192x64"):
+        load_model(model_copy)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(WeightsError, match=r"nowhere: model folder not found"):
+        resolve_model_dir("openlrm-mix-base-1.1", weights_dir=tmp_path / "nowhere")
+    with pytest.raises(WeightsError, match=r"model folder not found"):
+        resolve_model_dir(str(tmp_path / "nowhere"))
