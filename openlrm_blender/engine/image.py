@@ -24,8 +24,10 @@ MaskFunction = Callable[[np.ndarray], np.ndarray]  # RGB float (H, W, 3) -> alph
 MAX_PIXELS = 8192 * 8192
 # An alpha channel counts as a mask when some pixel is clearly see-through ...
 MASK_MIN_ALPHA = 0.99
-# ... and a pixel belongs to the object when its alpha is non-zero in 8 bits.
-OBJECT_ALPHA = 0.5 / 255
+# ... and a pixel belongs to the object when it is at least half opaque, so the faint
+# halo a soft mask leaves around the object does not widen the object's box.
+OBJECT_ALPHA = 0.5
+VISIBLE_ALPHA = 0.5 / 255
 
 
 def _check_size(width: int, height: int, name: str) -> None:
@@ -151,16 +153,18 @@ def prepare_image(
     if not 0.0 < foreground_ratio <= 1.0:
         raise ImageError(f"foreground ratio must be in (0, 1], got {foreground_ratio}")
     rgba = read_rgba(source)
-    if not (rgba[..., 3] > OBJECT_ALPHA).any():
+    if not (rgba[..., 3] > VISIBLE_ALPHA).any():
         raise ImageError("the image is fully transparent: there is no object to reconstruct")
     masked = has_mask(rgba)
-    if not masked and remove_background is not None:
+    removed = not masked and remove_background is not None
+    if removed:
         rgba = rgba.copy()
         rgba[..., 3] = remove_background(rgba[..., :3])
         masked = True
     mask = rgba[..., 3] > OBJECT_ALPHA
     if not mask.any():
-        raise ImageError("background removal found no object in the image")
+        what = "background removal found no object" if removed else "no pixel is more than half opaque"
+        raise ImageError(f"{what} in the image")
     rgb = composite_on_white(rgba)
     rgb = recenter(rgb, mask, foreground_ratio) if recenter_object and masked else pad_to_square(rgb)
     return to_model_input(rgb, size)

@@ -1,0 +1,239 @@
+"""Image reading in every format and mode, masks, recentring, background removal, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from openlrm_blender.engine import BackgroundModelError, ImageError
+from openlrm_blender.engine import background as background_module
+from openlrm_blender.engine.background import BackgroundRemover, get_background_remover
+from openlrm_blender.engine.image import MAX_PIXELS, composite_on_white, has_mask, prepare_image, read_rgba
+
+SIZE = 56
+
+
+def object_on_white(size: int = 64, box: tuple[int, int, int, int] = (20, 12, 44, 36)) -> np.ndarray:
+    """Uint8 RGB: a dark red rectangle (top, left, bottom, right) on white."""
+    image = np.full((size, size, 3), 255, dtype=np.uint8)
+    top, left, bottom, right = box
+    image[top:bottom, left:right] = (150, 20, 20)
+    return image
+
+
+def object_with_alpha(size: int = 64, box: tuple[int, int, int, int] = (20, 12, 44, 36)) -> np.ndarray:
+    rgba = np.zeros((size, size, 4), dtype=np.uint8)
+    top, left, bottom, right = box
+    rgba[top:bottom, left:right] = (150, 20, 20, 255)
+    return rgba
+
+
+def non_white_box(tensor) -> tuple[int, int, int, int]:
+    """Bounding box (top, left, bottom, right) of the clearly non-white pixels of a (1, 3, S, S) tensor."""
+    rows, cols = np.nonzero((tensor[0].numpy() < 0.9).any(axis=0))
+    return rows.min(), cols.min(), rows.max() + 1, cols.max() + 1
+
+
+@pytest.mark.parametrize(
+    "mode, suffix",
+    [
+        ("RGB", ".png"),
+        ("RGBA", ".png"),
+        ("L", ".png"),
+        ("LA", ".png"),
+        ("P", ".png"),
+        ("I;16", ".png"),
+        ("1", ".png"),
+        ("RGB", ".jpg"),
+        ("L", ".jpg"),
+        ("RGB", ".webp"),
+        ("RGBA", ".webp"),
+        ("RGB", ".bmp"),
+        ("RGB", ".tif"),
+        ("RGBA", ".tif"),
+        ("I;16", ".tif"),
+        ("CMYK", ".tif"),
+    ],
+)
+def test_formats_and_modes(tmp_path, mode, suffix):
+    rgba = Image.fromarray(object_with_alpha())
+    on_white = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+    if mode in ("RGBA", "LA"):
+        image = rgba.convert(mode)
+    elif mode == "I;16":
+        image = Image.fromarray((np.asarray(on_white.convert("L"), dtype=np.uint16) * 257).astype("<u2"))
+    else:
+        image = on_white.convert(mode)
+    path = tmp_path / f"image{suffix}"
+    image.save(path)
+    pixels = read_rgba(path)
+    assert pixels.shape == (64, 64, 4) and pixels.dtype == np.float32
+    assert 0.0 <= pixels.min() and pixels.max() <= 1.0
+    # on white, the object is darker than the background whatever the mode
+    seen = composite_on_white(pixels)
+    assert seen[32, 24].mean() < seen[2, 2].mean() - 0.2
+    assert has_mask(pixels) == (mode in ("RGBA", "LA"))
+    tensor = prepare_image(path, SIZE, remove_background=None)
+    assert tensor.shape == (1, 3, SIZE, SIZE)
+
+
+def test_palette_with_transparency_is_a_mask(tmp_path):
+    path = tmp_path / "palette.png"
+    Image.fromarray(object_with_alpha()).quantize(colors=4).save(path, transparency=0)
+    assert has_mask(read_rgba(path))
+
+
+def test_sixteen_bit_values_are_scaled():
+    values = np.array([[0, 65535], [32768, 65535]], dtype=np.uint16)
+    assert read_rgba(values)[..., 0] == pytest.approx(np.array([[0, 1], [32768 / 65535, 1]]))
+    assert read_rgba(Image.fromarray(values.astype("<u2")))[0, 1, 0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+@pytest.mark.parametrize("channels", [None, 1, 3, 4])
+def test_arrays(dtype, channels):
+    scale = {np.uint8: 255, np.uint16: 65535}.get(dtype, 1.0)
+    base = np.full((10, 12), 0.5)
+    array = base if channels is None else np.repeat(base[..., None], channels, axis=2)
+    pixels = read_rgba((array * scale).astype(dtype))
+    assert pixels.shape == (10, 12, 4)
+    assert pixels[..., :3] == pytest.approx(0.5, abs=1 / 255)
+    assert pixels[..., 3] == pytest.approx(0.5 if channels == 4 else 1.0, abs=1 / 255)
+
+
+def test_alpha_mask_is_used_and_recentred():
+    """The object's longer side becomes the foreground ratio of the square, centred."""
+    tensor = prepare_image(object_with_alpha(), SIZE, remove_background=None, foreground_ratio=0.8)
+    top, left, bottom, right = non_white_box(tensor)
+    assert max(bottom - top, right - left) == pytest.approx(0.8 * SIZE, abs=2)
+    assert (top + bottom) / 2 == pytest.approx(SIZE / 2, abs=1.5)
+    assert (left + right) / 2 == pytest.approx(SIZE / 2, abs=1.5)
+    smaller = prepare_image(object_with_alpha(), SIZE, remove_background=None, foreground_ratio=0.5)
+    top, left, bottom, right = non_white_box(smaller)
+    assert max(bottom - top, right - left) == pytest.approx(0.5 * SIZE, abs=2)
+
+
+def test_no_recenter_keeps_the_layout_and_pads_non_square():
+    wide = np.full((40, 80, 3), 255, dtype=np.uint8)
+    wide[10:30, 60:70] = 0
+    tensor = prepare_image(wide, SIZE, remove_background=None, recenter_object=False)
+    top, left, bottom, right = non_white_box(tensor)
+    # 80 px wide canvas -> 56 px: the column 60..70 maps to about 42..49, rows pad by 20 px
+    assert left == pytest.approx(60 * SIZE / 80, abs=2) and right == pytest.approx(70 * SIZE / 80, abs=2)
+    assert top == pytest.approx((20 + 10) * SIZE / 80, abs=2)
+
+
+def test_mask_function_is_called_only_without_alpha():
+    calls = []
+
+    def fake_mask(rgb):
+        calls.append(rgb.shape)
+        return (rgb.mean(axis=2) < 0.9).astype(np.float32)
+
+    prepare_image(object_with_alpha(), SIZE, remove_background=fake_mask)
+    assert calls == []
+    tensor = prepare_image(object_on_white(), SIZE, remove_background=fake_mask)
+    assert calls == [(64, 64, 3)]
+    top, left, bottom, right = non_white_box(tensor)
+    assert max(bottom - top, right - left) == pytest.approx(0.8 * SIZE, abs=2)
+
+
+def test_empty_image():
+    with pytest.raises(ImageError, match=r"the image is empty \(0x0 pixels\)"):
+        prepare_image(np.zeros((0, 0, 3), dtype=np.uint8), SIZE)
+
+
+def test_fully_transparent_image(tmp_path):
+    path = tmp_path / "clear.png"
+    Image.new("RGBA", (32, 32), (255, 0, 0, 0)).save(path)
+    with pytest.raises(ImageError, match="fully transparent"):
+        prepare_image(path, SIZE)
+
+
+def test_too_many_pixels(tmp_path):
+    side = int(MAX_PIXELS**0.5) + 64
+    path = tmp_path / "huge.png"
+    Image.new("L", (side, side)).save(path)  # compresses to a few kB; never decoded
+    with pytest.raises(ImageError, match=rf"huge\.png: {side}x{side} pixels is more than the limit"):
+        prepare_image(path, SIZE)
+
+
+def test_not_an_image(tmp_path):
+    path = tmp_path / "notes.png"
+    path.write_text("hello")
+    with pytest.raises(ImageError, match=r"notes\.png: not an image file that can be read"):
+        prepare_image(path, SIZE)
+    with pytest.raises(ImageError, match=r"missing\.png: file not found"):
+        prepare_image(tmp_path / "missing.png", SIZE)
+
+
+def test_no_object_found():
+    with pytest.raises(ImageError, match="background removal found no object"):
+        prepare_image(object_on_white(), SIZE, remove_background=lambda rgb: np.zeros(rgb.shape[:2]))
+
+
+# --- background removal with an ONNX model in rembg's interface ------------------------
+
+
+def darkness_model(path) -> None:
+    """A stand-in for u2net.onnx: same input and output shapes; says 'object' where the
+    normalised image is dark (u2net's output 0 is a (1, 1, 320, 320) saliency map)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["input.1"], ["mean"], axes=[1], keepdims=1),
+            helper.make_node("Neg", ["mean"], ["d1"]),
+            helper.make_node("Sigmoid", ["d1"], ["d0"]),
+        ],
+        "darkness",
+        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, 320, 320])],
+        [
+            helper.make_tensor_value_info("d1", TensorProto.FLOAT, [1, 1, 320, 320]),
+            helper.make_tensor_value_info("d0", TensorProto.FLOAT, [1, 1, 320, 320]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+@pytest.fixture
+def u2net_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path))
+    monkeypatch.setattr(background_module, "_removers", {})
+    darkness_model(tmp_path / "u2net.onnx")
+    return tmp_path
+
+
+def test_background_removal_finds_the_object(u2net_home):
+    remover = BackgroundRemover()
+    assert remover.path == u2net_home / "u2net.onnx"
+    alpha = remover(object_on_white().astype(np.float32) / 255)
+    assert alpha.shape == (64, 64)
+    assert alpha[32, 24] > 0.85 and alpha[2, 2] < 0.05  # min-max normalised like rembg
+
+
+def test_background_session_is_made_once(u2net_home):
+    assert get_background_remover() is get_background_remover(u2net_home / "u2net.onnx")
+
+
+def test_pipeline_image_without_alpha_uses_the_model(u2net_home):
+    remover = get_background_remover()
+    tensor = prepare_image(object_on_white(), SIZE, remove_background=remover)
+    top, left, bottom, right = non_white_box(tensor)
+    assert max(bottom - top, right - left) == pytest.approx(0.8 * SIZE, abs=3)
+
+
+def test_missing_background_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "none"))
+    with pytest.raises(BackgroundModelError, match=r"background removal model not found at .*u2net\.onnx: .*rembg d u2net.*turn background removal off"):
+        BackgroundRemover()
+
+
+def test_broken_background_model(tmp_path):
+    (tmp_path / "u2net.onnx").write_bytes(b"not onnx")
+    with pytest.raises(BackgroundModelError, match=r"u2net\.onnx: not a usable ONNX model"):
+        BackgroundRemover(tmp_path)

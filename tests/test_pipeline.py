@@ -1,0 +1,150 @@
+"""The one-call API: progress, cancellation, model cache, devices, mesh orientation, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from openlrm_blender.engine import (
+    STAGES,
+    CancelToken,
+    Cancelled,
+    EmptyMeshError,
+    EngineError,
+    Options,
+    generate,
+    pick_device,
+    unload_models,
+)
+from openlrm_blender.engine import pipeline
+from openlrm_blender.engine.mesh import marching_cubes
+
+from .conftest import TINY_GRID, TINY_SIZE
+
+
+def tiny_options(tiny_dir, **changes) -> Options:
+    settings = dict(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False)
+    settings.update(changes)
+    return Options(**settings)
+
+
+def test_progress_runs_through_the_stages_in_order(tiny_dir):
+    reports = []
+    generate(tiny_dir / "input.png", tiny_options(tiny_dir), progress=lambda *report: reports.append(report))
+    stages = [stage for stage, _, _ in reports]
+    assert [stage for stage in STAGES if stage in stages] == sorted(set(stages), key=stages.index)
+    for stage in STAGES:
+        fractions = [fraction for name, fraction, _ in reports if name == stage]
+        assert fractions, stage
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0, stage
+    assert any("transformer layer 2/2" in message for _, _, message in reports)
+    assert any(message == "marching cubes" for _, _, message in reports)
+
+
+def test_cancel_from_another_thread_stops_quickly(small_model_dir):
+    """The caller's thread cancels while the density grid is being filled."""
+    token = CancelToken()
+    started = threading.Event()
+    stopped_at = []
+
+    def on_progress(stage, fraction, message):
+        if stage == "mesh":
+            started.set()
+
+    def run():
+        try:
+            generate(
+                np.full((64, 64, 3), 128, dtype=np.uint8),
+                Options(weights_dir=small_model_dir, remove_background=False, resolution=512, dense=True),
+                progress=on_progress,
+                cancel=token,
+            )
+        except Cancelled:
+            stopped_at.append(time.perf_counter())
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    assert started.wait(60)
+    cancelled_at = time.perf_counter()
+    token.cancel()
+    worker.join(30)
+    assert not worker.is_alive()
+    assert stopped_at and stopped_at[0] - cancelled_at < 1.0
+
+
+def test_cancelled_before_start(tiny_dir):
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        generate(tiny_dir / "input.png", tiny_options(tiny_dir), cancel=token)
+
+
+def test_models_are_cached_between_calls(tiny_dir, monkeypatch):
+    unload_models()
+    loads = []
+    real_load = pipeline.load_model
+    monkeypatch.setattr(pipeline, "load_model", lambda *args: loads.append(args) or real_load(*args))
+    first = generate(tiny_dir / "input.png", tiny_options(tiny_dir))
+    second = generate(tiny_dir / "input.png", tiny_options(tiny_dir))
+    assert len(loads) == 1
+    np.testing.assert_array_equal(first.mesh.faces, second.mesh.faces)
+    unload_models()
+    generate(tiny_dir / "input.png", tiny_options(tiny_dir))
+    assert len(loads) == 2
+
+
+def test_device_choice():
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto").type in ("cuda", "mps", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(EngineError, match="CUDA was asked for but this PyTorch .* sees no CUDA GPU"):
+            pick_device("cuda")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(device="tpu"), "unknown device 'tpu'"),
+        (dict(dtype="int8"), "unknown precision 'int8'"),
+        (dict(foreground_ratio=1.5), r"foreground ratio must be in \(0, 1\]"),
+        (dict(input_size=100), "input size must be a multiple of 14"),
+        (dict(resolution=4), "mesh resolution must be between 8 and 1024"),
+        (dict(camera_distance=0.0), "camera distance must be positive"),
+    ],
+)
+def test_bad_options(tiny_dir, change, message):
+    with pytest.raises(EngineError, match=message):
+        generate(tiny_dir / "input.png", tiny_options(tiny_dir, **change))
+
+
+def test_unpublished_width_needs_an_input_size(tiny_dir):
+    with pytest.raises(EngineError, match="has no published input size: give the input size"):
+        generate(tiny_dir / "input.png", tiny_options(tiny_dir, input_size=0))
+
+
+def test_nothing_above_the_threshold_is_a_clear_error(tiny_dir):
+    with pytest.raises(EmptyMeshError, match=r"no surface: the density never crosses the threshold 50 \(it ranges"):
+        generate(tiny_dir / "input.png", tiny_options(tiny_dir, threshold=50.0))
+
+
+def test_normals_point_outward():
+    """A ball of high density: the mesh encloses positive volume (counter-clockwise from outside)."""
+    axis = np.linspace(-1, 1, 48)
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    vertices, faces = marching_cubes(4.0 - 2.0 * np.sqrt(x**2 + y**2 + z**2), 3.0)
+    a, b, c = (vertices[faces[:, i]].astype(np.float64) for i in range(3))
+    volume = np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6
+    assert volume == pytest.approx(4 / 3 * np.pi * 0.5**3, rel=0.02)
+
+
+def test_frame_is_the_specs(tiny_dir):
+    """A density blob placed at +Z in the grid comes out at +Z: no axis is swapped or flipped."""
+    axis = np.linspace(-1, 1, 40)
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    blob = 4.0 - 4.0 * np.sqrt((x - 0.1) ** 2 + (y + 0.2) ** 2 + (z - 0.5) ** 2)
+    vertices, _ = marching_cubes(blob, 3.0)
+    np.testing.assert_allclose(vertices.mean(axis=0), [0.1, -0.2, 0.5], atol=0.02)
