@@ -1,0 +1,38 @@
+"""OpenLRM for Blender: one image to a coloured 3D mesh, in the sidebar's "Image to 3D" tab.
+
+``bpy`` is imported only in ``register()``, so ``python -m openlrm_blender.engine`` and
+the engine's tests run without Blender.
+"""
+
+from __future__ import annotations
+
+def register() -> None:
+    import bpy
+
+    from . import operators, panel, preferences, properties
+
+    bpy.utils.register_class(properties.OpenLRMSettings)
+    bpy.types.Scene.openlrm = bpy.props.PointerProperty(type=properties.OpenLRMSettings)
+    bpy.utils.register_class(preferences.OpenLRMPreferences)
+    for cls in (*operators.classes, *panel.classes):
+        bpy.utils.register_class(cls)
+    for handler_list, handler in operators.handlers:
+        handler_list.append(handler)
+    panel.register_previews()
+
+
+def unregister() -> None:
+    import bpy
+
+    from . import operators, panel, preferences, properties
+
+    operators.stop_running_job()
+    panel.unregister_previews()
+    for handler_list, handler in operators.handlers:
+        if handler in handler_list:
+            handler_list.remove(handler)
+    for cls in reversed((*operators.classes, *panel.classes)):
+        bpy.utils.unregister_class(cls)
+    bpy.utils.unregister_class(preferences.OpenLRMPreferences)
+    del bpy.types.Scene.openlrm
+    bpy.utils.unregister_class(properties.OpenLRMSettings)

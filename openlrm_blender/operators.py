@@ -1,0 +1,282 @@
+"""Operators: Image to 3D (interactive in a worker thread, or synchronous headless), Cancel,
+Free Model Memory."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from . import importer
+from .engine import EngineError, Options, unload_models
+from .engine import generate
+from .job import Generate, Job, Status
+from .preferences import DEVICE_ITEMS, get_preferences
+from .properties import MODEL_ITEMS
+
+TICK_SECONDS = 0.1
+
+
+class Runtime:
+    """What the sidebar shows about the current run; never saved in a .blend."""
+
+    engine: Generate = staticmethod(generate)  # tests put a slow fake engine here
+    job: Job | None = None
+    status: Status | None = None
+    last_error: str = ""
+    last_info: str = ""
+
+
+# What a finished run tells the operator: its return set, a report level, a message.
+Outcome = tuple[set[str], str, str]
+
+
+class Run:
+    """A job plus what its import needs; ``tick`` is the interactive path's timer step.
+
+    Plain Python around ``bpy`` calls, so tests can drive it by hand where Blender has
+    no event loop (background mode).
+    """
+
+    def __init__(self, job: Job, name: str, smooth: bool) -> None:
+        self.job, self.name, self.smooth = job, name, smooth
+        Runtime.job, Runtime.status = job, job.poll()
+        Runtime.last_error = Runtime.last_info = ""
+
+    def tick(self, context: bpy.types.Context) -> Outcome | None:
+        """Take the latest progress for the panel; at the end, finish. None while running."""
+        status = self.job.poll()
+        Runtime.status = status
+        for area in context.screen.areas if context.screen else ():
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+        return self.finish(context, status) if status.finished else None
+
+    def finish(self, context: bpy.types.Context, status: Status) -> Outcome:
+        """A new object from the result, or a report for a cancel or an error; clears the run."""
+        Runtime.job, Runtime.status = None, None
+        if not get_preferences(context).keep_model_loaded:
+            unload_models()
+        if status.cancelled:
+            Runtime.last_info = "Cancelled"
+            return {"CANCELLED"}, "INFO", "OpenLRM: cancelled"
+        if status.error:
+            return {"CANCELLED"}, "ERROR", status.error
+        mesh = status.result.mesh
+        obj = importer.add_object(context, self.name, mesh, smooth=self.smooth)
+        Runtime.last_info = f"{obj.name}: {len(mesh.vertices):,} vertices, {len(mesh.faces):,} faces"
+        return {"FINISHED"}, "INFO", f"OpenLRM: {Runtime.last_info} in {status.result.timings['total']:.1f} s"
+
+
+def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
+    linear = np.clip(linear, 0.0, 1.0)
+    return np.where(linear <= 0.0031308, linear * 12.92, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
+
+
+def image_pixels(image: bpy.types.Image) -> np.ndarray:
+    """The image as float RGBA rows top to bottom, read here in the main thread.
+
+    Byte images hold sRGB values already; float images (EXR, renders) are linear and are
+    encoded to sRGB so the model sees what the user sees.
+    """
+    if image.type == "RENDER_RESULT":
+        path = Path(tempfile.mkdtemp(prefix="openlrm-")) / "render.png"
+        image.save_render(str(path))
+        from .engine.image import read_rgba
+
+        return read_rgba(path)
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise EngineError(f"image '{image.name}' has no pixels (is its file missing?)")
+    channels = image.channels
+    buffer = np.empty(width * height * channels, dtype=np.float32)
+    image.pixels.foreach_get(buffer)
+    pixels = buffer.reshape(height, width, channels)[::-1]
+    if image.is_float:
+        pixels = pixels.copy()
+        pixels[..., :3] = linear_to_srgb(pixels[..., : min(3, channels)])
+    return np.ascontiguousarray(pixels)
+
+
+class OPENLRM_OT_image_to_3d(bpy.types.Operator):
+    """Turn one image into a coloured 3D mesh with OpenLRM"""
+
+    bl_idname = "openlrm.image_to_3d"
+    bl_label = "Generate 3D Mesh"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: bpy.props.StringProperty(name="Image File", subtype="FILE_PATH", options={"SKIP_SAVE"})
+    image_name: bpy.props.StringProperty(name="Image", description="An image datablock instead of a file", options={"SKIP_SAVE"})
+    model: bpy.props.EnumProperty(name="Model", items=MODEL_ITEMS, options={"SKIP_SAVE"})
+    weights_dir: bpy.props.StringProperty(name="Model Folder", subtype="DIR_PATH", options={"SKIP_SAVE"})
+    device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, options={"SKIP_SAVE"})
+    remove_background: bpy.props.BoolProperty(name="Remove Background", default=True, options={"SKIP_SAVE"})
+    recenter: bpy.props.BoolProperty(name="Recenter", default=True, options={"SKIP_SAVE"})
+    foreground_ratio: bpy.props.FloatProperty(name="Foreground Ratio", default=0.8, min=0.05, max=1.0, options={"SKIP_SAVE"})
+    input_size: bpy.props.IntProperty(name="Input Size", description="0: the model's published size", default=0, min=0, options={"SKIP_SAVE"})
+    camera_distance: bpy.props.FloatProperty(name="Camera Distance", default=2.0, min=0.1, options={"SKIP_SAVE"})
+    resolution: bpy.props.IntProperty(name="Mesh Resolution", default=384, min=8, max=1024, options={"SKIP_SAVE"})
+    threshold: bpy.props.FloatProperty(name="Density Threshold", default=3.0, options={"SKIP_SAVE"})
+    smooth_shading: bpy.props.BoolProperty(name="Smooth Shading", default=True, options={"SKIP_SAVE"})
+
+    _run: Run | None = None
+    _timer = None
+    _smooth = True
+
+    def _value(self, name: str, fallback):
+        """The operator's property when the caller set it, else the panel's or preferences' value."""
+        return getattr(self, name) if self.properties.is_property_set(name) else fallback
+
+    def _prepare(self, context: bpy.types.Context) -> tuple[object, str, Options]:
+        """Read everything Blender-side here, in the main thread: the worker sees only plain data."""
+        settings = context.scene.openlrm
+        prefs = get_preferences(context)
+        if self.properties.is_property_set("image_name"):
+            image = bpy.data.images.get(self.image_name)
+            if image is None:
+                raise EngineError(f"there is no image named '{self.image_name}' in this file")
+        elif self.properties.is_property_set("filepath"):
+            image = None
+        else:
+            image = settings.image if settings.source == "IMAGE" else None
+            if settings.source == "IMAGE" and image is None:
+                raise EngineError("choose an image first")
+        if image is not None:
+            source, name = image_pixels(image), Path(image.name).stem
+        else:
+            filepath = self._value("filepath", settings.filepath)
+            if not filepath:
+                raise EngineError("choose an image file first")
+            source = Path(bpy.path.abspath(filepath))
+            name = source.stem
+        from_folder = prefs.weights_source == "FOLDER" and prefs.weights_dir
+        weights_dir = self._value("weights_dir", bpy.path.abspath(prefs.weights_dir) if from_folder else "")
+        options = Options(
+            model=self._value("model", prefs.default_model if settings.model == "DEFAULT" else settings.model),
+            weights_dir=Path(weights_dir) if weights_dir else None,
+            token=prefs.hub_token or None,
+            cache_dir=Path(bpy.path.abspath(prefs.cache_dir)) if prefs.cache_dir else None,
+            device=self._value("device", prefs.device),
+            remove_background=self._value("remove_background", settings.remove_background),
+            background_model=Path(bpy.path.abspath(prefs.background_model)) if prefs.background_model else None,
+            recenter=self._value("recenter", settings.recenter),
+            foreground_ratio=self._value("foreground_ratio", settings.foreground_ratio),
+            input_size=self.input_size,
+            camera_distance=self._value("camera_distance", settings.camera_distance),
+            resolution=self._value("resolution", settings.resolution),
+            threshold=self._value("threshold", settings.threshold),
+        )
+        options.validate()
+        self._smooth = self._value("smooth_shading", settings.smooth_shading)
+        return source, name or "OpenLRM", options
+
+    def _start(self, context: bpy.types.Context, listener=None) -> Run | None:
+        if Runtime.job is not None:
+            self.report({"WARNING"}, "OpenLRM is already running: wait for it or cancel it")
+            return None
+        try:
+            source, name, options = self._prepare(context)
+        except EngineError as exc:
+            self._report_outcome(({"CANCELLED"}, "ERROR", str(exc)))
+            return None
+        return Run(Job(source, options, engine=Runtime.engine, listener=listener), name, self._smooth)
+
+    def _report_outcome(self, outcome: Outcome) -> set[str]:
+        result, level, message = outcome
+        if level == "ERROR":
+            Runtime.last_error = message
+        self.report({level}, message)
+        return result
+
+    def _remove_timer(self, context: bpy.types.Context) -> None:
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        """Synchronous run (headless, or called from a script): prints progress."""
+        printed = set()
+
+        def print_progress(status: Status) -> None:
+            line = f"{status.fraction:4.0%} {status.label}"
+            if line not in printed:
+                printed.add(line)
+                print(f"OpenLRM: {line}", flush=True)
+
+        run = self._start(context, listener=print_progress)
+        if run is None:
+            return {"CANCELLED"}
+        run.job.run()
+        return self._report_outcome(run.finish(context, run.job.poll()))
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if bpy.app.background:
+            return self.execute(context)
+        self._run = self._start(context)
+        if self._run is None:
+            return {"CANCELLED"}
+        self._run.job.start()
+        self._timer = context.window_manager.event_timer_add(TICK_SECONDS, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if event.type == "ESC" and event.value == "PRESS":
+            self._run.job.cancel()
+        if event.type == "TIMER":
+            outcome = self._run.tick(context)
+            if outcome is None:
+                return {"RUNNING_MODAL"}
+            self._remove_timer(context)
+            return self._report_outcome(outcome)
+        return {"PASS_THROUGH"}
+
+
+class OPENLRM_OT_cancel(bpy.types.Operator):
+    """Stop the running generation; nothing is added to the scene"""
+
+    bl_idname = "openlrm.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return Runtime.job is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        Runtime.job.cancel()
+        return {"FINISHED"}
+
+
+class OPENLRM_OT_free_model(bpy.types.Operator):
+    """Free the memory held by the loaded OpenLRM model"""
+
+    bl_idname = "openlrm.free_model"
+    bl_label = "Free Model Memory"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return Runtime.job is None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        unload_models()
+        self.report({"INFO"}, "OpenLRM: model memory freed")
+        return {"FINISHED"}
+
+
+def stop_running_job(wait: float = 10.0) -> None:
+    """Cancel and join the worker: on file load, add-on disable and quit."""
+    job = Runtime.job
+    if job is not None:
+        job.cancel(wait=wait)
+    Runtime.job, Runtime.status = None, None
+
+
+@bpy.app.handlers.persistent
+def _on_load_pre(*_args) -> None:
+    stop_running_job()
+
+
+classes = (OPENLRM_OT_image_to_3d, OPENLRM_OT_cancel, OPENLRM_OT_free_model)
+handlers = ((bpy.app.handlers.load_pre, _on_load_pre),)

@@ -1,0 +1,232 @@
+"""The add-on in real Blender (``bpy`` from PyPI, background mode)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="Blender as a Python module (bpy==4.2.*) is in requirements-dev.txt")
+import addon_utils  # noqa: E402  (ships with bpy)
+
+from openlrm_blender.engine import EngineError, Options, Result, generate  # noqa: E402
+from openlrm_blender.engine.mesh import Mesh  # noqa: E402
+
+from .conftest import TINY_GRID, TINY_SIZE  # noqa: E402
+
+ADDON = "openlrm_blender"
+
+
+@pytest.fixture(scope="module")
+def addon():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon_utils.enable(ADDON, default_set=True, handle_error=None)
+    from openlrm_blender import operators
+
+    yield operators
+    addon_utils.disable(ADDON, default_set=True)
+
+
+@pytest.fixture
+def clean_scene(addon):
+    for obj in list(bpy.data.objects):
+        bpy.data.objects.remove(obj)
+    addon.Runtime.engine = staticmethod(generate)
+    yield bpy.context.scene
+    addon.Runtime.engine = staticmethod(generate)
+
+
+def tiny_call(tiny_dir, **changes) -> dict:
+    arguments = dict(
+        filepath=str(tiny_dir / "input.png"),
+        weights_dir=str(tiny_dir),
+        input_size=TINY_SIZE,
+        resolution=TINY_GRID,
+        recenter=False,
+    )
+    arguments.update(changes)
+    return arguments
+
+
+def registered() -> dict[str, bool]:
+    return {
+        "scene property": hasattr(bpy.types.Scene, "openlrm"),
+        "operator": hasattr(bpy.types, "OPENLRM_OT_image_to_3d"),
+        "panel": hasattr(bpy.types, "OPENLRM_PT_image_to_3d"),
+        "preferences": ADDON in bpy.context.preferences.addons,
+        "load handler": any(getattr(h, "__module__", "").startswith(ADDON) for h in bpy.app.handlers.load_pre),
+    }
+
+
+def test_register_and_unregister_twice():
+    for _ in range(2):
+        addon_utils.enable(ADDON, default_set=True, handle_error=None)
+        assert all(registered().values()), registered()
+        addon_utils.disable(ADDON, default_set=True)
+        assert not any(registered().values()), registered()
+
+
+def test_headless_operator_matches_the_engine(clean_scene, tiny_dir):
+    clean_scene.cursor.location = (1.0, 2.0, 3.0)
+    expected = generate(
+        tiny_dir / "input.png",
+        Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False),
+    ).mesh
+    assert bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir)) == {"FINISHED"}
+
+    obj = bpy.context.view_layer.objects.active
+    assert obj.name == "input" and obj.select_get()
+    assert tuple(obj.location) == pytest.approx((1.0, 2.0, 3.0))
+    mesh = obj.data
+    assert len(mesh.vertices) == len(expected.vertices) and len(mesh.polygons) == len(expected.faces)
+    coordinates = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", coordinates)
+    np.testing.assert_allclose(coordinates.reshape(-1, 3), expected.vertices, atol=1e-6)
+    corners = np.empty(len(mesh.loops), dtype=np.int32)
+    mesh.loops.foreach_get("vertex_index", corners)
+    np.testing.assert_array_equal(corners.reshape(-1, 3), expected.faces)
+
+    attribute = mesh.color_attributes.active_color
+    assert attribute.domain == "POINT" and attribute.data_type == "BYTE_COLOR"
+    assert mesh.color_attributes.render_color_index == mesh.color_attributes.active_color_index
+    colours = np.empty(len(mesh.vertices) * 4, dtype=np.float32)
+    attribute.data.foreach_get("color_srgb", colours)
+    np.testing.assert_array_equal(np.round(colours.reshape(-1, 4)[:, :3] * 255).astype(np.uint8), expected.colors_u8)
+
+    material = mesh.materials[0]
+    links = [(link.from_node.bl_idname, link.from_socket.name, link.to_node.bl_idname, link.to_socket.name) for link in material.node_tree.links]
+    assert ("ShaderNodeVertexColor", "Color", "ShaderNodeBsdfPrincipled", "Base Color") in links
+    colour_node = next(node for node in material.node_tree.nodes if node.bl_idname == "ShaderNodeVertexColor")
+    assert colour_node.layer_name == attribute.name
+    assert all(polygon.use_smooth for polygon in mesh.polygons[:10])
+
+
+def test_bad_input_is_reported_and_changes_nothing(clean_scene, tiny_dir, tmp_path):
+    before = set(bpy.data.objects.keys())
+    with pytest.raises(RuntimeError, match=r"missing\.png: file not found"):
+        bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir, filepath=str(tmp_path / "missing.png")))
+    with pytest.raises(RuntimeError, match="no surface: the density never crosses the threshold"):
+        bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir, threshold=50.0))
+    with pytest.raises(RuntimeError, match="there is no image named 'nothing'"):
+        bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir, filepath="", image_name="nothing"))
+    assert set(bpy.data.objects.keys()) == before
+    from openlrm_blender.operators import Runtime
+
+    assert "density never crosses" not in Runtime.last_error  # the last error is the last call's
+    assert "there is no image named 'nothing'" in Runtime.last_error
+
+
+def test_image_datablock_source(clean_scene, tiny_dir):
+    image = bpy.data.images.load(str(tiny_dir / "input.png"))
+    assert bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir, filepath="", image_name=image.name)) == {"FINISHED"}
+    from_file = generate(
+        tiny_dir / "input.png",
+        Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False),
+    ).mesh
+    assert len(bpy.context.view_layer.objects.active.data.vertices) == len(from_file.vertices)
+
+
+def test_saved_and_reloaded_colours(clean_scene, tiny_dir, tmp_path):
+    bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir))
+    mesh = bpy.context.view_layer.objects.active.data
+    before = np.empty(len(mesh.vertices) * 4, dtype=np.float32)
+    mesh.color_attributes.active_color.data.foreach_get("color_srgb", before)
+    path = tmp_path / "saved.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    mesh = bpy.data.objects["input"].data
+    after = np.empty(len(mesh.vertices) * 4, dtype=np.float32)
+    mesh.color_attributes.active_color.data.foreach_get("color_srgb", after)
+    np.testing.assert_array_equal(before, after)
+    assert mesh.materials[0].node_tree.nodes.get("Color Attribute") is not None
+
+
+# --- the interactive path's timer step, driven by hand ------------------------------------
+
+
+def slow_engine(steps: int = 20, delay: float = 0.02, fail: str | None = None):
+    """A fake engine that reports progress through every stage and honours cancel."""
+
+    def run(image, options, progress, cancel):
+        for step in range(steps):
+            time.sleep(delay)
+            cancel.check()
+            stage = ("download", "preprocess", "encode", "mesh")[step * 4 // steps]
+            progress(stage, (step % (steps // 4) + 1) / (steps // 4), f"step {step}")
+            if fail and step == steps // 2:
+                raise EngineError(fail)
+        mesh = Mesh(
+            vertices=np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float32),
+            faces=np.array([[0, 1, 2]], dtype=np.int32),
+            colors=np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32),
+        )
+        return Result(mesh=mesh, model_dir=options.weights_dir, device="cpu", timings={"total": 0.1})
+
+    return run
+
+
+def start_run(addon, tiny_dir, engine):
+    from openlrm_blender.job import Job
+
+    options = Options(weights_dir=tiny_dir)
+    run = addon.Run(Job(tiny_dir / "input.png", options, engine=engine), "fake", smooth=False)
+    run.job.start()
+    return run
+
+
+def drive(run, context, cancel_after: int | None = None):
+    fractions, ticks = [], 0
+    while True:
+        outcome = run.tick(context)
+        if outcome is not None:
+            return outcome, fractions
+        fractions.append(run.job.poll().fraction)
+        ticks += 1
+        if cancel_after is not None and ticks == cancel_after:
+            run.job.cancel()
+        time.sleep(0.01)
+
+
+def test_interactive_ticks_show_rising_progress_then_import(clean_scene, addon, tiny_dir):
+    run = start_run(addon, tiny_dir, slow_engine())
+    assert addon.Runtime.job is run.job
+    outcome, fractions = drive(run, bpy.context)
+    assert outcome[0] == {"FINISHED"}
+    assert len(set(fractions)) > 3 and fractions == sorted(fractions)
+    assert "fake" in bpy.data.objects and addon.Runtime.job is None
+
+
+def test_interactive_cancel_leaves_the_scene_unchanged(clean_scene, addon, tiny_dir):
+    before = set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())
+    run = start_run(addon, tiny_dir, slow_engine(steps=200))
+    outcome, fractions = drive(run, bpy.context, cancel_after=5)
+    assert outcome == ({"CANCELLED"}, "INFO", "OpenLRM: cancelled")
+    assert (set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())) == before
+    assert addon.Runtime.job is None
+
+
+def test_interactive_engine_error_becomes_a_report(clean_scene, addon, tiny_dir):
+    before = set(bpy.data.objects.keys())
+    run = start_run(addon, tiny_dir, slow_engine(fail="model.safetensors: not a valid safetensors file"))
+    outcome, _ = drive(run, bpy.context)
+    assert outcome == ({"CANCELLED"}, "ERROR", "model.safetensors: not a valid safetensors file")
+    assert set(bpy.data.objects.keys()) == before
+
+
+def test_one_run_at_a_time(clean_scene, addon, tiny_dir):
+    run = start_run(addon, tiny_dir, slow_engine(steps=400))
+    try:
+        assert bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir)) == {"CANCELLED"}
+    finally:
+        run.job.cancel(wait=5)
+        drive(run, bpy.context)
+
+
+def test_file_load_stops_the_worker(clean_scene, addon, tiny_dir, tmp_path):
+    run = start_run(addon, tiny_dir, slow_engine(steps=400))
+    path = tmp_path / "empty.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(path))
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    assert run.job.cancel_requested and run.job.poll().cancelled
+    assert addon.Runtime.job is None
