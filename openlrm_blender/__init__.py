@@ -6,6 +6,8 @@ the engine's tests run without Blender.
 
 from __future__ import annotations
 
+import atexit
+
 def register() -> None:
     import bpy
 
@@ -19,6 +21,7 @@ def register() -> None:
     for handler_list, handler in operators.handlers:
         handler_list.append(handler)
     panel.register_previews()
+    atexit.register(operators.stop_running_job)  # quitting Blender stops the worker too
 
 
 def unregister() -> None:
@@ -26,6 +29,7 @@ def unregister() -> None:
 
     from . import operators, panel, preferences, properties
 
+    atexit.unregister(operators.stop_running_job)
     operators.stop_running_job()
     panel.unregister_previews()
     for handler_list, handler in operators.handlers:
