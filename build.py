@@ -1,0 +1,141 @@
+"""Build the Blender extension zips, one per platform, with every dependency bundled as wheels.
+
+    python build.py                          # linux-x64, windows-x64 and macos-arm64
+    python build.py --platform linux-x64     # -> dist/openlrm_blender-<version>-linux_x64.zip
+    python build.py --offline                # only wheels already in the wheel cache
+
+Wheels are downloaded (binary only) for CPython 3.11, the Python of Blender 4.2 to 5.0,
+into ``wheels/<platform>/``. NumPy is not bundled: Blender ships its own NumPy 1.26 and
+the bundled packages work with it. The zips are made and then validated by Blender's
+own extension tool (``blender_ext.py``, shipped inside the ``bpy`` package).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+PACKAGE = ROOT / "openlrm_blender"
+MANIFEST = ROOT / "blender_manifest.toml"
+PYTHON_VERSION = "3.11"
+
+# Blender platform name -> pip platform tags, newest first.
+PLATFORMS = {
+    "linux-x64": ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
+    "windows-x64": ["win_amd64"],
+    "macos-arm64": ["macosx_14_0_arm64", "macosx_13_0_arm64", "macosx_12_0_arm64", "macosx_11_0_arm64"],
+}
+# What the add-on needs at run time (the engine's requirements less NumPy).
+REQUIREMENTS = [
+    "torch==2.13.0",
+    "safetensors>=0.4",
+    "huggingface_hub>=0.25",
+    "pillow>=10",
+    "PyMCubes>=0.1.4",
+    "onnxruntime>=1.18",
+]
+# Packages Blender ships itself: bundling another version of these would clash.
+PROVIDED_BY_BLENDER = {"numpy"}
+
+
+def wheel_name(path: Path) -> str:
+    return re.sub(r"[-_.]+", "_", path.name.split("-")[0]).lower()
+
+
+def download_wheels(platform: str, cache: Path, offline: bool, torch_index: str | None) -> list[Path]:
+    """Binary wheels of the requirements and everything they need, for one platform."""
+    folder = cache / platform
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check"]
+    command += ["--only-binary=:all:", "--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", "cp311"]
+    command += ["--dest", str(folder)]
+    for tag in PLATFORMS[platform]:
+        command += ["--platform", tag]
+    if offline:
+        command += ["--no-index", "--find-links", str(folder)]
+    elif torch_index:
+        command += ["--extra-index-url", torch_index]
+    command += ["numpy<2", *REQUIREMENTS]  # NumPy 1.x resolves the same dependency set Blender will load
+    subprocess.run(command, check=True)
+    wheels = sorted(folder.glob("*.whl"))
+    return [wheel for wheel in wheels if wheel_name(wheel) not in PROVIDED_BY_BLENDER]
+
+
+def manifest_with_wheels(wheels: dict[str, list[Path]]) -> str:
+    """The repository's manifest with its ``platforms`` and ``wheels`` lists set to these."""
+    text = MANIFEST.read_text(encoding="utf-8")
+    text = re.sub(r"(?ms)^platforms = \[.*?\]\n", "", text)
+    text = re.sub(r"(?ms)^wheels = \[.*?\]\n", "", text)
+    paths = sorted({f"./wheels/{wheel.name}" for platform_wheels in wheels.values() for wheel in platform_wheels})
+    listing = "platforms = [{}]\nwheels = [\n{}]\n".format(
+        ", ".join(f'"{platform}"' for platform in wheels), "".join(f'  "{path}",\n' for path in paths)
+    )
+    return text.replace("\n[permissions]", f"\n{listing}\n[permissions]", 1)
+
+
+def blender_ext() -> Path:
+    """Blender's own extension tool, from the installed ``bpy`` package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("build.py needs Blender's extension tool: pip install 'bpy==4.2.*'")
+    found = sorted(Path(spec.submodule_search_locations[0]).glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    if not found:
+        sys.exit("blender_ext.py not found inside the bpy package")
+    return found[-1]
+
+
+def stage(wheels: dict[str, list[Path]], folder: Path) -> Path:
+    """The extension's source as Blender's builder wants it: package, manifest, wheels."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(PACKAGE, folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (folder / "blender_manifest.toml").write_text(manifest_with_wheels(wheels), encoding="utf-8")
+    (folder / "wheels").mkdir()
+    for platform_wheels in wheels.values():
+        for wheel in platform_wheels:
+            shutil.copy(wheel, folder / "wheels" / wheel.name)
+    return folder
+
+
+def build(platforms: list[str], cache: Path, offline: bool, torch_index: str | None, output: Path) -> list[Path]:
+    wheels = {platform: download_wheels(platform, cache, offline, torch_index) for platform in platforms}
+    source = stage(wheels, ROOT / "build" / "extension")
+    tool = blender_ext()
+    output.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, str(tool), "build", "--source-dir", str(source), "--output-dir", str(output), "--split-platforms"],
+        check=True,
+    )
+    manifest = tomllib.loads((source / "blender_manifest.toml").read_text(encoding="utf-8"))
+    zips = [output / f"{manifest['id']}-{manifest['version']}-{platform.replace('-', '_')}.zip" for platform in platforms]
+    for path in zips:
+        subprocess.run([sys.executable, str(tool), "validate", str(path)], check=True)
+        print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: {path.stat().st_size / 1e6:.1f} MB")
+    return zips
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Build the OpenLRM Blender extension zips.")
+    parser.add_argument("--platform", action="append", choices=list(PLATFORMS), help="repeat for several (default: all)")
+    parser.add_argument("--wheel-cache", type=Path, default=ROOT / "wheels", help="where wheels are downloaded and kept")
+    parser.add_argument("--offline", action="store_true", help="use only wheels already in the wheel cache")
+    parser.add_argument(
+        "--torch-index",
+        help="extra package index for torch (for example PyTorch's CPU index); on this project's Linux "
+        "machines pip already finds the CPU-only torch 2.13.0 wheel on local disk",
+    )
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "dist")
+    args = parser.parse_args()
+    build(args.platform or list(PLATFORMS), args.wheel_cache, args.offline, args.torch_index, args.output_dir)
+
+
+if __name__ == "__main__":
+    main()
