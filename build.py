@@ -31,15 +31,27 @@ PLATFORMS = {
     "windows-x64": ["win_amd64"],
     "macos-arm64": ["macosx_14_0_arm64", "macosx_13_0_arm64", "macosx_12_0_arm64", "macosx_11_0_arm64"],
 }
-# What the add-on needs at run time (the engine's requirements less NumPy).
+# What the add-on needs at run time (the engine's requirements less NumPy). torch is
+# fetched on its own without dependencies: pip judges its platform markers by this
+# machine, so for Windows or macOS it would ask for Linux's CUDA packages. Its pure-Python
+# dependencies are listed here instead (torch 2.13.0's Requires-Dist).
+TORCH = "torch==2.13.0"
 REQUIREMENTS = [
-    "torch==2.13.0",
+    "filelock",
+    "typing-extensions>=4.10.0",
+    "setuptools>=77.0.3",
+    "sympy>=1.13.3",
+    "networkx>=2.5.1",
+    "jinja2",
+    "fsspec>=0.8.5",
     "safetensors>=0.4",
     "huggingface_hub>=0.25",
     "pillow>=10",
     "PyMCubes>=0.1.4",
     "onnxruntime>=1.18",
 ]
+# Dependencies behind platform markers that pip, judging markers by this machine, would miss.
+PLATFORM_REQUIREMENTS = {"windows-x64": ["colorama"]}  # tqdm and click use it on Windows
 # Packages Blender ships itself: bundling another version of these would clash.
 PROVIDED_BY_BLENDER = {"numpy"}
 
@@ -61,8 +73,9 @@ def download_wheels(platform: str, cache: Path, offline: bool, torch_index: str 
         command += ["--no-index", "--find-links", str(folder)]
     elif torch_index:
         command += ["--extra-index-url", torch_index]
-    command += ["numpy<2", *REQUIREMENTS]  # NumPy 1.x resolves the same dependency set Blender will load
-    subprocess.run(command, check=True)
+    subprocess.run([*command, "--no-deps", TORCH], check=True)
+    requirements = ["numpy<2", *REQUIREMENTS, *PLATFORM_REQUIREMENTS.get(platform, [])]  # with Blender's NumPy
+    subprocess.run([*command, *requirements], check=True)
     wheels = sorted(folder.glob("*.whl"))
     return [wheel for wheel in wheels if wheel_name(wheel) not in PROVIDED_BY_BLENDER]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 
+
 def register() -> None:
     import bpy
 

@@ -106,17 +106,19 @@ def main(argv: list[str] | None = None) -> int:
             result = generate(image, options, progress=bar)
             output.parent.mkdir(parents=True, exist_ok=True)
             write_mesh(result.mesh, output)
+            error = None
         except EngineError as exc:
-            failures += 1
-            if bar:
-                bar.close()
-            print(f"error: {exc}", file=sys.stderr)
-            continue
+            error = exc
         except KeyboardInterrupt:
             print("\ncancelled", file=sys.stderr)
             return 130
-        if bar:
-            bar.close()
+        finally:
+            if bar:
+                bar.close()
+        if error is not None:
+            failures += 1
+            print(f"error: {error}", file=sys.stderr)
+            continue
         mesh = result.mesh
         print(
             f"{output}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces "
