@@ -230,3 +230,19 @@ def test_file_load_stops_the_worker(clean_scene, addon, tiny_dir, tmp_path):
     bpy.ops.wm.open_mainfile(filepath=str(path))
     assert run.job.cancel_requested and run.job.poll().cancelled
     assert addon.Runtime.job is None
+
+
+def test_render_result_source(clean_scene, tiny_dir):
+    """A render result has no pixel buffer to read: it is saved once in the main thread."""
+    bpy.ops.mesh.primitive_cube_add()
+    bpy.ops.object.camera_add(location=(0, -6, 0), rotation=(1.5708, 0, 0))
+    clean_scene.camera = bpy.context.object
+    clean_scene.render.engine = "CYCLES"
+    clean_scene.cycles.samples = 1
+    clean_scene.cycles.device = "CPU"
+    clean_scene.render.resolution_x = clean_scene.render.resolution_y = 32
+    clean_scene.render.resolution_percentage = 100
+    bpy.ops.render.render()
+    call = tiny_call(tiny_dir, filepath="", image_name="Render Result", remove_background=False, threshold=2.0)
+    assert bpy.ops.openlrm.image_to_3d(**call) == {"FINISHED"}
+    assert bpy.context.view_layer.objects.active.name == "Render Result"
