@@ -88,3 +88,40 @@ def test_pipeline_end_to_end(tiny_dir, expected):
     np.testing.assert_array_equal(result.mesh.faces, expected["mesh_faces"])
     np.testing.assert_allclose(result.mesh.vertices, expected["mesh_vertices"], atol=ATOL, rtol=0)
     assert np.abs(result.mesh.colors_u8.astype(int) - expected["mesh_vertex_colors"]).max() <= 1
+
+
+# --- fast extraction: the same mesh as the dense published recipe ---------------------------
+
+
+def assert_same_mesh(fast, dense):
+    np.testing.assert_array_equal(fast.faces, dense.faces)
+    np.testing.assert_allclose(fast.vertices, dense.vertices, atol=ATOL, rtol=0)
+    assert np.abs(fast.colors_u8.astype(int) - dense.colors_u8.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("resolution", [64, 128])
+def test_fast_extraction_equals_dense_on_the_tiny_model(model, planes, resolution):
+    fast = extract_mesh(model.synthesizer, planes, resolution, 3.0, dense=False)
+    dense = extract_mesh(model.synthesizer, planes, resolution, 3.0, dense=True)
+    assert_same_mesh(fast, dense)
+
+
+def test_fast_extraction_equals_dense_on_a_real_layout_model(small_model_dir):
+    model = load_model(small_model_dir)
+    with torch.no_grad():
+        planes = model(torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0)), source_camera(2.0))
+    fast = extract_mesh(model.synthesizer, planes, 160, 3.0, dense=False)
+    dense = extract_mesh(model.synthesizer, planes, 160, 3.0, dense=True)
+    assert len(fast.faces) > 1000
+    assert_same_mesh(fast, dense)
+
+
+@pytest.mark.parametrize("near_share", [0.3, 1.0], ids=["full-grid-fallback", "near-points-only"])
+def test_surface_grid_classifies_every_point_like_the_full_grid(model, planes, near_share, monkeypatch):
+    from openlrm_blender.engine import mesh as mesh_module
+
+    monkeypatch.setattr(mesh_module, "MAX_NEAR_SHARE", near_share)
+    step = Reporter().span("mesh", 0.0, 1.0)
+    full = density_grid(model.synthesizer, planes, 96, step)
+    surface = mesh_module.surface_density_grid(model.synthesizer, planes, 96, 3.0, step)
+    np.testing.assert_array_equal(surface > 3.0, full > 3.0)
