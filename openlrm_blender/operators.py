@@ -10,8 +10,8 @@ import bpy
 import numpy as np
 
 from . import importer
-from .engine import EngineError, Options, unload_models
-from .engine import generate
+from .engine import EngineError, Options, generate, unload_models
+from .engine.image import read_rgba
 from .job import Generate, Job, Status
 from .preferences import DEVICE_ITEMS, get_preferences
 from .properties import MODEL_ITEMS
@@ -63,6 +63,7 @@ class Run:
             Runtime.last_info = "Cancelled"
             return {"CANCELLED"}, "INFO", "OpenLRM: cancelled"
         if status.error:
+            Runtime.last_error = status.error
             return {"CANCELLED"}, "ERROR", status.error
         mesh = status.result.mesh
         obj = importer.add_object(context, self.name, mesh, smooth=self.smooth)
@@ -82,11 +83,10 @@ def image_pixels(image: bpy.types.Image) -> np.ndarray:
     encoded to sRGB so the model sees what the user sees.
     """
     if image.type == "RENDER_RESULT":
-        path = Path(tempfile.mkdtemp(prefix="openlrm-")) / "render.png"
-        image.save_render(str(path))
-        from .engine.image import read_rgba
-
-        return read_rgba(path)
+        with tempfile.TemporaryDirectory(prefix="openlrm-") as folder:
+            path = Path(folder) / "render.png"
+            image.save_render(str(path))
+            return read_rgba(path)
     width, height = image.size
     if width == 0 or height == 0:
         raise EngineError(f"image '{image.name}' has no pixels (is its file missing?)")
@@ -123,13 +123,12 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
 
     _run: Run | None = None
     _timer = None
-    _smooth = True
 
     def _value(self, name: str, fallback):
         """The operator's property when the caller set it, else the panel's or preferences' value."""
         return getattr(self, name) if self.properties.is_property_set(name) else fallback
 
-    def _prepare(self, context: bpy.types.Context) -> tuple[object, str, Options]:
+    def _prepare(self, context: bpy.types.Context) -> tuple[object, str, Options, bool]:
         """Read everything Blender-side here, in the main thread: the worker sees only plain data."""
         settings = context.scene.openlrm
         prefs = get_preferences(context)
@@ -169,24 +168,22 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             threshold=self._value("threshold", settings.threshold),
         )
         options.validate()
-        self._smooth = self._value("smooth_shading", settings.smooth_shading)
-        return source, name or "OpenLRM", options
+        return source, name or "OpenLRM", options, self._value("smooth_shading", settings.smooth_shading)
 
     def _start(self, context: bpy.types.Context, listener=None) -> Run | None:
         if Runtime.job is not None:
             self.report({"WARNING"}, "OpenLRM is already running: wait for it or cancel it")
             return None
         try:
-            source, name, options = self._prepare(context)
+            source, name, options, smooth = self._prepare(context)
         except EngineError as exc:
-            self._report_outcome(({"CANCELLED"}, "ERROR", str(exc)))
+            Runtime.last_error = str(exc)
+            self.report({"ERROR"}, str(exc))
             return None
-        return Run(Job(source, options, engine=Runtime.engine, listener=listener), name, self._smooth)
+        return Run(Job(source, options, engine=Runtime.engine, listener=listener), name, smooth)
 
     def _report_outcome(self, outcome: Outcome) -> set[str]:
         result, level, message = outcome
-        if level == "ERROR":
-            Runtime.last_error = message
         self.report({level}, message)
         return result
 

@@ -211,6 +211,7 @@ def test_interactive_engine_error_becomes_a_report(clean_scene, addon, tiny_dir)
     run = start_run(addon, tiny_dir, slow_engine(fail="model.safetensors: not a valid safetensors file"))
     outcome, _ = drive(run, bpy.context)
     assert outcome == ({"CANCELLED"}, "ERROR", "model.safetensors: not a valid safetensors file")
+    assert addon.Runtime.last_error == "model.safetensors: not a valid safetensors file"
     assert set(bpy.data.objects.keys()) == before
 
 
