@@ -20,6 +20,7 @@ The grid is the published one: G points per axis over [-1, 1], indexed [i, j, k]
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import mcubes
@@ -193,17 +194,30 @@ def extract_mesh(
     threshold: float = 3.0,
     dense: bool = False,
     report: Reporter | None = None,
+    timings: dict[str, float] | None = None,
 ) -> Mesh:
-    """The published mesh recipe for one set of planes (N = 1)."""
+    """The published mesh recipe for one set of planes (N = 1); seconds per step go into
+    ``timings`` ("density", "mcubes", "colours") when given."""
     if resolution < 2:
         raise ValueError(f"mesh resolution must be at least 2, got {resolution}")
     report = report or Reporter()
+    timings = {} if timings is None else timings
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[step], clock = now - clock, now
+
     density_step = report.span("mesh", 0.0, 0.8)
     if dense:
         grid = dense_density_grid(decoder, planes, resolution, density_step)
     else:
         grid = surface_density_grid(decoder, planes, resolution, threshold, density_step)
+    lap("density")
     report("mesh", 0.8, "marching cubes")
     vertices, faces = marching_cubes(grid, threshold)
+    lap("mcubes")
     colours = vertex_colours(decoder, planes, vertices, report.span("mesh", 0.85, 1.0))
+    lap("colours")
     return Mesh(vertices=vertices, faces=faces, colors=colours)

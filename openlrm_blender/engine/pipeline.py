@@ -171,7 +171,7 @@ def generate(
     )
     lap("encode")
 
-    mesh = extract_mesh(model.synthesizer, planes, options.resolution, options.threshold, options.dense, report)
+    mesh = extract_mesh(model.synthesizer, planes, options.resolution, options.threshold, options.dense, report, timings)
     lap("mesh")
     timings["total"] = time.perf_counter() - started
     return Result(mesh=mesh, model_dir=folder, device=str(device), timings=timings)
