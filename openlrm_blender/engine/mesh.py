@@ -86,11 +86,11 @@ def _density(decoder: TriplaneDecoder, hidden: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _block_density(decoder: TriplaneDecoder, tables: tuple[torch.Tensor, ...], index: torch.Tensor, step: StepCallback) -> torch.Tensor:
-    """Density on the sub-grid ``index`` x ``index`` x ``index``, slab by slab along x."""
-    xy, xz, yz = (table[index][:, index] for table in tables)
+def _block_density(decoder: TriplaneDecoder, tables: tuple[torch.Tensor, ...], step: StepCallback) -> torch.Tensor:
+    """Density on the (sub-)grid the tables were sampled for, slab by slab along x."""
+    xy, xz, yz = tables
     bias = decoder.first_layer.bias.to(xy.dtype)
-    size = len(index)
+    size = len(xy)
     out = torch.empty((size,) * 3, dtype=torch.float32)
     slabs = max(1, POINTS_PER_CHUNK // size**2)
     for start in range(0, size, slabs):
@@ -104,7 +104,7 @@ def _block_density(decoder: TriplaneDecoder, tables: tuple[torch.Tensor, ...], i
 def density_grid(decoder: TriplaneDecoder, planes: torch.Tensor, resolution: int, step: StepCallback) -> np.ndarray:
     """Density on every point of the G^3 grid, from the three plane tables."""
     tables = _plane_tables(decoder, planes, resolution)
-    return _block_density(decoder, tables, torch.arange(resolution), step).numpy()
+    return _block_density(decoder, tables, step).numpy()
 
 
 def _neighbourhood_max(cells: torch.Tensor) -> torch.Tensor:
@@ -134,12 +134,13 @@ def surface_density_grid(
     """The G^3 grid for marching cubes: exact near the surface, one-sided elsewhere."""
     tables = _plane_tables(decoder, planes, resolution)
     coarse_index = np.unique(np.r_[np.arange(0, resolution, COARSE_STEP), resolution - 1])
-    coarse = _block_density(decoder, tables, torch.from_numpy(coarse_index), lambda f, m: step(0.2 * f, m)).numpy()
-    inside = coarse > threshold
-    active = _cells_near_surface(torch.from_numpy(coarse), threshold)
+    coarse_tables = tuple(table[coarse_index][:, coarse_index] for table in tables)
+    coarse = _block_density(decoder, coarse_tables, lambda f, m: step(0.2 * f, m))
+    active = _cells_near_surface(coarse, threshold)
     if active.mean() > MAX_NEAR_SHARE:
-        everything = _block_density(decoder, tables, torch.arange(resolution), lambda f, m: step(0.2 + 0.8 * f, m))
-        return everything.numpy()
+        return _block_density(decoder, tables, lambda f, m: step(0.2 + 0.8 * f, m)).numpy()
+    coarse = coarse.numpy()
+    inside = coarse > threshold
     # The coarse cell each fine index lies in (points on a cell's far face go with the next cell).
     cell_of = np.minimum(np.searchsorted(coarse_index, np.arange(resolution), side="right") - 1, len(coarse_index) - 2)
     cells = np.ix_(cell_of, cell_of, cell_of)
@@ -161,8 +162,8 @@ def surface_density_grid(
 def marching_cubes(grid: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Surface where density crosses ``threshold`` (inside is above), in [-1, 1] coordinates.
 
-    PyMCubes winds triangles counter-clockwise seen from the low-value side's far
-    side, i.e. with normals pointing out of the region above the threshold.
+    PyMCubes winds the triangles so that their normals point out of the region above
+    the threshold (tests/test_pipeline.py checks this on a ball).
     """
     vertices, faces = mcubes.marching_cubes(grid, float(threshold))
     if len(faces) == 0:
