@@ -20,7 +20,6 @@ The grid is the published one: G points per axis over [-1, 1], indexed [i, j, k]
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import mcubes
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from .errors import EmptyMeshError
-from .progress import Reporter, StepCallback
+from .progress import Reporter, StepCallback, Stopwatch
 from .triplane import TriplaneDecoder, colour_from_raw, density_from_raw
 
 POINTS_PER_CHUNK = 1 << 18
@@ -202,23 +201,16 @@ def extract_mesh(
     if resolution < 2:
         raise ValueError(f"mesh resolution must be at least 2, got {resolution}")
     report = report or Reporter()
-    timings = {} if timings is None else timings
-    clock = time.perf_counter()
-
-    def lap(step: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[step], clock = now - clock, now
-
+    stopwatch = Stopwatch({} if timings is None else timings)
     density_step = report.span("mesh", 0.0, 0.8)
     if dense:
         grid = dense_density_grid(decoder, planes, resolution, density_step)
     else:
         grid = surface_density_grid(decoder, planes, resolution, threshold, density_step)
-    lap("density")
+    stopwatch.lap("density")
     report("mesh", 0.8, "marching cubes")
     vertices, faces = marching_cubes(grid, threshold)
-    lap("mcubes")
+    stopwatch.lap("mcubes")
     colours = vertex_colours(decoder, planes, vertices, report.span("mesh", 0.85, 1.0))
-    lap("colours")
+    stopwatch.lap("colours")
     return Mesh(vertices=vertices, faces=faces, colors=colours)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from .errors import EngineError
 from .image import ImageSource, prepare_image
 from .mesh import Mesh, extract_mesh
 from .model import OpenLRM
-from .progress import CancelToken, ProgressCallback, Reporter
+from .progress import CancelToken, ProgressCallback, Reporter, Stopwatch
 from .weights import DEFAULT_MODEL, load_model, resolve_model_dir
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
@@ -124,13 +123,7 @@ def generate(
     options.validate()
     report = Reporter(progress, cancel)
     timings: dict[str, float] = {}
-    started = clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = now - clock
-        clock = now
+    stopwatch = Stopwatch(timings)
 
     device = pick_device(options.device)
     report("download", 0.0, "finding the model")
@@ -145,7 +138,7 @@ def generate(
     )
     model = get_model(folder, device, options.dtype)
     report("download", 1.0, "model ready")
-    lap("load")
+    stopwatch.lap("load")
 
     def remove_background(rgb):  # the remover loads only for images without a mask
         return get_background_remover(options.background_model)(rgb)
@@ -160,7 +153,7 @@ def generate(
         options.foreground_ratio,
     )
     report("preprocess", 1.0, "image ready")
-    lap("preprocess")
+    stopwatch.lap("preprocess")
 
     dtype = DTYPES[options.dtype]
     report("encode", 0.0, "encoding the image")
@@ -169,9 +162,9 @@ def generate(
         source_camera(options.camera_distance).to(device, dtype),
         after_layer=lambda done, total: report("encode", done / total, f"transformer layer {done}/{total}"),
     )
-    lap("encode")
+    stopwatch.lap("encode")
 
     mesh = extract_mesh(model.synthesizer, planes, options.resolution, options.threshold, options.dense, report, timings)
-    lap("mesh")
-    timings["total"] = time.perf_counter() - started
+    stopwatch.lap("mesh")
+    timings["total"] = stopwatch.total()
     return Result(mesh=mesh, model_dir=folder, device=str(device), timings=timings)

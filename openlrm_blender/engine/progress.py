@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from .errors import Cancelled
@@ -49,3 +50,18 @@ class Reporter:
     def span(self, stage: str, start: float, end: float) -> StepCallback:
         """A step that fills ``start``..``end`` of ``stage``."""
         return lambda fraction, message="": self(stage, start + (end - start) * fraction, message)
+
+
+class Stopwatch:
+    """Seconds taken by successive steps of a run, recorded by name into ``laps``."""
+
+    def __init__(self, laps: dict[str, float]) -> None:
+        self.laps = laps
+        self.started = self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name], self._last = now - self._last, now
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started
