@@ -8,12 +8,14 @@ import torch
 
 from openlrm_blender.engine import Options, generate
 from openlrm_blender.engine.camera import source_camera
+from openlrm_blender.engine.config import ModelConfig
 from openlrm_blender.engine.image import prepare_image
-from openlrm_blender.engine.mesh import dense_density_grid, density_grid, extract_mesh
+from openlrm_blender.engine.mesh import dense_density_grid, extract_mesh, surface_density_grid
 from openlrm_blender.engine.progress import Reporter
+from openlrm_blender.engine.random_model import object_model
 from openlrm_blender.engine.weights import load_model
 
-from .conftest import TINY_GRID, TINY_SIZE
+from .conftest import TINY_GRID, TINY_SIZE, reduced
 
 ATOL = 1e-4
 
@@ -64,10 +66,22 @@ def test_points(model, expected, planes):
     np.testing.assert_allclose(rgb.numpy(), expected["points_rgb"], atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("fill", [density_grid, dense_density_grid], ids=["fast", "dense"])
-def test_density_grid(model, expected, planes, fill):
-    grid = fill(model.synthesizer, planes, TINY_GRID, Reporter().span("mesh", 0.0, 1.0))
-    np.testing.assert_allclose(grid, expected["grid_sigma"], atol=ATOL, rtol=0)
+def test_density_grid(model, expected, planes):
+    grid = dense_density_grid(model.synthesizer, planes, TINY_GRID, Reporter().span("mesh", 0.0, 1.0))
+    assert grid.origin == (0, 0, 0) and grid.exact is None
+    np.testing.assert_allclose(grid.values, expected["grid_sigma"], atol=ATOL, rtol=0)
+
+
+def test_surface_grid_is_exact_where_it_evaluates(model, expected, planes):
+    grid = surface_density_grid(model.synthesizer, planes, TINY_GRID, 3.0, Reporter().span("mesh", 0.0, 1.0))
+    box = tuple(slice(o, o + n) for o, n in zip(grid.origin, grid.values.shape))
+    reference = expected["grid_sigma"][box]
+    assert grid.exact_share > 0.0
+    np.testing.assert_allclose(grid.values[grid.exact], reference[grid.exact], atol=ATOL, rtol=0)
+    np.testing.assert_array_equal(grid.values > 3.0, reference > 3.0)
+    outside_box = np.ones(expected["grid_sigma"].shape, dtype=bool)
+    outside_box[box] = False
+    assert (expected["grid_sigma"][outside_box] <= 3.0).all()
 
 
 @pytest.mark.parametrize("dense", [False, True], ids=["fast", "dense"])
@@ -106,22 +120,43 @@ def test_fast_extraction_equals_dense_on_the_tiny_model(model, planes, resolutio
     assert_same_mesh(fast, dense)
 
 
-def test_fast_extraction_equals_dense_on_a_real_layout_model(small_model_dir):
-    model = load_model(small_model_dir)
+def real_layout_planes(model: torch.nn.Module) -> torch.Tensor:
     with torch.no_grad():
-        planes = model(torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0)), source_camera(2.0))
+        return model(torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0)), source_camera(2.0))
+
+
+def test_fast_extraction_equals_dense_on_a_real_layout_model(small_model_dir):
+    """Untrained weights: noise through the whole volume, so every cell is evaluated."""
+    model = load_model(small_model_dir)
+    planes = real_layout_planes(model)
+    grid = surface_density_grid(model.synthesizer, planes, 160, 3.0, Reporter().span("mesh", 0.0, 1.0))
+    assert grid.exact_share > 0.9
     fast = extract_mesh(model.synthesizer, planes, 160, 3.0, dense=False)
     dense = extract_mesh(model.synthesizer, planes, 160, 3.0, dense=True)
     assert len(fast.faces) > 1000
     assert_same_mesh(fast, dense)
 
 
-@pytest.mark.parametrize("near_share", [0.3, 1.0], ids=["full-grid-fallback", "near-points-only"])
-def test_surface_grid_classifies_every_point_like_the_full_grid(model, planes, near_share, monkeypatch):
-    from openlrm_blender.engine import mesh as mesh_module
+@pytest.mark.parametrize("resolution", [150, 160])
+def test_fast_extraction_equals_dense_on_a_real_layout_object(resolution):
+    """Real-layout weights shaped into one object: only a thin band round it is evaluated."""
+    model = object_model(ModelConfig.from_dict(reduced("small")), seed=3)
+    planes = real_layout_planes(model)
+    grid = surface_density_grid(model.synthesizer, planes, resolution, 3.0, Reporter().span("mesh", 0.0, 1.0))
+    assert grid.exact_share < 0.2 and min(grid.origin) > 0
+    fast = extract_mesh(model.synthesizer, planes, resolution, 3.0, dense=False)
+    dense = extract_mesh(model.synthesizer, planes, resolution, 3.0, dense=True)
+    assert len(fast.faces) > 10000
+    assert_same_mesh(fast, dense)
 
-    monkeypatch.setattr(mesh_module, "MAX_NEAR_SHARE", near_share)
+
+@pytest.mark.parametrize("resolution", [96, 101])
+def test_surface_grid_classifies_every_point_like_the_dense_grid(model, planes, resolution):
+    """Every point of the box is on its dense side; every point outside it is outside."""
     step = Reporter().span("mesh", 0.0, 1.0)
-    full = density_grid(model.synthesizer, planes, 96, step)
-    surface = mesh_module.surface_density_grid(model.synthesizer, planes, 96, 3.0, step)
-    np.testing.assert_array_equal(surface > 3.0, full > 3.0)
+    dense = dense_density_grid(model.synthesizer, planes, resolution, step).values
+    surface = surface_density_grid(model.synthesizer, planes, resolution, 3.0, step)
+    box = tuple(slice(o, o + n) for o, n in zip(surface.origin, surface.values.shape))
+    np.testing.assert_array_equal(surface.values > 3.0, dense[box] > 3.0)
+    dense[box] = 0.0
+    assert (dense <= 3.0).all()

@@ -21,7 +21,7 @@ from openlrm_blender.engine import (
     unload_models,
 )
 from openlrm_blender.engine import pipeline
-from openlrm_blender.engine.mesh import marching_cubes
+from openlrm_blender.engine.mesh import DensityGrid, marching_cubes
 
 from .conftest import TINY_GRID, TINY_SIZE
 
@@ -127,15 +127,19 @@ def test_unpublished_width_needs_an_input_size(tiny_dir):
 
 
 def test_nothing_above_the_threshold_is_a_clear_error(tiny_dir):
-    with pytest.raises(EmptyMeshError, match=r"no surface: the density never crosses the threshold 50 \(it ranges"):
+    with pytest.raises(EmptyMeshError, match=r"no surface: the density never crosses the threshold 50 on .+ \(it ranges"):
         generate(tiny_dir / "input.png", tiny_options(tiny_dir, threshold=50.0))
+
+
+def whole_grid(values: np.ndarray) -> DensityGrid:
+    return DensityGrid(values.astype(np.float32), (0, 0, 0), len(values))
 
 
 def test_normals_point_outward():
     """A ball of high density: the mesh encloses positive volume (counter-clockwise from outside)."""
     axis = np.linspace(-1, 1, 48)
     x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
-    vertices, faces = marching_cubes(4.0 - 2.0 * np.sqrt(x**2 + y**2 + z**2), 3.0)
+    vertices, faces = marching_cubes(whole_grid(4.0 - 2.0 * np.sqrt(x**2 + y**2 + z**2)), 3.0)
     a, b, c = (vertices[faces[:, i]].astype(np.float64) for i in range(3))
     volume = np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6
     assert volume == pytest.approx(4 / 3 * np.pi * 0.5**3, rel=0.02)
@@ -146,5 +150,5 @@ def test_frame_is_the_specs(tiny_dir):
     axis = np.linspace(-1, 1, 40)
     x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
     blob = 4.0 - 4.0 * np.sqrt((x - 0.1) ** 2 + (y + 0.2) ** 2 + (z - 0.5) ** 2)
-    vertices, _ = marching_cubes(blob, 3.0)
+    vertices, _ = marching_cubes(whole_grid(blob), 3.0)
     np.testing.assert_allclose(vertices.mean(axis=0), [0.1, -0.2, 0.5], atol=0.02)

@@ -4,22 +4,34 @@ The grid is the published one: G points per axis over [-1, 1], indexed [i, j, k]
 (x_i, y_j, z_k). Two ways to fill it:
 
 - ``dense_density_grid``: the published recipe, every point through the sampler and
-  the whole decoder. Kept as the reference and as an option.
-- ``density_grid``: the same values up to rounding, much faster. The decoder's first
-  layer is applied to the planes once; and because plane 0 depends only on (i, j),
-  plane 1 on (i, k) and plane 2 on (k, j), each plane is resampled once on a G x G
-  grid, and a slab of the volume is a sum of three broadcast tables.
-- ``surface_density_grid`` (the default): the same tables, evaluated on a coarse grid
-  (every ``COARSE_STEP``-th point) and then exactly only in the coarse cells where the
-  density crosses the threshold, and their neighbours (a one-cell safety margin). Other
-  points get a value on their coarse cell's side of the threshold, so marching cubes
-  gives the dense grid's mesh. It can differ only where a feature is thinner than a
-  coarse cell and falls between coarse points (a sliver or a hole that no coarse point
-  sees); ``dense=True`` evaluates every point.
+  the whole decoder. Kept as the reference and as the ``dense`` option.
+- ``surface_density_grid`` (the default): the same values up to rounding where the
+  surface is, for a small share of the work.
+
+  1. The decoder's first layer is linear, so it is applied to the planes once. Plane 0
+     depends only on (i, j), plane 1 on (i, k) and plane 2 on (j, k): each projected
+     plane is resampled once into a table over the grid, and the first layer's output
+     at (i, j, k) is a sum of three table rows.
+  2. The density is evaluated on a coarse grid, every ``BLOCK``-th point. Coarse cells
+     whose corners straddle the threshold, or come closer to it than they differ from
+     one another, are evaluated exactly, BLOCK^3 points each.
+  3. Safety margin: wherever an evaluated cell's points facing a neighbour disagree
+     with the side the neighbour was assumed to be on, the neighbour is evaluated too,
+     until no evaluated point disagrees. So the band follows the surface wherever it
+     goes, and every fine cell the surface crosses is evaluated exactly.
+
+  Other points take a value on their cell's side of the threshold, and the mesh is
+  cut from the box of evaluated cells, so marching cubes gives the dense grid's mesh.
+  The two can differ only where a piece of surface is smaller than a coarse cell,
+  touches no other surface, and lies in a cell whose corners are all far from the
+  threshold: a speck or a bubble within BLOCK grid steps that rises steeply out of a
+  flat field. Noise-like fields, near the threshold almost everywhere at the coarse
+  scale, are evaluated everywhere. ``dense=True`` evaluates every point.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import mcubes
@@ -30,11 +42,12 @@ from .errors import EmptyMeshError
 from .progress import Reporter, StepCallback, Stopwatch
 from .triplane import TriplaneDecoder, colour_from_raw, density_from_raw
 
-POINTS_PER_CHUNK = 1 << 18
-COARSE_STEP = 4
-# Past this share of the volume near the surface (noise-like fields), evaluating every
-# point slab by slab is cheaper than gathering the near points.
-MAX_NEAR_SHARE = 0.3
+POINTS_PER_CHUNK = 1 << 18  # the dense recipe's and the colours' chunks
+TABLE_POINTS_PER_CHUNK = 1 << 14  # hidden vectors of 64 floats: 4 MB, kept in cache
+BLOCK = 4  # fine grid steps per coarse cell
+# A field this much of whose volume is near the threshold at the coarse scale is noise
+# with detail finer than a coarse cell (untrained weights): every cell is evaluated.
+MAX_NEAR_SHARE = 0.5
 
 
 @dataclass
@@ -49,12 +62,39 @@ class Mesh:
         return np.clip(np.floor(self.colors * 255.0), 0, 255).astype(np.uint8)
 
 
+@dataclass
+class DensityGrid:
+    """Density on a box of the G^3 grid that holds the whole surface.
+
+    ``values[a, b, c]`` is grid point ``origin + (a, b, c)``. ``exact`` marks the points
+    evaluated exactly (None: all of them); the others only say which side they are on.
+    """
+
+    values: np.ndarray
+    origin: tuple[int, int, int]
+    resolution: int
+    exact: np.ndarray | None = None
+
+    @property
+    def exact_share(self) -> float:
+        """Share of the G^3 points evaluated exactly."""
+        exact = self.values.size if self.exact is None else int(self.exact.sum())
+        return exact / self.resolution**3
+
+
+def _no_surface(threshold: float, where: str, low: float, high: float) -> EmptyMeshError:
+    return EmptyMeshError(
+        f"no surface: the density never crosses the threshold {threshold:g} on {where} "
+        f"(it ranges {low:.3g} to {high:.3g}); try a lower threshold"
+    )
+
+
 def grid_axis(resolution: int, device: torch.device) -> torch.Tensor:
     return torch.linspace(-1.0, 1.0, resolution, device=device)
 
 
 @torch.no_grad()
-def dense_density_grid(decoder: TriplaneDecoder, planes: torch.Tensor, resolution: int, step: StepCallback) -> np.ndarray:
+def dense_density_grid(decoder: TriplaneDecoder, planes: torch.Tensor, resolution: int, step: StepCallback) -> DensityGrid:
     """Density on the G^3 grid the published way (reference; slow)."""
     axis = grid_axis(resolution, planes.device)
     points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(1, -1, 3)
@@ -64,20 +104,28 @@ def dense_density_grid(decoder: TriplaneDecoder, planes: torch.Tensor, resolutio
         sigma, _ = decoder.query(planes, chunk.to(planes.dtype))
         out[start : start + chunk.shape[1]] = sigma.reshape(-1).float().cpu()
         step((start + chunk.shape[1]) / points.shape[1], "density grid (dense)")
-    return out.reshape(resolution, resolution, resolution).numpy()
+    return DensityGrid(out.reshape(resolution, resolution, resolution).numpy(), (0, 0, 0), resolution)
 
 
-def _plane_tables(decoder: TriplaneDecoder, planes: torch.Tensor, resolution: int) -> tuple[torch.Tensor, ...]:
-    """Projected planes sampled on the grid: xy[i, j] (plane 0), xz[i, k] (plane 1), yz[j, k] (plane 2)."""
+def _padded_axis(resolution: int, size: int, device: torch.device) -> torch.Tensor:
+    """The grid's axis, continued past 1 at the same spacing up to ``size`` points."""
+    spacing = 2.0 / (resolution - 1)
+    beyond = 1.0 + spacing * torch.arange(1, size - resolution + 1, device=device)
+    return torch.cat([grid_axis(resolution, device), beyond])
+
+
+def _plane_tables(decoder: TriplaneDecoder, planes: torch.Tensor, axis: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Projected planes sampled at the axis points: xy[i, j] (plane 0, with the first
+    layer's bias added), xz[i, k] (plane 1), yz[j, k] (plane 2)."""
     projected = decoder.project(planes)[0]  # 3, HIDDEN, H, W
-    axis = grid_axis(resolution, planes.device).to(planes.dtype)
+    axis = axis.to(planes.dtype)
     # grid_sample coordinates (width, height) = (first, second) index of the table.
-    coords = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1)[None]  # 1, G, G, 2
+    coords = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1)[None]  # 1, n, n, 2
     tables = torch.nn.functional.grid_sample(
         projected, coords.expand(3, -1, -1, -1), mode="bilinear", padding_mode="zeros", align_corners=False
-    )  # 3, HIDDEN, G, G
-    xy, xz, zy = tables.permute(0, 2, 3, 1)  # each G, G, HIDDEN
-    return xy, xz, zy.transpose(0, 1)
+    )  # 3, HIDDEN, n, n
+    xy, xz, zy = tables.permute(0, 2, 3, 1)  # each n, n, HIDDEN
+    return xy + decoder.first_layer.bias.to(xy.dtype), xz, zy.transpose(0, 1)
 
 
 def _density(decoder: TriplaneDecoder, hidden: torch.Tensor) -> torch.Tensor:
@@ -85,92 +133,141 @@ def _density(decoder: TriplaneDecoder, hidden: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _block_density(decoder: TriplaneDecoder, tables: tuple[torch.Tensor, ...], step: StepCallback) -> torch.Tensor:
-    """Density on the (sub-)grid the tables were sampled for, slab by slab along x."""
+def _table_density(decoder: TriplaneDecoder, tables: tuple[torch.Tensor, ...], step: StepCallback) -> torch.Tensor:
+    """Density on every point of the (sub-)grid the tables were sampled for, slab by slab along x."""
     xy, xz, yz = tables
-    bias = decoder.first_layer.bias.to(xy.dtype)
     size = len(xy)
     out = torch.empty((size,) * 3, dtype=torch.float32)
-    slabs = max(1, POINTS_PER_CHUNK // size**2)
+    slabs = max(1, TABLE_POINTS_PER_CHUNK // size**2)
     for start in range(0, size, slabs):
         rows = slice(start, min(start + slabs, size))
-        out[rows] = _density(decoder, xy[rows, :, None] + xz[rows, None, :] + yz[None] + bias)
+        out[rows] = _density(decoder, xy[rows, :, None] + xz[rows, None, :] + yz[None])
         step(rows.stop / size, "density grid")
     return out
 
 
-@torch.no_grad()
-def density_grid(decoder: TriplaneDecoder, planes: torch.Tensor, resolution: int, step: StepCallback) -> np.ndarray:
-    """Density on every point of the G^3 grid, from the three plane tables."""
-    tables = _plane_tables(decoder, planes, resolution)
-    return _block_density(decoder, tables, step).numpy()
+class _CellEvaluator:
+    """Exact density on the fine points of chosen coarse cells.
 
-
-def _neighbourhood_max(cells: torch.Tensor) -> torch.Tensor:
-    """Each cell's maximum over itself and its 26 neighbours."""
-    return torch.nn.functional.max_pool3d(cells[None, None], 3, stride=1, padding=1)[0, 0]
-
-
-def _cells_near_surface(coarse: torch.Tensor, threshold: float) -> np.ndarray:
-    """Coarse cells where the fine grid may cross the threshold, with a one-cell margin.
-
-    A cell counts when its corners straddle the threshold, or when its nearest corner is
-    closer to the threshold than the density varies across the cells around it (so a
-    bump between coarse points is still looked at).
+    The plane tables are cut into BLOCK x BLOCK tiles, so a cell's BLOCK^3 points are the
+    sum of three broadcast tiles: three small gathers per cell instead of per point.
     """
-    n = coarse.shape[0] - 1
-    corners = torch.stack([coarse[a : a + n, b : b + n, c : c + n] for a in (0, 1) for b in (0, 1) for c in (0, 1)])
-    low, high = corners.min(dim=0).values, corners.max(dim=0).values
-    distance = torch.maximum(low - threshold, threshold - high)  # > 0: all corners on one side
-    near = distance <= _neighbourhood_max(high - low)
-    return (_neighbourhood_max(near.float()) > 0).numpy()
+
+    def __init__(self, decoder: TriplaneDecoder, tables: tuple[torch.Tensor, ...], cells_per_axis: int) -> None:
+        size = cells_per_axis * BLOCK
+        self.decoder = decoder
+        self.tiles = [
+            table[:size, :size].unflatten(0, (cells_per_axis, BLOCK)).unflatten(2, (cells_per_axis, BLOCK)).transpose(1, 2)
+            for table in tables
+        ]  # each (cells, cells, BLOCK, BLOCK, HIDDEN)
+
+    def __call__(self, cells: torch.Tensor) -> torch.Tensor:
+        """(M, 3) cell indices -> (M, BLOCK, BLOCK, BLOCK) densities."""
+        i, j, k = cells.to(self.tiles[0].device).T
+        xy, xz, yz = self.tiles
+        hidden = xy[i, j][:, :, :, None] + xz[i, k][:, :, None] + yz[j, k][:, None]
+        return _density(self.decoder, hidden)
+
+
+# The 26 neighbours of a cell, and for each the slice of a cell's points facing it.
+NEIGHBOURS = [offset for offset in itertools.product((-1, 0, 1), repeat=3) if any(offset)]
+FACING = [tuple(slice(None) if o == 0 else (BLOCK - 1 if o > 0 else 0) for o in offset) for offset in NEIGHBOURS]
+
+
+def _cells_to_add(
+    cells: torch.Tensor, values: torch.Tensor, threshold: float, fill_inside: torch.Tensor, evaluated: torch.Tensor
+) -> torch.Tensor:
+    """Unevaluated neighbours whose filled side disagrees with the exact points facing them.
+
+    Marching cubes would put a face between such a cell and the evaluated one that the
+    dense grid may not have, so the surface leaves the evaluated band there.
+    """
+    inside = values > threshold
+    cells_per_axis = fill_inside.shape[0]
+    found = torch.zeros_like(evaluated)
+    for offset, facing in zip(NEIGHBOURS, FACING):
+        points = inside[(slice(None), *facing)].reshape(len(cells), -1)
+        neighbour = cells + torch.tensor(offset)
+        valid = ((neighbour >= 0) & (neighbour < cells_per_axis)).all(dim=1)
+        neighbour, points = neighbour[valid], points[valid]
+        a, b, c = neighbour.T
+        disagrees = torch.where(fill_inside[a, b, c], ~points.all(dim=1), points.any(dim=1))
+        hit = disagrees & ~evaluated[a, b, c]
+        found[a[hit], b[hit], c[hit]] = True
+    return found.nonzero()
 
 
 @torch.no_grad()
 def surface_density_grid(
     decoder: TriplaneDecoder, planes: torch.Tensor, resolution: int, threshold: float, step: StepCallback
-) -> np.ndarray:
-    """The G^3 grid for marching cubes: exact near the surface, one-sided elsewhere."""
-    tables = _plane_tables(decoder, planes, resolution)
-    coarse_index = np.unique(np.r_[np.arange(0, resolution, COARSE_STEP), resolution - 1])
-    coarse_tables = tuple(table[coarse_index][:, coarse_index] for table in tables)
-    coarse = _block_density(decoder, coarse_tables, lambda f, m: step(0.2 * f, m))
-    active = _cells_near_surface(coarse, threshold)
-    if active.mean() > MAX_NEAR_SHARE:
-        return _block_density(decoder, tables, lambda f, m: step(0.2 + 0.8 * f, m)).numpy()
-    coarse = coarse.numpy()
-    inside = coarse > threshold
-    # The coarse cell each fine index lies in (points on a cell's far face go with the next cell).
-    cell_of = np.minimum(np.searchsorted(coarse_index, np.arange(resolution), side="right") - 1, len(coarse_index) - 2)
-    cells = np.ix_(cell_of, cell_of, cell_of)
-    grid = np.where(inside[cells], np.float32(threshold + 1.0), np.float32(threshold - 1.0))
-    grid[np.ix_(coarse_index, coarse_index, coarse_index)] = coarse
-    i, j, k = (torch.from_numpy(axis) for axis in np.nonzero(active[cells]))
-    xy, xz, yz = tables
-    bias = decoder.first_layer.bias.to(xy.dtype)
-    values = torch.empty(len(i), dtype=torch.float32)
-    for start in range(0, len(i), POINTS_PER_CHUNK):
-        chunk = slice(start, start + POINTS_PER_CHUNK)
-        a, b, c = i[chunk], j[chunk], k[chunk]
-        values[chunk] = _density(decoder, xy[a, b] + xz[a, c] + yz[b, c] + bias)
-        step(0.2 + 0.8 * min(start + POINTS_PER_CHUNK, len(i)) / len(i), "density near the surface")
-    grid[i.numpy(), j.numpy(), k.numpy()] = values.numpy()
-    return grid
+) -> DensityGrid:
+    """The part of the G^3 grid that holds the surface: exact near it, one-sided elsewhere."""
+    cells_per_axis = -(-resolution // BLOCK)
+    axis = _padded_axis(resolution, cells_per_axis * BLOCK + 1, planes.device)
+    tables = _plane_tables(decoder, planes, axis)
+    coarse = _table_density(decoder, tuple(t[::BLOCK, ::BLOCK] for t in tables), lambda f, m: step(0.2 * f, m))
+    n = cells_per_axis
+    corners = torch.stack([coarse[a : a + n, b : b + n, c : c + n] for a in (0, 1) for b in (0, 1) for c in (0, 1)])
+    fill_inside = (corners > threshold).all(dim=0)
+    low, high = corners.min(dim=0).values, corners.max(dim=0).values
+    # Straddling cells, and cells whose corners come closer to the threshold than they
+    # differ from one another: a speck between the corners may cross it there.
+    near = torch.maximum(low - threshold, threshold - high) <= high - low
+    if near.float().mean() > MAX_NEAR_SHARE:
+        near.fill_(True)
+    frontier = near.nonzero()
+    if len(frontier) == 0:
+        raise _no_surface(threshold, f"a {n + 1}^3 coarse grid", float(coarse.min()), float(coarse.max()))
+    evaluate = _CellEvaluator(decoder, tables, cells_per_axis)
+    evaluated = torch.zeros_like(fill_inside)
+    cells, values = [], []
+    cells_per_chunk = max(1, TABLE_POINTS_PER_CHUNK // BLOCK**3)
+    done, progress = 0, 0.0
+    while len(frontier):
+        evaluated[tuple(frontier.T)] = True
+        chunks = []
+        for start in range(0, len(frontier), cells_per_chunk):
+            chunks.append(evaluate(frontier[start : start + cells_per_chunk]))
+            done += len(chunks[-1])
+            progress = max(progress, done / (done + len(frontier) - start - len(chunks[-1])))
+            step(0.2 + 0.8 * progress, "density near the surface")
+        cells.append(frontier)
+        values.append(torch.cat(chunks))
+        frontier = _cells_to_add(frontier, values[-1], threshold, fill_inside, evaluated)
+    return _assemble(torch.cat(cells), torch.cat(values), fill_inside, resolution, threshold)
 
 
-def marching_cubes(grid: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+def _assemble(
+    cells: torch.Tensor, values: torch.Tensor, fill_inside: torch.Tensor, resolution: int, threshold: float
+) -> DensityGrid:
+    """The evaluated cells' bounding box as a grid, filled off the evaluated cells."""
+    low, high = cells.min(dim=0).values, cells.max(dim=0).values + 1
+    box = tuple(slice(int(lo), int(hi)) for lo, hi in zip(low, high))
+    shape = tuple(int(hi - lo) for lo, hi in zip(low, high))
+    fill = np.where(fill_inside[box].numpy(), np.float32(threshold + 1.0), np.float32(threshold - 1.0))
+    blocks = np.empty((shape[0], BLOCK, shape[1], BLOCK, shape[2], BLOCK), dtype=np.float32)
+    blocks[...] = fill[:, None, :, None, :, None]
+    a, b, c = (cells - low).numpy().T
+    blocks[a, :, b, :, c, :] = values.numpy()
+    origin = tuple(int(lo) * BLOCK for lo in low)
+    crop = tuple(slice(0, min(n * BLOCK, resolution - o)) for n, o in zip(shape, origin))
+    grid = blocks.reshape(tuple(n * BLOCK for n in shape))[crop]
+    exact = np.zeros(shape, dtype=bool)
+    exact[a, b, c] = True
+    exact_points = np.repeat(np.repeat(np.repeat(exact, BLOCK, 0), BLOCK, 1), BLOCK, 2)[crop]
+    return DensityGrid(grid, origin, resolution, exact_points)
+
+
+def marching_cubes(grid: DensityGrid, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Surface where density crosses ``threshold`` (inside is above), in [-1, 1] coordinates.
 
     PyMCubes winds the triangles so that their normals point out of the region above
     the threshold (tests/test_pipeline.py checks this on a ball).
     """
-    vertices, faces = mcubes.marching_cubes(grid, float(threshold))
+    vertices, faces = mcubes.marching_cubes(grid.values, float(threshold))
     if len(faces) == 0:
-        raise EmptyMeshError(
-            f"no surface: the density never crosses the threshold {threshold:g} "
-            f"(it ranges {float(grid.min()):.3g} to {float(grid.max()):.3g}); try a lower threshold"
-        )
-    vertices = vertices / (grid.shape[0] - 1) * 2.0 - 1.0
+        raise _no_surface(threshold, "the grid", float(grid.values.min()), float(grid.values.max()))
+    vertices = (vertices + grid.origin) / (grid.resolution - 1) * 2.0 - 1.0
     return vertices.astype(np.float32), faces.astype(np.int32)
 
 

@@ -7,6 +7,7 @@ with the real key layout exercises the same loading, shapes and code paths.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -72,6 +73,59 @@ def random_model(config: ModelConfig, seed: int = 0, density_shift: float = 3.5)
     finally:
         torch.random.set_rng_state(generator_state)
     return model.eval()
+
+
+# The object_model's planes hold a bump exp(-(u^2 + v^2) / BUMP_WIDTH) on each plane;
+# the sum of the three is above OBJECT_LEVEL on a rounded body of about 10% of the volume.
+BUMP_WIDTH = 0.66
+OBJECT_LEVEL = 1.63
+
+
+@torch.no_grad()
+def object_model(config: ModelConfig, seed: int = 0) -> OpenLRM:
+    """A random model whose density is one compact, smooth object, as a trained model's is.
+
+    A random model's density is noise throughout the volume; mesh extraction, whose
+    cost follows the surface, needs an object to be measured fairly. Every weight keeps
+    its random value and cost except these: the transformer's residual branches are
+    damped so the output tokens are the position table; the table holds a bump on each
+    plane; the upsampler turns it into plane channel 0; and the decoder's density output
+    follows the sum of the three channel-0 values. Colours stay random.
+    """
+    model = random_model(config, seed=seed)
+    width, res = config.transformer_dim, config.triplane_low_res
+    for block in model.transformer.layers:
+        for branch in (block.cross_attn.out_proj, block.self_attn.out_proj, block.mlp[-1]):
+            branch.weight.mul_(0.01)
+            if branch.bias is not None:
+                branch.bias.zero_()
+    # Two orthogonal zero-mean directions, so the final LayerNorm keeps their mix.
+    generator = torch.Generator().manual_seed(seed)
+    basis = torch.randn(width, 2, generator=generator)
+    basis -= basis.mean(dim=0)
+    basis = torch.linalg.qr(basis).Q.T * width**0.5  # 2, width
+    centres = (torch.arange(res) + 0.5) * 2.0 / res - 1.0
+    rows, cols = torch.meshgrid(centres, centres, indexing="ij")
+    bump = torch.exp(-(rows**2 + cols**2) / BUMP_WIDTH).reshape(-1, 1)
+    table = bump * basis[0] + (1.0 - bump) * basis[1]  # res*res, width
+    model.pos_embed.copy_(table.repeat(3, 1)[None])
+    # Plane channel 0 = (2 b - 1) / |(b, 1 - b)|: a monotone function of the bump b.
+    model.upsampler.weight[:, 0] = ((basis[0] - basis[1]) / width)[:, None, None]
+    model.upsampler.bias[0] = 0.0
+    # Hidden unit 0 carries s = the sum of the three channel-0 values through the MLP.
+    net = model.synthesizer.decoder.net
+    channels = config.triplane_dim
+    first = net[0]
+    first.weight[0] = 0.0
+    first.weight[0, 0 :: channels] = 1.0
+    first.bias[0] = 0.0
+    for layer in (net[2], net[4], net[6]):
+        layer.weight[0] = 0.0
+        layer.weight[0, 0] = 1.0
+        layer.bias[0] = 0.0
+    # Inside (density 3) where raw - 1 > log(e^3 - 1), i.e. where s > OBJECT_LEVEL.
+    net[6].bias[0] = 1.0 + math.log(math.expm1(3.0)) - OBJECT_LEVEL
+    return model
 
 
 def save_model(model: OpenLRM, folder: Path, raw_config: dict) -> Path:

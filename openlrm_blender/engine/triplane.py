@@ -78,5 +78,10 @@ class TriplaneDecoder(nn.Module):
         return sample_planes(projected, points).sum(dim=1) + self.first_layer.bias
 
     def decode_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Raw outputs (..., 4) from the first layer's output."""
-        return self.decoder.net[1:](hidden)
+        """Raw outputs (..., 4) from the first layer's output, which is overwritten:
+        the ReLUs work in place, as the mesh's many points are memory-bound."""
+        *inner, last = (layer for layer in self.decoder.net[1:] if isinstance(layer, nn.Linear))
+        features = hidden.relu_()
+        for layer in inner:
+            features = layer(features).relu_()
+        return last(features)
