@@ -40,7 +40,7 @@ import torch
 
 from .errors import EmptyMeshError
 from .progress import Reporter, StepCallback, Stopwatch
-from .triplane import TriplaneDecoder, colour_from_raw, density_from_raw
+from .triplane import TriplaneDecoder, bilinear, colour_from_raw, density_from_raw
 
 POINTS_PER_CHUNK = 1 << 18  # the dense recipe's and the colours' chunks
 TABLE_POINTS_PER_CHUNK = 1 << 14  # hidden vectors of 64 floats: 4 MB, kept in cache
@@ -118,12 +118,9 @@ def _plane_tables(decoder: TriplaneDecoder, planes: torch.Tensor, axis: torch.Te
     """Projected planes sampled at the axis points: xy[i, j] (plane 0, with the first
     layer's bias added), xz[i, k] (plane 1), yz[j, k] (plane 2)."""
     projected = decoder.project(planes)[0]  # 3, HIDDEN, H, W
-    axis = axis.to(planes.dtype)
-    # grid_sample coordinates (width, height) = (first, second) index of the table.
+    # Sampling coordinates (width, height) = (first, second) index of the table.
     coords = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1)[None]  # 1, n, n, 2
-    tables = torch.nn.functional.grid_sample(
-        projected, coords.expand(3, -1, -1, -1), mode="bilinear", padding_mode="zeros", align_corners=False
-    )  # 3, HIDDEN, n, n
+    tables = bilinear(projected, coords.expand(3, -1, -1, -1))  # 3, HIDDEN, n, n
     xy, xz, zy = tables.permute(0, 2, 3, 1)  # each n, n, HIDDEN
     return xy + decoder.first_layer.bias.to(xy.dtype), xz, zy.transpose(0, 1)
 

@@ -18,16 +18,24 @@ HIDDEN = 64
 PLANE_AXES = ((0, 1), (0, 2), (2, 1))
 
 
+def bilinear(images: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+    """The published sampling: (B, C, H, W) at (B, h, w, 2) coordinates in [-1, 1] -> (B, C, h, w).
+
+    Computed in float32 whatever the images' precision: PyTorch's CPU kernel returns NaN
+    at some points for bfloat16 (seen with 2.13), and sampling costs little.
+    """
+    samples = F.grid_sample(
+        images.float(), coords.float(), mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    return samples.to(images.dtype)
+
+
 def sample_planes(planes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Bilinear samples of each plane: (N, 3, C, H, W) x (N, M, 3) -> (N, 3, M, C)."""
     batch, n_planes, channels, height, width = planes.shape
     coords = torch.stack([points[..., list(axes)] for axes in PLANE_AXES], dim=1)  # N, 3, M, 2
-    samples = F.grid_sample(
-        planes.reshape(batch * n_planes, channels, height, width),
-        coords.reshape(batch * n_planes, 1, -1, 2).to(planes.dtype),
-        mode="bilinear",
-        padding_mode="zeros",
-        align_corners=False,
+    samples = bilinear(
+        planes.reshape(batch * n_planes, channels, height, width), coords.reshape(batch * n_planes, 1, -1, 2)
     )  # (N*3, C, 1, M)
     return samples.reshape(batch, n_planes, channels, -1).transpose(2, 3)
 
