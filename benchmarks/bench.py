@@ -1,0 +1,221 @@
+"""Stage times and peak memory of image -> mesh, against the dense published recipe.
+
+    python benchmarks/bench.py [--models base] [--grids 128 256 384] [--compare-dense]
+                               [--device auto] [--dtype float32] [--json FILE]
+
+The real weights are not needed: models with the real small/base/large key layouts are
+made once (random weights shaped into one compact object of about 10% of the volume,
+so mesh extraction sees what a trained model gives) and kept on disk in the Hub's file
+layout (config.json + model.safetensors). Each (model, grid) runs in a fresh process,
+so its peak memory is its own: the first call loads the weights, the second is timed
+with the weights loaded, and ``--compare-dense`` then runs the published per-point
+recipe on the same image. With ``--dtype bfloat16``/``float16`` the float32 run is
+made too and the difference reported (largest density difference on a 128^3 grid,
+share of points that change side, how far the mesh moves).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from openlrm_blender.engine import Options, generate  # noqa: E402
+from openlrm_blender.engine.config import ModelConfig  # noqa: E402
+from openlrm_blender.engine.pipeline import DTYPES, get_model, pick_device  # noqa: E402
+from openlrm_blender.engine.random_model import PUBLISHED_CONFIGS, object_model, save_model  # noqa: E402
+
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "openlrm-blender" / "bench-models"
+# Table rows: (key in the figures, label).
+STAGES = (
+    ("load", "weights load"),
+    ("preprocess", "image preparation"),
+    ("encode", "encoder + transformer"),
+    ("density", "density grid"),
+    ("mcubes", "marching cubes"),
+    ("colours", "vertex colours"),
+    ("total", "total (weights loaded)"),
+)
+
+
+def model_folder(size: str, cache: Path) -> Path:
+    """The benchmark model of this size, made on first use."""
+    folder = cache / f"{size}-object-seed0"
+    if not (folder / "model.safetensors").is_file():
+        print(f"making the {size} benchmark model in {folder} ...", file=sys.stderr)
+        raw = PUBLISHED_CONFIGS[size]
+        save_model(object_model(ModelConfig.from_dict(raw), seed=0), folder, raw)
+    return folder
+
+
+def test_image(path: Path) -> Path:
+    """A 1024 x 1024 RGBA photo stand-in: a shaded disc on a transparent background."""
+    from PIL import Image
+
+    axis = np.linspace(-1.0, 1.0, 1024)
+    x, y = np.meshgrid(axis, axis)
+    radius = np.sqrt(x**2 + y**2)
+    rgb = np.stack([0.5 + 0.5 * x, 0.5 + 0.5 * y, 1.0 - radius / 2], axis=-1).clip(0, 1)
+    alpha = (radius < 0.7).astype(np.float64)
+    pixels = (np.concatenate([rgb, alpha[..., None]], axis=-1) * 255).astype(np.uint8)
+    Image.fromarray(pixels, "RGBA").save(path)
+    return path
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def mesh_distance(moved: np.ndarray, reference: np.ndarray, resolution: int) -> dict[str, float]:
+    """How far the vertices of one mesh lie from the other's, in grid steps."""
+    from scipy.spatial import cKDTree
+
+    distance, _ = cKDTree(reference).query(moved)
+    step = 2.0 / (resolution - 1)
+    return {"mean_vertex_shift_steps": float(distance.mean() / step), "max_vertex_shift_steps": float(distance.max() / step)}
+
+
+def precision_effect(folder: Path, image: Path, options: Options, reduced_mesh) -> dict:
+    """The reduced-precision run against float32 on the same image."""
+    import torch
+
+    from openlrm_blender.engine.camera import source_camera
+    from openlrm_blender.engine.image import prepare_image
+    from openlrm_blender.engine.mesh import dense_density_grid
+
+    reference = generate(image, Options(**{**options.__dict__, "dtype": "float32"}))
+    device = pick_device(options.device)
+    grids = {}
+    with torch.inference_mode():
+        for dtype in (options.dtype, "float32"):
+            model = get_model(folder, device, dtype)
+            size = model.config.published_input_size
+            pixels = prepare_image(image, size, None, options.recenter, options.foreground_ratio)
+            camera = source_camera(options.camera_distance)
+            planes = model(pixels.to(device, DTYPES[dtype]), camera.to(device, DTYPES[dtype]))
+            grids[dtype] = dense_density_grid(model.synthesizer, planes, 128, lambda f, m: None).values
+    reduced, exact = grids[options.dtype], grids["float32"]
+    return {
+        "max_density_difference": float(np.abs(reduced - exact).max()),
+        "side_changed_share": float(((reduced > options.threshold) != (exact > options.threshold)).mean()),
+        "n_faces_float32": int(len(reference.mesh.faces)),
+        **mesh_distance(reduced_mesh.vertices, reference.mesh.vertices, options.resolution),
+    }
+
+
+def run_one(size: str, resolution: int, args: argparse.Namespace) -> dict:
+    """One (model, grid): figures for the table, measured in this process."""
+    import torch
+
+    folder = model_folder(size, args.cache)
+    with tempfile.TemporaryDirectory() as scratch:
+        image = test_image(Path(scratch) / "input.png")
+        options = Options(
+            weights_dir=folder, resolution=resolution, device=args.device, dtype=args.dtype, remove_background=False
+        )
+        cold = generate(image, options)
+        warm = generate(image, options)
+        stages = {key: warm.timings[key] for key, _ in STAGES if key in warm.timings}
+        stages["load"] = cold.timings["load"]
+        figures = {
+            "model": size,
+            "grid": resolution,
+            "device": warm.device,
+            "dtype": args.dtype,
+            "stages": stages,
+            "weights_mb": (folder / "model.safetensors").stat().st_size / 2**20,
+            "peak_rss_mb": peak_rss_mb(),
+            "n_vertices": int(len(warm.mesh.vertices)),
+            "n_faces": int(len(warm.mesh.faces)),
+        }
+        if warm.device.startswith("cuda"):
+            figures["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        if args.compare_dense:
+            dense = generate(image, Options(**{**options.__dict__, "dense": True}))
+            figures["dense_stages"] = {key: dense.timings[key] for key in ("density", "mcubes", "colours")}
+            figures["same_mesh_as_dense"] = bool(
+                np.array_equal(dense.mesh.faces, warm.mesh.faces)
+                and np.abs(dense.mesh.vertices - warm.mesh.vertices).max() <= 1e-4
+            )
+        if args.dtype != "float32":
+            figures["precision"] = precision_effect(folder, image, options, warm.mesh)
+    return figures
+
+
+def print_table(results: list[dict]) -> None:
+    columns = [f"{r['model']} {r['grid']}" for r in results]
+    width = max(12, *(len(c) for c in columns))
+    print(f"\n{results[0]['device']}, {results[0]['dtype']}; seconds unless marked")
+    print(f"{'':26}" + "".join(f"{c:>{width}}" for c in columns))
+
+    def row(label: str, values: list) -> None:
+        print(f"{label:26}" + "".join(f"{v:>{width}}" for v in values))
+
+    for key, label in STAGES:
+        row(label, [f"{r['stages'][key]:.2f}" for r in results])
+    mesh_keys = ("density", "mcubes", "colours")
+    row("  mesh (grid+mc+colours)", [f"{sum(r['stages'][k] for k in mesh_keys):.2f}" for r in results])
+    if all("dense_stages" in r for r in results):
+        for key in mesh_keys:
+            row(f"dense {key}", [f"{r['dense_stages'][key]:.2f}" for r in results])
+        row(
+            "  mesh speed-up vs dense",
+            [f"{sum(r['dense_stages'].values()) / sum(r['stages'][k] for k in mesh_keys):.1f}x" for r in results],
+        )
+        row("same mesh as dense", [str(r["same_mesh_as_dense"]) for r in results])
+    row("peak RSS (MB)", [f"{r['peak_rss_mb']:.0f}" for r in results])
+    row("  over weights (MB)", [f"{r['peak_rss_mb'] - r['weights_mb']:.0f}" for r in results])
+    if all("peak_cuda_mb" in r for r in results):
+        row("peak CUDA (MB)", [f"{r['peak_cuda_mb']:.0f}" for r in results])
+    row("vertices", [str(r["n_vertices"]) for r in results])
+    row("faces", [str(r["n_faces"]) for r in results])
+    if all("precision" in r for r in results):
+        for key in ("max_density_difference", "side_changed_share", "mean_vertex_shift_steps", "max_vertex_shift_steps"):
+            row(key.replace("_", " "), [f"{r['precision'][key]:.3g}" for r in results])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["base"], choices=sorted(PUBLISHED_CONFIGS))
+    parser.add_argument("--grids", nargs="+", type=int, default=[128, 256, 384])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    parser.add_argument("--compare-dense", action="store_true", help="also time the dense published recipe")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the benchmark models are kept")
+    parser.add_argument("--json", type=Path, help="write the figures here as a JSON list")
+    parser.add_argument("--one", nargs=2, metavar=("MODEL", "GRID"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.one:
+        print(json.dumps(run_one(args.one[0], int(args.one[1]), args)))
+        return 0
+    results = []
+    for size in args.models:
+        model_folder(size, args.cache)
+        for resolution in args.grids:
+            command = [sys.executable, __file__, "--one", size, str(resolution), "--device", args.device]
+            command += ["--dtype", args.dtype, "--cache", str(args.cache)]
+            command += ["--compare-dense"] if args.compare_dense else []
+            print(f"{size} at grid {resolution} ...", file=sys.stderr)
+            run = subprocess.run(command, capture_output=True, text=True)
+            if run.returncode:
+                print(run.stderr, file=sys.stderr)
+                return run.returncode
+            results.append(json.loads(run.stdout.strip().splitlines()[-1]))
+    print_table(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
