@@ -13,7 +13,7 @@ from . import importer
 from .engine import EngineError, Options, generate, unload_models
 from .engine.image import read_rgba
 from .job import Generate, Job, Status
-from .preferences import DEVICE_ITEMS, get_preferences
+from .preferences import DEVICE_ITEMS, get_preferences, torch_in_use
 from .properties import MODEL_ITEMS
 
 TICK_SECONDS = 0.1
@@ -205,6 +205,7 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
         run = self._start(context, listener=print_progress)
         if run is None:
             return {"CANCELLED"}
+        print(f"OpenLRM: {torch_in_use()}", flush=True)
         run.job.run()
         return self._report_outcome(run.finish(context, run.job.poll()))
 

@@ -3,9 +3,11 @@ preferences, never in a .blend (the Hub token included)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import bpy
 
-from .engine import DEFAULT_MODEL
+from .engine import DEFAULT_MODEL, torch_summary
 from .properties import MODEL_ITEMS
 
 DEVICE_ITEMS = [
@@ -60,7 +62,18 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
         row = layout.row()
         row.prop(self, "keep_model_loaded")
         row.operator("openlrm.free_model", icon="TRASH")
+        layout.label(text=torch_in_use(), icon="SCRIPTPLUGINS")
         layout.label(text="The OpenLRM weights are licensed CC BY-NC 4.0: non-commercial use only.", icon="INFO")
+
+
+def torch_in_use() -> str:
+    """The PyTorch the add-on runs on, and whether it came with the add-on or with Blender's
+    Python (builds for a Linux distribution's Blender leave it out)."""
+    import torch
+
+    bundled = Path(bpy.utils.user_resource("EXTENSIONS", path=".local")).resolve()
+    origin = "bundled" if Path(torch.__file__).resolve().is_relative_to(bundled) else "Blender's Python"
+    return f"{torch_summary()} ({origin})"
 
 
 def get_preferences(context: bpy.types.Context) -> OpenLRMPreferences:

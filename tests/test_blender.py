@@ -247,3 +247,16 @@ def test_render_result_source(clean_scene, tiny_dir):
     call = tiny_call(tiny_dir, filepath="", image_name="Render Result", remove_background=False, threshold=2.0)
     assert bpy.ops.openlrm.image_to_3d(**call) == {"FINISHED"}
     assert bpy.context.view_layer.objects.active.name == "Render Result"
+
+
+def test_the_pytorch_in_use_is_named(addon, capsys, tiny_dir, clean_scene):
+    """A Blender on its own Python's PyTorch (not the bundled one) says so."""
+    import torch
+
+    from openlrm_blender.preferences import torch_in_use
+
+    summary = torch_in_use()
+    assert f"PyTorch {torch.__version__}" in summary and str(torch.__file__).rsplit("/", 1)[0] in summary
+    assert summary.endswith("(Blender's Python)")  # the test venv's torch is not under Blender's extensions
+    bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir))
+    assert f"OpenLRM: {summary}" in capsys.readouterr().out

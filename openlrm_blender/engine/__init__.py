@@ -5,7 +5,7 @@ Plain PyTorch and NumPy, no ``bpy``: it runs and is tested without Blender.
 
 from .errors import BackgroundModelError, Cancelled, EmptyMeshError, EngineError, ImageError, WeightsError
 from .mesh import Mesh
-from .pipeline import DEVICES, DTYPES, Options, Result, generate, pick_device, unload_models
+from .pipeline import DEVICES, DTYPES, Options, Result, generate, pick_device, torch_summary, unload_models
 from .progress import STAGES, CancelToken, ProgressCallback
 from .weights import DEFAULT_MODEL, PUBLISHED_MODELS
 
@@ -28,5 +28,6 @@ __all__ = [
     "WeightsError",
     "generate",
     "pick_device",
+    "torch_summary",
     "unload_models",
 ]

@@ -79,6 +79,16 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def torch_summary() -> str:
+    """Which PyTorch runs the model and what it can use, for people to read."""
+    devices = ["CPU"]
+    if torch.cuda.is_available():
+        devices.append(f"CUDA {torch.version.cuda}")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("MPS")
+    return f"PyTorch {torch.__version__} ({', '.join(devices)}) from {Path(torch.__file__).parent}"
+
+
 _models: dict[tuple[Path, str, str], OpenLRM] = {}
 _models_lock = threading.Lock()
 
