@@ -51,7 +51,9 @@ class Run:
         Runtime.status = status
         for area in context.screen.areas if context.screen else ():
             if area.type == "VIEW_3D":
-                area.tag_redraw()
+                for region in area.regions:
+                    if region.type == "UI":  # the sidebar only: redrawing the 3D view costs the worker CPU
+                        region.tag_redraw()
         return self.finish(context, status) if status.finished else None
 
     def finish(self, context: bpy.types.Context, status: Status) -> Outcome:
