@@ -78,7 +78,8 @@ def random_model(config: ModelConfig, seed: int = 0, density_shift: float = 3.5)
 # The object_model's planes hold a bump exp(-(u^2 + v^2) / BUMP_WIDTH) on each plane;
 # the sum of the three is above OBJECT_LEVEL on a rounded body of about 10% of the volume.
 BUMP_WIDTH = 0.66
-OBJECT_LEVEL = 1.63
+OBJECT_LEVEL = 1.585
+POSITION_SCALE = 0.4  # how strongly the planes also hold their (u, v): colours follow it
 
 
 @torch.no_grad()
@@ -89,8 +90,9 @@ def object_model(config: ModelConfig, seed: int = 0) -> OpenLRM:
     cost follows the surface, needs an object to be measured fairly. Every weight keeps
     its random value and cost except these: the transformer's residual branches are
     damped so the output tokens are the position table; the table holds a bump on each
-    plane; the upsampler turns it into plane channel 0; and the decoder's density output
-    follows the sum of the three channel-0 values. Colours stay random.
+    plane, plus the plane's coordinates; the upsampler turns the bump into plane channel
+    0; and the decoder's density output follows the sum of the three channel-0 values.
+    Colours come from the random decoder, so they vary over the surface.
     """
     model = random_model(config, seed=seed)
     width, res = config.transformer_dim, config.triplane_low_res
@@ -99,17 +101,18 @@ def object_model(config: ModelConfig, seed: int = 0) -> OpenLRM:
             branch.weight.mul_(0.01)
             if branch.bias is not None:
                 branch.bias.zero_()
-    # Two orthogonal zero-mean directions, so the final LayerNorm keeps their mix.
+    # Orthogonal zero-mean directions, so the final LayerNorm keeps their mix.
     generator = torch.Generator().manual_seed(seed)
-    basis = torch.randn(width, 2, generator=generator)
+    basis = torch.randn(width, 4, generator=generator)
     basis -= basis.mean(dim=0)
-    basis = torch.linalg.qr(basis).Q.T * width**0.5  # 2, width
+    basis = torch.linalg.qr(basis).Q.T * width**0.5  # 4, width
     centres = (torch.arange(res) + 0.5) * 2.0 / res - 1.0
     rows, cols = torch.meshgrid(centres, centres, indexing="ij")
     bump = torch.exp(-(rows**2 + cols**2) / BUMP_WIDTH).reshape(-1, 1)
-    table = bump * basis[0] + (1.0 - bump) * basis[1]  # res*res, width
+    position = cols.reshape(-1, 1) * basis[2] + rows.reshape(-1, 1) * basis[3]
+    table = bump * basis[0] + (1.0 - bump) * basis[1] + POSITION_SCALE * position  # res*res, width
     model.pos_embed.copy_(table.repeat(3, 1)[None])
-    # Plane channel 0 = (2 b - 1) / |(b, 1 - b)|: a monotone function of the bump b.
+    # Plane channel 0 = (2 b - 1) / |(b, 1 - b, 0.4 u, 0.4 v)|: rises with the bump b.
     model.upsampler.weight[:, 0] = ((basis[0] - basis[1]) / width)[:, None, None]
     model.upsampler.bias[0] = 0.0
     # Hidden unit 0 carries s = the sum of the three channel-0 values through the MLP.
@@ -123,6 +126,7 @@ def object_model(config: ModelConfig, seed: int = 0) -> OpenLRM:
         layer.weight[0] = 0.0
         layer.weight[0, 0] = 1.0
         layer.bias[0] = 0.0
+    net[6].weight[1:] *= 4.0  # colours that vary visibly over the surface
     # Inside (density 3) where raw - 1 > log(e^3 - 1), i.e. where s > OBJECT_LEVEL.
     net[6].bias[0] = 1.0 + math.log(math.expm1(3.0)) - OBJECT_LEVEL
     return model
