@@ -1,0 +1,152 @@
+"""Drives Blender's interface under Xvfb as a user would, from timers (the event loop runs).
+
+Opens the sidebar's "Image to 3D" tab, chooses an image, presses Generate through the
+operator's invoke path in the window's context, watches the progress while recording
+how regularly the interface's timers fire, screenshots the panel mid-run and the
+result in Material Preview, then starts a second run and cancels it midway. Writes
+/e2e/artifacts/results.json (judged by verdict.py) and quits.
+"""
+
+import json
+import subprocess
+import sys
+import time
+import traceback
+
+import bpy
+
+ADDON = "bl_ext.user_default.openlrm_blender"
+ARTIFACTS = "/e2e/artifacts"
+TICK = 0.05
+# "running": for each run, the times the timer fired while the worker was busy.
+results = {"errors": [], "running": [], "progress": [], "cancel_progress": []}
+
+
+def view3d():
+    """The window, the 3D viewport area, its main region and its sidebar region."""
+    window = bpy.context.window_manager.windows[0]
+    area = next(area for area in window.screen.areas if area.type == "VIEW_3D")
+    main = next(region for region in area.regions if region.type == "WINDOW")
+    sidebar = next(region for region in area.regions if region.type == "UI")
+    return window, area, main, sidebar
+
+
+def redraw() -> None:
+    window, area, main, _ = view3d()
+    with bpy.context.temp_override(window=window, area=area, region=main):
+        bpy.ops.wm.redraw_timer(type="DRAW_WIN_SWAP", iterations=1)
+
+
+def screenshot(name: str) -> subprocess.Popen:
+    """The real screen, captured by the X server's client (Blender's own screenshot is black here)."""
+    return subprocess.Popen(["import", "-display", ":99", "-window", "root", f"{ARTIFACTS}/{name}.png"])
+
+
+def runtime():
+    return sys.modules[ADDON + ".operators"].Runtime
+
+
+def mesh_objects() -> list[str]:
+    return sorted(obj.name for obj in bpy.data.objects if obj.type == "MESH")
+
+
+def steps():
+    """The scenario as a generator: each ``yield`` hands control back to the event loop."""
+    window, area, main, sidebar = view3d()
+    space = area.spaces.active
+    space.show_region_ui = True
+    bpy.data.objects.remove(bpy.data.objects["Cube"])  # the start-up cube would hide the result
+    yield
+    redraw()
+    sidebar.active_panel_category = "Image to 3D"
+    preferences = bpy.context.preferences.addons[ADDON].preferences
+    preferences.weights_source = "FOLDER"
+    preferences.weights_dir = "/e2e/object"
+    settings = bpy.context.scene.openlrm
+    settings.source = "FILE"
+    settings.filepath = "/e2e/tiny/input.png"
+    settings.resolution = 256
+    results["tab"] = sidebar.active_panel_category
+    results["objects_before"] = mesh_objects()
+    yield
+
+    with bpy.context.temp_override(window=window, area=area, region=sidebar):
+        results["invoke"] = sorted(bpy.ops.openlrm.image_to_3d("INVOKE_DEFAULT"))
+    shot = None
+    results["running"].append([])
+    while runtime().job is not None:
+        results["running"][-1].append(time.monotonic())
+        status = runtime().status
+        if status is not None:
+            results["progress"].append(status.fraction)
+            if shot is None and status.fraction > 0.3:
+                redraw()
+                shot = screenshot("panel-progress")
+        yield
+    if shot is not None:
+        shot.wait()
+    results["last_info"], results["last_error"] = runtime().last_info, runtime().last_error
+    results["objects_after_run"] = mesh_objects()
+    new = [name for name in results["objects_after_run"] if name not in results["objects_before"]]
+    if new:
+        obj = bpy.data.objects[new[0]]
+        results["new_object"] = {
+            "name": obj.name,
+            "vertices": len(obj.data.vertices),
+            "colour_attribute": obj.data.color_attributes.active_color_name,
+            "material": obj.active_material.name if obj.active_material else "",
+            "selected": obj.select_get(),
+        }
+        space.shading.type = "MATERIAL"
+        with bpy.context.temp_override(window=window, area=area, region=main):
+            bpy.ops.view3d.view_selected()
+            bpy.ops.view3d.zoom(delta=-2)
+        started = time.monotonic()
+        while time.monotonic() - started < 3.0 or (
+            bpy.app.is_job_running("SHADER_COMPILATION") and time.monotonic() - started < 120.0
+        ):
+            redraw()
+            yield
+        screenshot("result-material-preview").wait()
+        # Material Preview redraws for seconds per frame in software GL, whatever runs.
+        space.shading.type = "SOLID"
+
+    results["objects_before_cancel"] = mesh_objects()
+    results["meshes_before_cancel"] = len(bpy.data.meshes)
+    with bpy.context.temp_override(window=window, area=area, region=sidebar):
+        bpy.ops.openlrm.image_to_3d("INVOKE_DEFAULT")
+    results["running"].append([])
+    while runtime().job is not None:
+        results["running"][-1].append(time.monotonic())
+        status = runtime().status
+        if status is not None:
+            results["cancel_progress"].append(status.fraction)
+            if status.fraction > 0.2 and "cancelled_at" not in results:
+                results["cancelled_at"] = status.fraction
+                with bpy.context.temp_override(window=window, area=area, region=sidebar):
+                    bpy.ops.openlrm.cancel()
+        yield
+    results["cancel_info"] = runtime().last_info
+    results["objects_after_cancel"] = mesh_objects()
+    results["meshes_after_cancel"] = len(bpy.data.meshes)
+
+
+scenario = steps()
+
+
+def tick():
+    """The timer: one step of the scenario; the gaps between calls show the interface answering."""
+    try:
+        next(scenario)
+        return TICK
+    except StopIteration:
+        pass
+    except Exception:
+        results["errors"].append(traceback.format_exc())
+    with open(f"{ARTIFACTS}/results.json", "w") as out:
+        json.dump(results, out, indent=1)
+    bpy.ops.wm.quit_blender()
+    return None
+
+
+bpy.app.timers.register(tick, first_interval=2.0)

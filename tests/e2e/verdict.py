@@ -1,0 +1,67 @@
+"""Judges the interactive run from drive.py's results.json and screenshots; exit 1 on failure."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+MAX_TIMER_GAP = 1.0  # seconds: longer and the interface would feel stuck
+
+
+def screenshot_problem(path: Path) -> str:
+    if not path.is_file():
+        return f"{path.name} was not taken"
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
+    if pixels.std() < 5.0:
+        return f"{path.name} is blank (every pixel alike)"
+    return ""
+
+
+def colour_saturation(path: Path) -> float:
+    """Mean max-minus-min channel over the viewport's centre, where the framed object is:
+    near 0 for Blender's greys, large for a coloured surface."""
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)[250:500, 380:680]
+    return float((pixels.max(axis=-1) - pixels.min(axis=-1)).mean())
+
+
+def main(artifacts: Path) -> int:
+    results = json.loads((artifacts / "results.json").read_text())
+    gaps = np.concatenate([np.diff(times) for times in results["running"]] or [[np.inf]])
+    progress = results["progress"]
+    new = results.get("new_object", {})
+    checks = {
+        "the scenario ran without errors": not results["errors"],
+        "the sidebar shows the 'Image to 3D' tab": results.get("tab") == "Image to 3D",
+        "Generate went modal (invoke path)": results.get("invoke") == ["RUNNING_MODAL"],
+        "the progress value changed while the worker ran": len(set(progress)) >= 3,
+        "the progress never went back": all(b >= a for a, b in zip(progress, progress[1:])),
+        f"timers kept firing while the worker ran (longest gap {gaps.max():.2f} s)": gaps.max() < MAX_TIMER_GAP,
+        "one new mesh object with a colour attribute and a material": bool(
+            new and new["colour_attribute"] == "Color" and new["material"] and new["vertices"] > 1000
+        ),
+        "the new object is selected": bool(new.get("selected")),
+        "the second run was cancelled midway": 0.0 < results.get("cancelled_at", 0.0) < 1.0
+        and results.get("cancel_info") == "Cancelled",
+        "the cancelled run left the scene unchanged": results.get("objects_after_cancel")
+        == results.get("objects_before_cancel")
+        and results.get("meshes_after_cancel") == results.get("meshes_before_cancel"),
+    }
+    for name in ("panel-progress.png", "result-material-preview.png"):
+        problem = screenshot_problem(artifacts / name)
+        checks[problem or f"{name} shows the screen"] = not problem
+    if (artifacts / "result-material-preview.png").is_file():
+        saturation = colour_saturation(artifacts / "result-material-preview.png")
+        checks[f"the result shows colours (saturation {saturation:.0f} in the viewport's centre)"] = saturation > 25
+    for name, passed in checks.items():
+        print(f"{'ok  ' if passed else 'FAIL'} {name}")
+    for error in results["errors"]:
+        print(error)
+    print(f"progress values seen: {len(progress)} ticks, {len(set(progress))} distinct; new object: {new}")
+    print(f"timer gaps while running: median {np.median(gaps):.3f} s, longest {gaps.max():.2f} s")
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))
