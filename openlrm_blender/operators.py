@@ -160,6 +160,7 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             token=prefs.hub_token or None,
             cache_dir=Path(bpy.path.abspath(prefs.cache_dir)) if prefs.cache_dir else None,
             device=self._value("device", prefs.device),
+            dtype=prefs.precision,
             remove_background=self._value("remove_background", settings.remove_background),
             background_model=Path(bpy.path.abspath(prefs.background_model)) if prefs.background_model else None,
             recenter=self._value("recenter", settings.recenter),

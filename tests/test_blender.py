@@ -260,3 +260,21 @@ def test_the_pytorch_in_use_is_named(addon, capsys, tiny_dir, clean_scene):
     assert summary.endswith("(Blender's Python)")  # the test venv's torch is not under Blender's extensions
     bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir))
     assert f"OpenLRM: {summary}" in capsys.readouterr().out
+
+
+def test_precision_preference_reaches_the_engine(addon, clean_scene, tiny_dir):
+    seen = []
+
+    def engine(source, options, *args, **kwargs):
+        seen.append(options.dtype)
+        return generate(source, options, *args, **kwargs)
+
+    preferences = bpy.context.preferences.addons[ADDON].preferences
+    addon.Runtime.engine = staticmethod(engine)
+    try:
+        preferences.precision = "bfloat16"
+        assert bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir)) == {"FINISHED"}
+    finally:
+        preferences.precision = "float32"
+    assert seen == ["bfloat16"]
+    assert len(bpy.context.view_layer.objects.active.data.vertices) > 0
