@@ -24,10 +24,13 @@ timed() {  # timed NAME COMMAND...: run it and say how long it took
     echo "$name $((SECONDS - start))" >>"$ARTIFACTS/timings.txt"
 }
 
-if [ "$(id -u)" != 0 ]; then
-    log "SKIPPED: debootstrap and chroot need root"
+probe=$(mktemp -d)
+if [ "$(id -u)" != 0 ] || ! mount -t tmpfs none "$probe" 2>/dev/null; then
+    rmdir "$probe"
+    log "SKIPPED: debootstrap and chroot need root allowed to mount file systems"
     exit 0
 fi
+umount "$probe" && rmdir "$probe"
 rm -rf "$WORK"
 mkdir -p "$ARTIFACTS" "$WORK/home"
 

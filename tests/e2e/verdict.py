@@ -27,6 +27,9 @@ def colour_saturation(path: Path) -> float:
 
 
 def main(artifacts: Path) -> int:
+    if not (artifacts / "results.json").is_file():
+        print("FAIL Blender did not finish the scenario (no results.json): see interactive.log")
+        return 1
     results = json.loads((artifacts / "results.json").read_text())
     gaps = np.concatenate([np.diff(times) for times in results["running"]] or [[np.inf]])
     progress = results["progress"]
