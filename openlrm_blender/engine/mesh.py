@@ -94,7 +94,9 @@ def grid_axis(resolution: int, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def dense_density_grid(decoder: TriplaneDecoder, planes: torch.Tensor, resolution: int, step: StepCallback) -> DensityGrid:
+def dense_density_grid(
+    decoder: TriplaneDecoder, planes: torch.Tensor, resolution: int, step: StepCallback
+) -> DensityGrid:
     """Density on the G^3 grid the published way (reference; slow)."""
     axis = grid_axis(resolution, planes.device)
     points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(1, -1, 3)
@@ -153,10 +155,10 @@ class _CellEvaluator:
     def __init__(self, decoder: TriplaneDecoder, tables: tuple[torch.Tensor, ...], cells_per_axis: int) -> None:
         size = cells_per_axis * BLOCK
         self.decoder = decoder
-        self.tiles = [
-            table[:size, :size].unflatten(0, (cells_per_axis, BLOCK)).unflatten(2, (cells_per_axis, BLOCK)).transpose(1, 2)
-            for table in tables
-        ]  # each (cells, cells, BLOCK, BLOCK, HIDDEN)
+        shape = (cells_per_axis, BLOCK)
+        cut = (table[:size, :size].unflatten(0, shape).unflatten(2, shape) for table in tables)
+        # Each (cells, cells, BLOCK, BLOCK, HIDDEN), copied: gathering whole tiles is twice as fast.
+        self.tiles = [tiles.transpose(1, 2).contiguous() for tiles in cut]
 
     def __call__(self, cells: torch.Tensor) -> torch.Tensor:
         """(M, 3) cell indices -> (M, BLOCK, BLOCK, BLOCK) densities."""
@@ -269,7 +271,9 @@ def marching_cubes(grid: DensityGrid, threshold: float) -> tuple[np.ndarray, np.
 
 
 @torch.no_grad()
-def vertex_colours(decoder: TriplaneDecoder, planes: torch.Tensor, vertices: np.ndarray, step: StepCallback) -> np.ndarray:
+def vertex_colours(
+    decoder: TriplaneDecoder, planes: torch.Tensor, vertices: np.ndarray, step: StepCallback
+) -> np.ndarray:
     """Colour at each vertex, queried in chunks."""
     colours = np.empty_like(vertices, dtype=np.float32)
     projected = decoder.project(planes)
