@@ -68,7 +68,7 @@ def test_points(model, expected, planes):
 
 def test_density_grid(model, expected, planes):
     grid = dense_density_grid(model.synthesizer, planes, TINY_GRID, Reporter().span("mesh", 0.0, 1.0))
-    assert grid.origin == (0, 0, 0) and grid.exact is None
+    assert grid.origin == (0, 0, 0) and grid.exact_cells is None and grid.exact.all()
     np.testing.assert_allclose(grid.values, expected["grid_sigma"], atol=ATOL, rtol=0)
 
 
@@ -144,6 +144,7 @@ def test_fast_extraction_equals_dense_on_a_real_layout_object(resolution):
     planes = real_layout_planes(model)
     grid = surface_density_grid(model.synthesizer, planes, resolution, 3.0, Reporter().span("mesh", 0.0, 1.0))
     assert grid.exact_share < 0.2 and min(grid.origin) > 0
+    assert grid.exact_share == pytest.approx(grid.exact.sum() / resolution**3)
     fast = extract_mesh(model.synthesizer, planes, resolution, 3.0, dense=False)
     dense = extract_mesh(model.synthesizer, planes, resolution, 3.0, dense=True)
     assert len(fast.faces) > 10000
@@ -157,6 +158,7 @@ def test_surface_grid_classifies_every_point_like_the_dense_grid(model, planes, 
     dense = dense_density_grid(model.synthesizer, planes, resolution, step).values
     surface = surface_density_grid(model.synthesizer, planes, resolution, 3.0, step)
     box = tuple(slice(o, o + n) for o, n in zip(surface.origin, surface.values.shape))
+    assert surface.exact_share == pytest.approx(surface.exact.sum() / resolution**3)
     np.testing.assert_array_equal(surface.values > 3.0, dense[box] > 3.0)
     dense[box] = 0.0
     assert (dense <= 3.0).all()

@@ -66,20 +66,37 @@ class Mesh:
 class DensityGrid:
     """Density on a box of the G^3 grid that holds the whole surface.
 
-    ``values[a, b, c]`` is grid point ``origin + (a, b, c)``. ``exact`` marks the points
-    evaluated exactly (None: all of them); the others only say which side they are on.
+    ``values[a, b, c]`` is grid point ``origin + (a, b, c)``. ``exact_cells`` marks the
+    BLOCK^3 cells of the box evaluated exactly (None: every point is exact); the other
+    points only say which side of the threshold they are on.
     """
 
     values: np.ndarray
     origin: tuple[int, int, int]
     resolution: int
-    exact: np.ndarray | None = None
+    exact_cells: np.ndarray | None = None
+
+    @property
+    def exact(self) -> np.ndarray:
+        """The exactly evaluated points of ``values``, as a mask of its shape."""
+        if self.exact_cells is None:
+            return np.ones(self.values.shape, dtype=bool)
+        mask = self.exact_cells
+        for axis in range(3):
+            mask = np.repeat(mask, BLOCK, axis=axis)
+        return mask[tuple(slice(0, n) for n in self.values.shape)]
 
     @property
     def exact_share(self) -> float:
         """Share of the G^3 points evaluated exactly."""
-        exact = self.values.size if self.exact is None else int(self.exact.sum())
-        return exact / self.resolution**3
+        if self.exact_cells is None:
+            return self.values.size / self.resolution**3
+        # Points per cell along each axis: BLOCK, fewer in cells cut by the grid's far end.
+        sizes = [
+            np.clip(n - BLOCK * np.arange(cells), 0, BLOCK)
+            for n, cells in zip(self.values.shape, self.exact_cells.shape)
+        ]
+        return float(np.einsum("abc,a,b,c->", self.exact_cells.astype(np.int64), *sizes)) / self.resolution**3
 
 
 def _no_surface(threshold: float, where: str, low: float, high: float) -> EmptyMeshError:
@@ -253,8 +270,7 @@ def _assemble(
     grid = blocks.reshape(tuple(n * BLOCK for n in shape))[crop]
     exact = np.zeros(shape, dtype=bool)
     exact[a, b, c] = True
-    exact_points = np.repeat(np.repeat(np.repeat(exact, BLOCK, 0), BLOCK, 1), BLOCK, 2)[crop]
-    return DensityGrid(grid, origin, resolution, exact_points)
+    return DensityGrid(grid, origin, resolution, exact)
 
 
 def marching_cubes(grid: DensityGrid, threshold: float) -> tuple[np.ndarray, np.ndarray]:
