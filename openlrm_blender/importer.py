@@ -39,7 +39,8 @@ def build_mesh(name: str, mesh: Mesh, smooth: bool = False) -> bpy.types.Mesh:
 def vertex_colour_material(name: str) -> bpy.types.Material:
     """Color Attribute node into the Principled BSDF's base colour."""
     material = bpy.data.materials.new(name)
-    material.use_nodes = True
+    if bpy.app.version < (5, 0, 0):  # from 5.0 every material has its node tree
+        material.use_nodes = True
     nodes, links = material.node_tree.nodes, material.node_tree.links
     shader = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
     colour = nodes.new("ShaderNodeVertexColor")
@@ -57,7 +58,8 @@ def add_object(context: bpy.types.Context, name: str, mesh: Mesh, smooth: bool =
     context.collection.objects.link(obj)
     obj.location = context.scene.cursor.location
     for other in context.view_layer.objects:
-        if other.select_get():
+        # Blender 5.0 lists an object removed since the last view-layer sync as None.
+        if other is not None and other.select_get():
             other.select_set(False)
     obj.select_set(True)
     context.view_layer.objects.active = obj

@@ -1,14 +1,18 @@
-# Sourced by the other scripts: makes .venv with the pinned dependencies once, then activates it.
+# Sourced by the other scripts: makes a virtual environment with pinned dependencies once,
+# then activates it. OPENLRM_VENV and OPENLRM_REQUIREMENTS pick another environment
+# (default .venv from requirements-dev.txt; scripts/test_blender5.sh uses Blender 5.0's).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ ! -x "$ROOT/.venv/bin/python" ]; then
-    python3 -m venv "$ROOT/.venv"
+VENV="$ROOT/${OPENLRM_VENV:-.venv}"
+REQUIREMENTS="$ROOT/${OPENLRM_REQUIREMENTS:-requirements-dev.txt}"
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
 fi
 # shellcheck disable=SC1091
-. "$ROOT/.venv/bin/activate"
-STAMP="$ROOT/.venv/.requirements"
+. "$VENV/bin/activate"
+STAMP="$VENV/.requirements"
 if ! cat "$ROOT"/requirements*.txt | cmp -s - "$STAMP"; then
-    python -m pip install -q --disable-pip-version-check -r "$ROOT/requirements-dev.txt"
+    python -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
     cat "$ROOT"/requirements*.txt > "$STAMP"
 fi
 cd "$ROOT"
