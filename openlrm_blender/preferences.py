@@ -19,7 +19,11 @@ DEVICE_ITEMS = [
 
 PRECISION_ITEMS = [
     ("float32", "Full (float32)", "The published numbers"),
-    ("bfloat16", "bfloat16", "Half the model memory; on CUDA and recent CPUs it may be faster. The mesh moves slightly"),
+    (
+        "bfloat16",
+        "bfloat16",
+        "Half the model memory; faster on CUDA and on CPUs with bfloat16 instructions. The mesh moves slightly",
+    ),
     ("float16", "float16", "Half the model memory, for CUDA and Apple MPS. The mesh moves slightly"),
 ]
 

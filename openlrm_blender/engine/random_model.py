@@ -112,7 +112,7 @@ def object_model(config: ModelConfig, seed: int = 0) -> OpenLRM:
     position = cols.reshape(-1, 1) * basis[2] + rows.reshape(-1, 1) * basis[3]
     table = bump * basis[0] + (1.0 - bump) * basis[1] + POSITION_SCALE * position  # res*res, width
     model.pos_embed.copy_(table.repeat(3, 1)[None])
-    # Plane channel 0 = (2 b - 1) / |(b, 1 - b, 0.4 u, 0.4 v)|: rises with the bump b.
+    # Plane channel 0 = (2 b - 1) / |(b, 1 - b, POSITION_SCALE u, POSITION_SCALE v)|: rises with b.
     model.upsampler.weight[:, 0] = ((basis[0] - basis[1]) / width)[:, None, None]
     model.upsampler.bias[0] = 0.0
     # Hidden unit 0 carries s = the sum of the three channel-0 values through the MLP.
