@@ -127,7 +127,8 @@ def test_unpublished_width_needs_an_input_size(tiny_dir):
 
 
 def test_nothing_above_the_threshold_is_a_clear_error(tiny_dir):
-    with pytest.raises(EmptyMeshError, match=r"no surface: the density never crosses the threshold 50 on .+ \(it ranges"):
+    message = r"no surface: the density never crosses the threshold 50 on .+ \(it ranges"
+    with pytest.raises(EmptyMeshError, match=message):
         generate(tiny_dir / "input.png", tiny_options(tiny_dir, threshold=50.0))
 
 

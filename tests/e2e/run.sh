@@ -93,7 +93,8 @@ in_root() {  # a command inside the Debian root, with a fresh Blender user folde
     chroot "$DEBIAN" /usr/bin/env -i HOME=/e2e/home PATH=/usr/bin:/bin LANG=C.UTF-8 "$@"
 }
 blender_version=$(in_root blender --version | head -n1)
-log "$blender_version, $(in_root python3 -c 'import sys, torch; print("Python", sys.version.split()[0], "system PyTorch", torch.__version__)')"
+python_and_torch=$(in_root python3 -c 'import sys, torch; print("Python", sys.version.split()[0], "PyTorch", torch.__version__)')
+log "$blender_version, $python_and_torch (the system's)"
 
 ZIP=$(cd "$WORK/dist" && ls openlrm_blender-*.zip)
 timed "install with blender --command extension install-file" \
