@@ -50,6 +50,19 @@ def mesh_objects() -> list[str]:
     return sorted(obj.name for obj in bpy.data.objects if obj.type == "MESH")
 
 
+def watch_run(progress: list[float], on_progress):
+    """Steps while the worker runs: records when the timer fired and each progress value,
+    and hands the value to ``on_progress`` (what the scenario does mid-run)."""
+    results["running"].append([])
+    while runtime().job is not None:
+        results["running"][-1].append(time.monotonic())
+        status = runtime().status
+        if status is not None:
+            progress.append(status.fraction)
+            on_progress(status.fraction)
+        yield
+
+
 def steps():
     """The scenario as a generator: each ``yield`` hands control back to the event loop."""
     window, area, main, sidebar = view3d()
@@ -72,18 +85,15 @@ def steps():
 
     with bpy.context.temp_override(window=window, area=area, region=sidebar):
         results["invoke"] = sorted(bpy.ops.openlrm.image_to_3d("INVOKE_DEFAULT"))
-    shot = None
-    results["running"].append([])
-    while runtime().job is not None:
-        results["running"][-1].append(time.monotonic())
-        status = runtime().status
-        if status is not None:
-            results["progress"].append(status.fraction)
-            if shot is None and status.fraction > 0.3:
-                redraw()
-                shot = screenshot("panel-progress")
-        yield
-    if shot is not None:
+    shots = []
+
+    def shoot_panel(fraction: float) -> None:
+        if not shots and fraction > 0.3:
+            redraw()
+            shots.append(screenshot("panel-progress"))
+
+    yield from watch_run(results["progress"], shoot_panel)
+    for shot in shots:
         shot.wait()
     results["last_info"], results["last_error"] = runtime().last_info, runtime().last_error
     results["objects_after_run"] = mesh_objects()
@@ -115,17 +125,14 @@ def steps():
     results["meshes_before_cancel"] = len(bpy.data.meshes)
     with bpy.context.temp_override(window=window, area=area, region=sidebar):
         bpy.ops.openlrm.image_to_3d("INVOKE_DEFAULT")
-    results["running"].append([])
-    while runtime().job is not None:
-        results["running"][-1].append(time.monotonic())
-        status = runtime().status
-        if status is not None:
-            results["cancel_progress"].append(status.fraction)
-            if status.fraction > 0.2 and "cancelled_at" not in results:
-                results["cancelled_at"] = status.fraction
-                with bpy.context.temp_override(window=window, area=area, region=sidebar):
-                    bpy.ops.openlrm.cancel()
-        yield
+
+    def cancel_midway(fraction: float) -> None:
+        if fraction > 0.2 and "cancelled_at" not in results:
+            results["cancelled_at"] = fraction
+            with bpy.context.temp_override(window=window, area=area, region=sidebar):
+                bpy.ops.openlrm.cancel()
+
+    yield from watch_run(results["cancel_progress"], cancel_midway)
     results["cancel_info"] = runtime().last_info
     results["objects_after_cancel"] = mesh_objects()
     results["meshes_after_cancel"] = len(bpy.data.meshes)
