@@ -17,6 +17,7 @@ share of points that change side, how far the mesh moves).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from openlrm_blender.engine import Options, generate  # noqa: E402
 from openlrm_blender.engine.config import ModelConfig  # noqa: E402
-from openlrm_blender.engine.pipeline import DTYPES, get_model, pick_device  # noqa: E402
+from openlrm_blender.engine.pipeline import DTYPES, get_model, pick_device, published_input_size  # noqa: E402
 from openlrm_blender.engine.random_model import PUBLISHED_CONFIGS, object_model, save_model  # noqa: E402
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "openlrm-blender" / "bench-models"
@@ -95,13 +96,13 @@ def precision_effect(folder: Path, image: Path, options: Options, reduced_mesh) 
     from openlrm_blender.engine.image import prepare_image
     from openlrm_blender.engine.mesh import dense_density_grid
 
-    reference = generate(image, Options(**{**options.__dict__, "dtype": "float32"}))
+    reference = generate(image, dataclasses.replace(options, dtype="float32"))
     device = pick_device(options.device)
     grids = {}
     with torch.inference_mode():
         for dtype in (options.dtype, "float32"):
             model = get_model(folder, device, dtype)
-            size = model.config.published_input_size
+            size = options.input_size or published_input_size(model)
             pixels = prepare_image(image, size, None, options.recenter, options.foreground_ratio)
             camera = source_camera(options.camera_distance)
             planes = model(pixels.to(device, DTYPES[dtype]), camera.to(device, DTYPES[dtype]))
@@ -146,7 +147,7 @@ def run_one(size: str, resolution: int, args: argparse.Namespace) -> dict:
         if warm.device.startswith("cuda"):
             figures["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
         if args.compare_dense:
-            dense = generate(image, Options(**{**options.__dict__, "dense": True}))
+            dense = generate(image, dataclasses.replace(options, dense=True))
             figures["dense_stages"] = {key: dense.timings[key] for key in ("density", "mcubes", "colours")}
             figures["same_mesh_as_dense"] = bool(
                 np.array_equal(dense.mesh.faces, warm.mesh.faces)
