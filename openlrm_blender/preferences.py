@@ -3,6 +3,7 @@ preferences, never in a .blend (the Hub token included)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import bpy
@@ -78,6 +79,7 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
         layout.label(text="The OpenLRM weights are licensed CC BY-NC 4.0: non-commercial use only.", icon="INFO")
 
 
+@functools.cache  # fixed for the session; the preferences draw it on every redraw
 def torch_in_use() -> str:
     """The PyTorch the add-on runs on, and whether it came with the add-on or with Blender's
     Python (builds for a Linux distribution's Blender leave it out)."""
