@@ -241,15 +241,18 @@ def surface_density_grid(
     done, progress = 0, 0.0
     while len(frontier):
         evaluated[tuple(frontier.T)] = True
-        chunks = []
+        # Written in place: small results kept between the chunks' large temporaries
+        # fragment the heap, and the process grew by a chunk's size per chunk.
+        frontier_values = torch.empty((len(frontier),) + (BLOCK,) * 3)
         for start in range(0, len(frontier), cells_per_chunk):
-            chunks.append(evaluate(frontier[start : start + cells_per_chunk]))
-            done += len(chunks[-1])
-            progress = max(progress, done / (done + len(frontier) - start - len(chunks[-1])))
+            end = min(start + cells_per_chunk, len(frontier))
+            frontier_values[start:end] = evaluate(frontier[start:end])
+            done += end - start
+            progress = max(progress, done / (done + len(frontier) - end))
             step(0.2 + 0.8 * progress, "density near the surface")
         cells.append(frontier)
-        values.append(torch.cat(chunks))
-        frontier = _cells_to_add(frontier, values[-1], threshold, fill_inside, evaluated)
+        values.append(frontier_values)
+        frontier = _cells_to_add(frontier, frontier_values, threshold, fill_inside, evaluated)
     return _assemble(torch.cat(cells), torch.cat(values), fill_inside, resolution, threshold)
 
 
