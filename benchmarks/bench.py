@@ -30,9 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from openlrm_blender.engine import Options, generate  # noqa: E402
+from openlrm_blender.engine import Options  # noqa: E402
 from openlrm_blender.engine.config import ModelConfig  # noqa: E402
-from openlrm_blender.engine.pipeline import DTYPES, get_model, pick_device, published_input_size  # noqa: E402
+from openlrm_blender.engine.pipeline import DTYPES, generate, get_model, pick_device, published_input_size  # noqa: E402
 from openlrm_blender.engine.random_model import PUBLISHED_CONFIGS, object_model, save_model  # noqa: E402
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "openlrm-blender" / "bench-models"

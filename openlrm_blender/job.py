@@ -6,13 +6,14 @@ timer tick for the latest progress and, at the end, the result or the error.
 
 from __future__ import annotations
 
+import sys
 import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .engine import CancelToken, Cancelled, EngineError, Options, Result, generate
-from .engine.image import ImageSource
+from .engine import CancelToken, Cancelled, EngineError, Options, Result, require_torch
+from .engine.image_source import ImageSource
 
 # Share of the whole bar each stage fills; "import" happens in Blender after the worker.
 STAGE_WEIGHTS = {"download": 0.10, "preprocess": 0.05, "encode": 0.35, "mesh": 0.45, "import": 0.05}
@@ -25,6 +26,25 @@ STAGE_LABELS = {
 }
 
 Generate = Callable[..., Result]
+
+
+def generate(
+    image: ImageSource, options: Options, progress: Callable | None = None, cancel: CancelToken | None = None
+) -> Result:
+    """The engine's ``generate``, imported at the first run, not when the add-on is enabled:
+    PyTorch takes seconds to import, and may be missing (then this says how to get it)."""
+    require_torch()
+    from .engine.pipeline import generate as run
+
+    return run(image, options, progress=progress, cancel=cancel)
+
+
+def free_models() -> None:
+    """Free the cached model; before the first run has loaded PyTorch there is none."""
+    if "torch" in sys.modules:
+        from .engine.pipeline import unload_models
+
+        unload_models()
 
 
 def overall_fraction(stage: str, fraction: float) -> float:

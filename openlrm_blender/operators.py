@@ -10,9 +10,9 @@ import bpy
 import numpy as np
 
 from . import importer
-from .engine import EngineError, Options, generate, unload_models
-from .engine.image import read_rgba
-from .job import Generate, Job, Status
+from .engine import EngineError, Options
+from .engine.image_source import read_rgba
+from .job import Generate, Job, Status, free_models, generate
 from .preferences import DEVICE_ITEMS, get_preferences, torch_in_use
 from .properties import MODEL_ITEMS
 
@@ -60,7 +60,7 @@ class Run:
         """A new object from the result, or a report for a cancel or an error; clears the run."""
         Runtime.job, Runtime.status = None, None
         if not get_preferences(context).keep_model_loaded:
-            unload_models()
+            free_models()
         if status.cancelled:
             Runtime.last_info = "Cancelled"
             return {"CANCELLED"}, "INFO", "OpenLRM: cancelled"
@@ -261,7 +261,7 @@ class OPENLRM_OT_free_model(bpy.types.Operator):
         return Runtime.job is None
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        unload_models()
+        free_models()
         self.report({"INFO"}, "OpenLRM: model memory freed")
         return {"FINISHED"}
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import bpy
 import bpy.utils.previews
 
+from .engine import missing_torch_message, torch_available
 from .operators import Runtime
 
 _previews = None
@@ -55,6 +56,8 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         column.prop(settings, "threshold")
         column.prop(settings, "smooth_shading")
 
+        if not torch_available() and Runtime.last_error != missing_torch_message():
+            _message_box(layout, missing_torch_message())
         status = Runtime.status
         if Runtime.job is not None and status is not None:
             layout.progress(factor=status.fraction, type="BAR", text=f"{status.label} ({status.fraction:.0%})")
@@ -62,11 +65,16 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         else:
             layout.operator("openlrm.image_to_3d", text="Generate", icon="MESH_MONKEY")
         if Runtime.last_error:
-            box = layout.box()
-            for index, line in enumerate(_wrap(Runtime.last_error, 40)):
-                box.label(text=line, icon="ERROR" if index == 0 else "BLANK1")
+            _message_box(layout, Runtime.last_error)
         elif Runtime.last_info:
             layout.label(text=Runtime.last_info, icon="CHECKMARK")
+
+
+def _message_box(layout: bpy.types.UILayout, text: str) -> None:
+    """An error in a box, wrapped to the sidebar's usual width."""
+    box = layout.box()
+    for index, line in enumerate(_wrap(text, 40)):
+        box.label(text=line, icon="ERROR" if index == 0 else "BLANK1")
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import bpy
 
-from .engine import DEFAULT_MODEL, torch_summary
+from .engine import DEFAULT_MODEL, torch_available
 from .properties import MODEL_ITEMS
 
 DEVICE_ITEMS = [
@@ -83,7 +83,11 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
 def torch_in_use() -> str:
     """The PyTorch the add-on runs on, and whether it came with the add-on or with Blender's
     Python (builds for a Linux distribution's Blender leave it out)."""
+    if not torch_available():
+        return "PyTorch: not installed"
     import torch
+
+    from .engine.pipeline import torch_summary
 
     bundled = Path(bpy.utils.user_resource("EXTENSIONS", path=".local")).resolve()
     origin = "bundled" if Path(torch.__file__).resolve().is_relative_to(bundled) else "Blender's Python"

@@ -8,8 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from openlrm_blender.engine.random_model import PUBLISHED_CONFIGS, save_random_model
-
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("OPENLRM_SHARED", REPO.parent / "shared"))
 TINY = SHARED / "vectors" / "tiny"
@@ -22,6 +20,8 @@ TINY_GRID = 32
 
 def reduced(size: str, **overrides) -> dict:
     """A published config.json at reduced depth: same widths and key layout, fewer blocks."""
+    from openlrm_blender.engine.random_model import PUBLISHED_CONFIGS
+
     config = dict(PUBLISHED_CONFIGS[size])
     config.update(encoder_depth=1, transformer_layers=1)
     config["encoder_num_heads"] = config["encoder_feat_dim"] // 64
@@ -45,10 +45,14 @@ def expected(tiny_dir: Path) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random model with the real small key layout (reduced depth), in the Hub file layout."""
+    from openlrm_blender.engine.random_model import save_random_model
+
     return save_random_model(tmp_path_factory.mktemp("small") / "model", reduced("small"), seed=1)
 
 
 @pytest.fixture(scope="session")
 def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random base-layout model: its cross-attention is stored packed."""
+    from openlrm_blender.engine.random_model import save_random_model
+
     return save_random_model(tmp_path_factory.mktemp("base") / "model", reduced("base"), seed=2)

@@ -9,7 +9,8 @@ from PIL import Image
 from openlrm_blender.engine import BackgroundModelError, ImageError
 from openlrm_blender.engine import background as background_module
 from openlrm_blender.engine.background import BackgroundRemover, get_background_remover
-from openlrm_blender.engine.image import MAX_PIXELS, composite_on_white, has_mask, prepare_image, read_rgba
+from openlrm_blender.engine.image import composite_on_white, has_mask, prepare_image
+from openlrm_blender.engine.image_source import MAX_PIXELS, read_rgba
 
 SIZE = 56
 

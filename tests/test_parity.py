@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from openlrm_blender.engine import Options, generate
+from openlrm_blender.engine import Options
 from openlrm_blender.engine.camera import source_camera
 from openlrm_blender.engine.config import ModelConfig
 from openlrm_blender.engine.image import prepare_image
+from openlrm_blender.engine.pipeline import generate
 from openlrm_blender.engine.mesh import dense_density_grid, extract_mesh, surface_density_grid
 from openlrm_blender.engine.progress import Reporter
 from openlrm_blender.engine.random_model import object_model

@@ -9,18 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from openlrm_blender.engine import (
-    STAGES,
-    CancelToken,
-    Cancelled,
-    EmptyMeshError,
-    EngineError,
-    Options,
-    generate,
-    pick_device,
-    unload_models,
-)
-from openlrm_blender.engine import pipeline
+from openlrm_blender.engine import STAGES, CancelToken, Cancelled, EmptyMeshError, EngineError, Options, pipeline
+from openlrm_blender.engine.pipeline import generate, pick_device, unload_models
 from openlrm_blender.engine.mesh import DensityGrid, marching_cubes
 
 from .conftest import TINY_GRID, TINY_SIZE

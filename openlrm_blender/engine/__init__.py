@@ -1,13 +1,24 @@
 """OpenLRM v1.1 inference engine: image -> triplanes -> coloured mesh arrays.
 
-Plain PyTorch and NumPy, no ``bpy``: it runs and is tested without Blender.
+Plain PyTorch and NumPy, no ``bpy``: it runs and is tested without Blender. Importing
+this package loads no PyTorch (enabling the add-on stays fast, and works where PyTorch
+is missing); ``engine.pipeline.generate`` and the model modules do.
 """
 
-from .errors import BackgroundModelError, Cancelled, EmptyMeshError, EngineError, ImageError, WeightsError
-from .mesh import Mesh
-from .pipeline import DEVICES, DTYPES, Options, Result, generate, pick_device, torch_summary, unload_models
+from .config import DEFAULT_MODEL, PUBLISHED_MODELS
+from .errors import (
+    BackgroundModelError,
+    Cancelled,
+    EmptyMeshError,
+    EngineError,
+    ImageError,
+    PyTorchMissing,
+    WeightsError,
+)
+from .options import DEVICES, PRECISIONS, Options
 from .progress import STAGES, CancelToken, ProgressCallback
-from .weights import DEFAULT_MODEL, PUBLISHED_MODELS
+from .pytorch import missing_torch_message, require_torch, torch_available
+from .result import Mesh, Result
 
 __all__ = [
     "BackgroundModelError",
@@ -15,19 +26,19 @@ __all__ = [
     "CancelToken",
     "DEFAULT_MODEL",
     "DEVICES",
-    "DTYPES",
     "EmptyMeshError",
     "EngineError",
     "ImageError",
     "Mesh",
     "Options",
+    "PRECISIONS",
     "ProgressCallback",
     "PUBLISHED_MODELS",
+    "PyTorchMissing",
     "Result",
     "STAGES",
     "WeightsError",
-    "generate",
-    "pick_device",
-    "torch_summary",
-    "unload_models",
+    "missing_torch_message",
+    "require_torch",
+    "torch_available",
 ]

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from .errors import EngineError
 from .export import FORMATS, write_mesh
-from .pipeline import DEVICES, DTYPES, Options, generate
-from .weights import DEFAULT_MODEL, PUBLISHED_MODELS
+from .config import DEFAULT_MODEL, PUBLISHED_MODELS
+from .options import DEVICES, PRECISIONS, Options
+from .pipeline import generate
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input-size", type=int, default=0, help="model input size in pixels (default: the model's published size)")
     parser.add_argument("--camera-distance", type=float, default=2.0, help="source camera distance (default 2.0)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--dtype", choices=list(DTYPES), default="float32", help="precision of the model (default float32)")
+    parser.add_argument("--dtype", choices=list(PRECISIONS), default="float32", help="precision of the model (default float32)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 

@@ -8,6 +8,10 @@ from pathlib import Path
 
 from .errors import WeightsError
 
+# The published models, by their Hugging Face Hub names.
+PUBLISHED_MODELS = tuple(f"openlrm-{data}-{size}-1.1" for data in ("obj", "mix") for size in ("small", "base", "large"))
+DEFAULT_MODEL = "openlrm-mix-base-1.1"
+
 # The DINOv2-with-registers presets the published configs name.
 ENCODER_PRESETS: dict[str, tuple[int, int]] = {  # name -> (depth, heads)
     "dinov2_vits14_reg": (12, 6),

@@ -27,3 +27,7 @@ class EmptyMeshError(EngineError):
 
 class Cancelled(EngineError):
     """The caller asked the run to stop."""
+
+
+class PyTorchMissing(EngineError):
+    """No PyTorch can be imported: the model cannot run."""

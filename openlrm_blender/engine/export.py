@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .mesh import Mesh
+from .result import Mesh
 
 FORMATS = (".ply", ".obj")
 

@@ -34,12 +34,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import mcubes
 import numpy as np
 import torch
 
+from . import marching_cubes as mc
 from .errors import EmptyMeshError
 from .progress import Reporter, StepCallback, Stopwatch
+from .result import Mesh
 from .triplane import TriplaneDecoder, bilinear, colour_from_raw, density_from_raw
 
 POINTS_PER_CHUNK = 1 << 18  # the dense recipe's and the colours' chunks
@@ -48,18 +49,6 @@ BLOCK = 4  # fine grid steps per coarse cell
 # A field this much of whose volume is near the threshold at the coarse scale is noise
 # with detail finer than a coarse cell (untrained weights): every cell is evaluated.
 MAX_NEAR_SHARE = 0.5
-
-
-@dataclass
-class Mesh:
-    vertices: np.ndarray  # float32 (V, 3), x right, y away from the input camera, z up
-    faces: np.ndarray  # int32 (F, 3), counter-clockwise seen from outside
-    colors: np.ndarray  # float32 (V, 3), sRGB values in [0, 1] as the model produced them
-
-    @property
-    def colors_u8(self) -> np.ndarray:
-        """8-bit colours the published way: floor(colour * 255)."""
-        return np.clip(np.floor(self.colors * 255.0), 0, 255).astype(np.uint8)
 
 
 @dataclass
@@ -279,10 +268,10 @@ def _assemble(
 def marching_cubes(grid: DensityGrid, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Surface where density crosses ``threshold`` (inside is above), in [-1, 1] coordinates.
 
-    PyMCubes winds the triangles so that their normals point out of the region above
-    the threshold (tests/test_pipeline.py checks this on a ball).
+    PyMCubes' mesh, which winds the triangles so that their normals point out of the
+    region above the threshold (tests/test_pipeline.py checks this on a ball).
     """
-    vertices, faces = mcubes.marching_cubes(grid.values, float(threshold))
+    vertices, faces = mc.marching_cubes(grid.values, float(threshold))
     if len(faces) == 0:
         raise _no_surface(threshold, "the grid", float(grid.values.min()), float(grid.values.max()))
     vertices = (vertices + grid.origin) / (grid.resolution - 1) * 2.0 - 1.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -12,58 +11,14 @@ from .background import get_background_remover
 from .camera import source_camera
 from .errors import EngineError
 from .image import ImageSource, prepare_image
-from .mesh import Mesh, extract_mesh
+from .mesh import extract_mesh
 from .model import OpenLRM
 from .progress import CancelToken, ProgressCallback, Reporter, Stopwatch
-from .weights import DEFAULT_MODEL, load_model, resolve_model_dir
+from .options import PRECISIONS, Options
+from .result import Result
+from .weights import load_model, resolve_model_dir
 
-DEVICES = ("auto", "cuda", "mps", "cpu")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass
-class Options:
-    """Everything that decides the result; defaults are the published settings."""
-
-    model: str = DEFAULT_MODEL
-    weights_dir: Path | None = None  # a local model folder; overrides ``model``
-    revision: str | None = None
-    token: str | None = None
-    cache_dir: Path | None = None
-    offline: bool | None = None  # None: huggingface_hub's own setting (HF_HUB_OFFLINE)
-    device: str = "auto"
-    dtype: str = "float32"
-    remove_background: bool = True
-    background_model: Path | None = None
-    recenter: bool = True
-    foreground_ratio: float = 0.8
-    input_size: int = 0  # 0: the model's published size
-    camera_distance: float = 2.0
-    resolution: int = 384
-    threshold: float = 3.0
-    dense: bool = False
-
-    def validate(self) -> None:
-        if self.device not in DEVICES:
-            raise EngineError(f"unknown device {self.device!r}: use one of {', '.join(DEVICES)}")
-        if self.dtype not in DTYPES:
-            raise EngineError(f"unknown precision {self.dtype!r}: use one of {', '.join(DTYPES)}")
-        if not 0.0 < self.foreground_ratio <= 1.0:
-            raise EngineError(f"foreground ratio must be in (0, 1], got {self.foreground_ratio}")
-        if self.input_size < 0 or (self.input_size and self.input_size % 14):
-            raise EngineError(f"input size must be a multiple of 14 (or 0 for the model's own), got {self.input_size}")
-        if not 8 <= self.resolution <= 1024:
-            raise EngineError(f"mesh resolution must be between 8 and 1024, got {self.resolution}")
-        if self.camera_distance <= 0:
-            raise EngineError(f"camera distance must be positive, got {self.camera_distance}")
-
-
-@dataclass
-class Result:
-    mesh: Mesh
-    model_dir: Path
-    device: str
-    timings: dict[str, float] = field(default_factory=dict)  # seconds by stage
+DTYPES = {name: getattr(torch, name) for name in PRECISIONS}
 
 
 def pick_device(name: str = "auto") -> torch.device:

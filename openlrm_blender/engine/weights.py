@@ -17,13 +17,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .config import ModelConfig
+from .config import PUBLISHED_MODELS, ModelConfig
 from .errors import WeightsError
 from .model import OpenLRM
 
 HUB_OWNER = "zxhezexin"
-PUBLISHED_MODELS = tuple(f"openlrm-{data}-{size}-1.1" for data in ("obj", "mix") for size in ("small", "base", "large"))
-DEFAULT_MODEL = "openlrm-mix-base-1.1"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 PICKLE_FILES = ("pytorch_model.bin", "model.bin", "model.pth", "model.pt", "model.ckpt")

@@ -1,0 +1,49 @@
+"""What a run is asked to do: the model, the device and every setting of the recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import DEFAULT_MODEL
+from .errors import EngineError
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+PRECISIONS = ("float32", "bfloat16", "float16")  # torch dtype names
+
+
+@dataclass
+class Options:
+    """Everything that decides the result; defaults are the published settings."""
+
+    model: str = DEFAULT_MODEL
+    weights_dir: Path | None = None  # a local model folder; overrides ``model``
+    revision: str | None = None
+    token: str | None = None
+    cache_dir: Path | None = None
+    offline: bool | None = None  # None: huggingface_hub's own setting (HF_HUB_OFFLINE)
+    device: str = "auto"
+    dtype: str = "float32"
+    remove_background: bool = True
+    background_model: Path | None = None
+    recenter: bool = True
+    foreground_ratio: float = 0.8
+    input_size: int = 0  # 0: the model's published size
+    camera_distance: float = 2.0
+    resolution: int = 384
+    threshold: float = 3.0
+    dense: bool = False
+
+    def validate(self) -> None:
+        if self.device not in DEVICES:
+            raise EngineError(f"unknown device {self.device!r}: use one of {', '.join(DEVICES)}")
+        if self.dtype not in PRECISIONS:
+            raise EngineError(f"unknown precision {self.dtype!r}: use one of {', '.join(PRECISIONS)}")
+        if not 0.0 < self.foreground_ratio <= 1.0:
+            raise EngineError(f"foreground ratio must be in (0, 1], got {self.foreground_ratio}")
+        if self.input_size < 0 or (self.input_size and self.input_size % 14):
+            raise EngineError(f"input size must be a multiple of 14 (or 0 for the model's own), got {self.input_size}")
+        if not 8 <= self.resolution <= 1024:
+            raise EngineError(f"mesh resolution must be between 8 and 1024, got {self.resolution}")
+        if self.camera_distance <= 0:
+            raise EngineError(f"camera distance must be positive, got {self.camera_distance}")

@@ -1,0 +1,37 @@
+"""Whether PyTorch is there, found without importing it (importing takes seconds).
+
+Every run goes through ``require_torch`` before model code is imported, so a Blender
+whose add-on came without PyTorch gets one message with the way forward, not an
+ImportError.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+from .errors import PyTorchMissing
+
+CPU_WHEEL_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def install_command() -> str:
+    """How to put PyTorch's CPU build into the Python running this code."""
+    return f'"{sys.executable}" -m pip install torch --index-url {CPU_WHEEL_INDEX}'
+
+
+def missing_torch_message() -> str:
+    return (
+        f"PyTorch is missing: this Python ({sys.version.split()[0]}) has no torch module, and this build of the "
+        f"add-on comes without one. Install it with: {install_command()} (for an NVIDIA GPU, a CUDA build "
+        "from pytorch.org), then restart Blender"
+    )
+
+
+def require_torch() -> None:
+    if not torch_available():
+        raise PyTorchMissing(missing_torch_message())
