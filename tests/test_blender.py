@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy", reason="Blender as a Python module (bpy==4.2.*) is in requirements-dev.txt")
 import addon_utils  # noqa: E402  (ships with bpy)
+
+import openlrm_blender  # noqa: E402
 
 from openlrm_blender.engine import EngineError, Mesh, Options, Result, missing_torch_message, torch_available  # noqa: E402
 from openlrm_blender.job import generate  # noqa: E402
@@ -71,6 +75,35 @@ def test_register_and_unregister_twice():
 
 
 @needs_torch
+def layout_calls() -> list[tuple[str, str, dict]]:
+    """Every UILayout method the sidebar and the preferences call, with their keywords (and
+    the keywords' values where they are constants)."""
+    calls = []
+    for module in ("panel.py", "preferences.py"):
+        tree = ast.parse((Path(openlrm_blender.__file__).parent / module).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner = node.func.value
+                if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Attribute):
+                    owner = owner.func.value  # layout.row().prop(...)
+                if isinstance(owner, ast.Name) and owner.id in ("layout", "column", "row", "box"):
+                    keywords = {k.arg: k.value.value if isinstance(k.value, ast.Constant) else None for k in node.keywords}
+                    calls.append((module, node.func.attr, keywords))
+    return calls
+
+
+def test_every_layout_call_exists_in_this_blender():
+    """Drawing needs a window (none in background mode): check the calls against Blender's RNA."""
+    functions = bpy.types.UILayout.bl_rna.functions
+    icons = functions["label"].parameters["icon"].enum_items.keys()
+    calls = layout_calls()
+    assert {"progress", "template_ID", "template_icon", "operator", "prop", "box"} <= {name for _, name, _ in calls}
+    for module, name, keywords in calls:
+        assert name in functions, (module, name, bpy.app.version_string)
+        assert set(keywords) <= set(functions[name].parameters.keys()), (module, name, keywords)
+        assert (keywords.get("icon") or "NONE") in icons, (module, name, keywords)
+
+
 def test_headless_operator_matches_the_engine(clean_scene, tiny_dir):
     clean_scene.cursor.location = (1.0, 2.0, 3.0)
     expected = generate(
@@ -147,6 +180,21 @@ def test_saved_and_reloaded_colours(clean_scene, tiny_dir, tmp_path):
     mesh.color_attributes.active_color.data.foreach_get("color_srgb", after)
     np.testing.assert_array_equal(before, after)
     assert mesh.materials[0].node_tree.nodes.get("Color Attribute") is not None
+
+
+@pytest.mark.skipif(torch_available(), reason="PyTorch is here: the Blender 5.1+ test environment has none")
+def test_without_pytorch_generate_says_how_to_get_it(clean_scene, tiny_dir):
+    from openlrm_blender.operators import Runtime
+    from openlrm_blender.preferences import torch_in_use
+
+    before = set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())
+    with pytest.raises(RuntimeError, match="PyTorch is missing") as raised:
+        bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir))
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in str(raised.value)
+    assert "Traceback" not in str(raised.value)
+    assert (set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())) == before
+    assert Runtime.last_error == missing_torch_message() and Runtime.job is None
+    assert torch_in_use() == "PyTorch: not installed"
 
 
 # --- the interactive path's timer step, driven by hand ------------------------------------

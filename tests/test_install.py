@@ -1,11 +1,15 @@
-"""Build the linux-x64 zip and install it through Blender's extension manager, in a Python
-that sees only Blender: the add-on must run on its bundled wheels alone."""
+"""The extension zips as users get them: build.py's zips for every platform and Blender
+line, the one for the running Blender installed through the extension manager in a Python
+that sees only Blender (it must run on its bundled wheels alone), the repository listing
+followed as a user follows it, and the version ranges checked by Blender's own filter."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,31 +19,56 @@ import pytest
 
 from .conftest import REPO
 
+pytest.importorskip("bpy", reason="Blender as a Python module runs the extension manager")
+
 # What Blender as a module needs from its own environment (Blender ships these itself).
-BLENDER_OWN = ("bpy", "numpy", "numpy.libs", "requests", "urllib3", "idna", "certifi", "charset_normalizer", "zstandard")
+BLENDER_OWN = (
+    "bpy",
+    "numpy",
+    "numpy.libs",
+    "requests",
+    "urllib3",
+    "idna",
+    "certifi",
+    "charset_normalizer",
+    "zstandard",
+    "cattrs",
+    "attrs",
+    "typing_extensions.py",
+)
+BLENDER = tuple(int(part) for part in importlib.metadata.version("bpy").split(".")[:3])
+LINE = "blender5.1-and-newer" if BLENDER >= (5, 1, 0) else "blender4.2-5.0"
+PLATFORMS = ("linux_x64", "windows_x64", "macos_arm64")
+# Blender releases and their Python: each must be offered exactly one zip per platform.
+RELEASES = {(4, 2, 0): (3, 11), (5, 0, 1): (3, 11), (5, 1, 0): (3, 13), (5, 2, 3): (3, 13), (5, 3, 0): (3, 13)}
+
+
+def build(*arguments: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "build.py", *arguments]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
 
 
 @pytest.fixture(scope="module")
-def linux_zip() -> Path:
-    done = subprocess.run(
-        [sys.executable, "build.py", "--platform", "linux-x64"], cwd=REPO, capture_output=True, text=True, timeout=1800
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    path = REPO / "dist" / "openlrm_blender-0.1.0-linux_x64.zip"
-    assert f"dist/{path.name}: " in done.stdout  # the size line
-    return path
+def dist() -> Path:
+    """Every zip (3 platforms x 2 Blender lines) and the repository listing over them."""
+    folder = REPO / "build" / "test-dist"
+    shutil.rmtree(folder, ignore_errors=True)
+    done = build("--repository", "--output-dir", str(folder))
+    for line in ("blender4.2-5.0", "blender5.1-and-newer"):
+        for platform in PLATFORMS:
+            assert f"openlrm_blender-0.1.0-{line}-{platform}.zip: " in done.stdout  # the size line
+    assert "linux-x64, Blender 5.1.0+ (Python 3.13): built without PyTorch" in done.stdout
+    return folder
 
 
-def test_zip_holds_only_linux_wheels_and_no_numpy(linux_zip):
-    names = zipfile.ZipFile(linux_zip).namelist()
-    wheels = [Path(name).name for name in names if name.endswith(".whl")]
-    assert any(name.startswith("torch-2.13.0") for name in wheels)
-    assert not any(name.startswith("numpy-") for name in wheels)
-    assert not any("win_amd64" in name or "macosx" in name for name in wheels)
-    assert "blender_manifest.toml" in names and "__init__.py" in names and "engine/pipeline.py" in names
+def wheels_of(path: Path) -> list[str]:
+    return [Path(name).name for name in zipfile.ZipFile(path).namelist() if name.endswith(".whl")]
 
 
-def test_install_run_uninstall(linux_zip, tiny_dir, tmp_path):
+def blender_only_python(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    """This Python with only Blender and what Blender ships on its path (-S, no site-packages)."""
     site = tmp_path / "blender-site"
     site.mkdir()
     packages = Path(importlib.util.find_spec("bpy").submodule_search_locations[0]).parent
@@ -47,17 +76,119 @@ def test_install_run_uninstall(linux_zip, tiny_dir, tmp_path):
         if (packages / name).exists():
             (site / name).symlink_to(packages / name)
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "user"), PYTHONPATH=str(site), PYTHONNOUSERSITE="1")
-    script = REPO / "tests" / "blender_scripts" / "install_check.py"
-    # -S: no site-packages of this environment; only the Blender-shipped set above is visible.
-    command = [sys.executable, "-S", str(script), str(linux_zip), str(tiny_dir)]
+    return [sys.executable, "-S"], env
+
+
+def run_script(tmp_path: Path, script: str, *arguments: str) -> dict:
+    python, env = blender_only_python(tmp_path)
+    command = [*python, str(REPO / "tests" / "blender_scripts" / script), *arguments]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
-    report = json.loads(lines[0][len("RESULT ") :])
-    assert report["install"] == ["FINISHED"] and report["operator"] == ["FINISHED"]
+    return json.loads(lines[0][len("RESULT ") :])
+
+
+def test_each_zip_holds_only_wheels_its_blender_can_load(dist):
+    for platform in PLATFORMS:
+        for line, abi in (("blender4.2-5.0", "cp311"), ("blender5.1-and-newer", "cp313")):
+            path = dist / f"openlrm_blender-0.1.0-{line}-{platform}.zip"
+            wheels = wheels_of(path)
+            native = [name for name in wheels if not name.endswith("-none-any.whl")]
+            assert native and all(f"-{abi}-" in name or "-abi3-" in name for name in native), native
+            other_platforms = {"linux_x64": "linux", "windows_x64": "win_amd64", "macos_arm64": "macosx"}
+            other_platforms.pop(platform)
+            assert not any(tag in name for name in wheels for tag in other_platforms.values())
+            # NumPy is Blender's own; PyMCubes (and the SciPy it pulls) is no longer needed.
+            assert not any(name.startswith(("numpy-", "pymcubes-", "scipy-")) for name in wheels)
+            assert not (platform != "windows_x64" and any(name.startswith("colorama-") for name in wheels))
+            has_torch = any(name.startswith("torch-2.13.0") for name in wheels)
+            assert has_torch == (line == "blender4.2-5.0" or platform != "linux_x64"), (path.name, has_torch)
+            assert any(name.startswith("sympy-") for name in wheels) == has_torch  # torch's own dependencies
+            names = zipfile.ZipFile(path).namelist()
+            assert {"blender_manifest.toml", "__init__.py", "engine/marching_cubes.py"} <= set(names)
+
+
+def test_exactly_one_zip_for_each_blender_and_platform(dist):
+    """Blender's own listing filter (from its extension tool) over the generated index.json."""
+    tool = next(Path(importlib.util.find_spec("bpy").submodule_search_locations[0]).glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    spec = importlib.util.spec_from_file_location("blender_ext", tool)
+    blender_ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(blender_ext)
+    listing = json.loads((dist / "index.json").read_text(encoding="utf-8"))["data"]
+    assert len(listing) == 6
+
+    def offered(version, platform, python) -> list[str]:
+        return [
+            item["archive_url"]
+            for item in listing
+            if not blender_ext.repository_filter_skip(
+                item,
+                filter_blender_version=version,
+                filter_platform=platform,
+                filter_python_version=python,
+                skip_message_fn=None,
+                error_fn=lambda error: pytest.fail(str(error)),
+            )
+        ]
+
+    for version, python in RELEASES.items():
+        for platform in ("linux-x64", "windows-x64", "macos-arm64"):
+            zips = offered(version, platform, (*python, 0))
+            assert len(zips) == 1, (version, platform, zips)
+            assert ("5.1-and-newer" in zips[0]) == (version >= (5, 1, 0)) and platform.replace("-", "_") in zips[0]
+            # The version ranges alone already choose: no Blender is offered a zip for another Python.
+            assert offered(version, platform, (0, 0, 0)) == zips
+
+
+def test_install_enable_generate_uninstall(dist, tiny_dir, tmp_path):
+    """The zip for this Blender: it enables, and Generate runs the model, or (no PyTorch in
+    the Linux 5.1+ zip) fails with the way to get PyTorch and leaves the scene as it was."""
+    report = run_script(tmp_path, "install_check.py", str(dist / f"openlrm_blender-0.1.0-{LINE}-linux_x64.zip"), str(tiny_dir))
+    assert report["blender"][:2] == list(BLENDER[:2]) and report["install"] == ["FINISHED"]
+    assert report["enabled"] and all(report["registered"].values()), report
     installed = str(tmp_path / "user" / "extensions")
-    assert all(path.startswith(installed) for path in report["modules"].values()), report["modules"]
-    assert report["object"] == {"name": "input", "vertices": 13616, "faces": 25412}
+    assert report["modules"]["mcubes"] is None and report["modules"]["scipy"] is None
+    for name in ("safetensors", "onnxruntime", "huggingface_hub", "PIL"):
+        assert report["modules"][name].startswith(installed), (name, report["modules"][name])
+    if LINE == "blender4.2-5.0":
+        assert report["modules"]["torch"].startswith(installed)
+        assert report["operator"] == ["FINISHED"]
+        assert report["object"] == {"name": "input", "vertices": 13616, "faces": 25412}
+    else:
+        assert report["modules"]["torch"] is None
+        assert report["operator"] == ["ERROR"] and report["scene_unchanged"]
+        assert "PyTorch is missing" in report["error"] and "pip install torch --index-url" in report["error"]
+        assert "Traceback" not in report["error"]
     assert report["uninstall"] == ["FINISHED"]
     assert not any(report["left_registered"].values()), report["left_registered"]
     assert not list((tmp_path / "user" / "extensions" / "user_default").glob("openlrm*"))
+
+
+def test_the_repository_listing_gives_this_blender_its_zip(dist, tmp_path):
+    report = run_script(tmp_path, "listing_check.py", str(dist))
+    assert report["add"] == report["sync"] == report["install"] == ["FINISHED"], report
+    expected = {"blender4.2-5.0": ("4.2.0", "5.1.0"), "blender5.1-and-newer": ("5.1.0", None)}[LINE]
+    assert (report["manifest"]["blender_version_min"], report["manifest"]["blender_version_max"]) == expected
+    assert report["manifest"]["platforms"] == ["linux-x64"]
+    abi = f"cp{report['python'][0]}{report['python'][1]}"
+    assert any(f"-{abi}-" in name for name in report["wheels"]), report["wheels"]
+    assert report["enabled"] and report["operator"]
+
+
+def test_torch_from_a_given_folder_is_bundled_for_linux_on_python_3_13(tmp_path):
+    """A release machine with PyTorch's CPU wheels (downloaded from its own index) hands them
+    over with --torch-find-links; here a stand-in wheel shows that it is taken and bundled."""
+    wheels = tmp_path / "torch-wheels"
+    wheels.mkdir()
+    name = "torch-2.13.0+cpu-cp313-cp313-manylinux_2_28_x86_64.whl"
+    info = "torch-2.13.0+cpu.dist-info"
+    with zipfile.ZipFile(wheels / name, "w") as wheel:
+        wheel.writestr("torch/__init__.py", "__version__ = '2.13.0+cpu'\n")
+        wheel.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: torch\nVersion: 2.13.0+cpu\n")
+        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp313-cp313-manylinux_2_28_x86_64\n")
+        wheel.writestr(f"{info}/RECORD", "")
+    output = tmp_path / "dist"
+    done = build("--blender", "5.1", "--platform", "linux-x64", "--torch-find-links", str(wheels), "--output-dir", str(output))
+    assert "built without PyTorch" not in done.stdout
+    bundled = wheels_of(output / "openlrm_blender-0.1.0-blender5.1-and-newer-linux_x64.zip")
+    assert name in bundled and any(wheel.startswith("sympy-") for wheel in bundled)

@@ -48,21 +48,8 @@ fi
 # shellcheck disable=SC1091
 . "$HERE/chroot.sh"
 
-compile_pymcubes() {  # PyPI has no PyMCubes wheel for Python 3.13: compile one with Debian's toolchain
-    local wheels="$CACHE/wheels-cp313"
-    ls "$wheels"/pymcubes-*.whl >/dev/null 2>&1 && return 0
-    python -m pip download -q --no-deps --no-binary :all: --no-build-isolation "PyMCubes==0.1.6" \
-        -d "$DEBIAN/tmp/sdist" 2>/dev/null
-    chroot_mount "$DEBIAN"
-    chroot "$DEBIAN" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/tmp python3 -m pip wheel -q --no-deps \
-        --no-build-isolation --no-index /tmp/sdist/pymcubes-0.1.6.tar.gz -w /tmp/wheels
-    chroot_unmount "$DEBIAN"
-    mkdir -p "$wheels"
-    mv "$DEBIAN"/tmp/wheels/*.whl "$wheels/"
-}
-timed "PyMCubes wheel for Python 3.13 (cached)" compile_pymcubes
-timed "extension build for Python 3.13" python "$REPO/build.py" --platform linux-x64 --python 3.13 --system-torch \
-    --find-links "$CACHE/wheels-cp313" --output-dir "$WORK/dist" >"$ARTIFACTS/build.log"
+timed "extension build for a system Python 3.13" python "$REPO/build.py" --platform linux-x64 --blender system-3.13 \
+    --no-torch --output-dir "$WORK/dist" >"$ARTIFACTS/build.log"
 cp -r "$SHARED/vectors/tiny" "$WORK/tiny"
 cp "$HERE"/*.py "$WORK/"
 timed "object model (small layout)" python - "$CACHE/small-object" <<'EOF'

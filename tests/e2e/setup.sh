@@ -9,9 +9,7 @@ ROOT=${1:?usage: setup.sh ROOT}
 PACKAGES=(blender xvfb xauth libgl1-mesa-dri x11-apps imagemagick
           python3-torch python3-safetensors python3-pil python3-onnxruntime
           # Debian's PyTorch falls back to the reference BLAS without it: 30x slower.
-          libopenblas0-pthread
-          # PyPI has no PyMCubes wheel for Python 3.13: it is compiled here.
-          python3-pip python3-dev python3-setuptools cython3 g++)
+          libopenblas0-pthread)
 STAMP="$ROOT/.openlrm-packages"
 
 [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "${PACKAGES[*]}" ] && exit 0
