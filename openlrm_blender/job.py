@@ -16,9 +16,9 @@ from .engine import CancelToken, Cancelled, EngineError, Options, Result, requir
 from .engine.image_source import ImageSource
 
 # Share of the whole bar each stage fills; "import" happens in Blender after the worker.
-STAGE_WEIGHTS = {"download": 0.10, "preprocess": 0.05, "encode": 0.35, "mesh": 0.45, "import": 0.05}
+STAGE_WEIGHTS = {"model": 0.10, "preprocess": 0.05, "encode": 0.35, "mesh": 0.45, "import": 0.05}
 STAGE_LABELS = {
-    "download": "Downloading",
+    "model": "Getting the model",
     "preprocess": "Preparing image",
     "encode": "Encoding",
     "mesh": "Building mesh",
@@ -59,7 +59,7 @@ def overall_fraction(stage: str, fraction: float) -> float:
 
 @dataclass
 class Status:
-    stage: str = "download"
+    stage: str = "model"
     fraction: float = 0.0  # of the whole run
     message: str = ""
     finished: bool = False

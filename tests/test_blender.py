@@ -207,7 +207,7 @@ def slow_engine(steps: int = 20, delay: float = 0.02, fail: str | None = None):
         for step in range(steps):
             time.sleep(delay)
             cancel.check()
-            stage = ("download", "preprocess", "encode", "mesh")[step * 4 // steps]
+            stage = ("model", "preprocess", "encode", "mesh")[step * 4 // steps]
             progress(stage, (step % (steps // 4) + 1) / (steps // 4), f"step {step}")
             if fail and step == steps // 2:
                 raise EngineError(fail)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,7 +11,7 @@ from openlrm_blender.engine import BackgroundModelError, ImageError
 from openlrm_blender.engine import background as background_module
 from openlrm_blender.engine.background import BackgroundRemover, get_background_remover
 from openlrm_blender.engine.image import composite_on_white, has_mask, prepare_image
-from openlrm_blender.engine.image_source import MAX_PIXELS, read_rgba
+from openlrm_blender.engine.image_source import MAX_MEGAPIXELS, WORKING_SIDE, read_rgba
 
 SIZE = 56
 
@@ -153,11 +154,41 @@ def test_fully_transparent_image(tmp_path):
 
 
 def test_too_many_pixels(tmp_path):
-    side = int(MAX_PIXELS**0.5) + 64
+    side = int((MAX_MEGAPIXELS * 1e6) ** 0.5) + 64
     path = tmp_path / "huge.png"
     Image.new("L", (side, side)).save(path)  # compresses to a few kB; never decoded
-    with pytest.raises(ImageError, match=rf"huge\.png: {side}x{side} pixels is more than the limit"):
+    with pytest.raises(ImageError, match=rf"huge\.png: {side}x{side} pixels \(68 megapixels\) is more than the limit of 67"):
         prepare_image(path, SIZE)
+
+
+@pytest.mark.parametrize("megapixels", [100, 200])
+def test_our_limit_replaces_pillows_bomb_guard(tmp_path, megapixels):
+    """Pillow warns from 89 and refuses from 179 megapixels in its own words; ours speaks
+    instead, says how to go past it, and nothing is decoded."""
+    path = tmp_path / "bomb.png"
+    Image.new("1", (10_000, megapixels * 100)).save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's DecompressionBombWarning would fail the test
+        with pytest.raises(ImageError, match=r"bomb\.png: .*limit of 67 megapixels.*--max-megapixels") as raised:
+            read_rgba(path)
+    assert "decompression bombs; scale the image down, or raise the limit" in str(raised.value)
+
+
+def test_a_raised_limit_reads_a_large_image_reduced_while_decoding(tmp_path):
+    path = tmp_path / "large.png"
+    Image.new("RGB", (12_000, 9_000), (200, 100, 50)).save(path)  # 108 megapixels
+    with pytest.raises(ImageError, match="108 megapixels"):
+        read_rgba(path)
+    rgba = read_rgba(path, max_megapixels=110)
+    assert rgba.shape == (9_000 // 3, 12_000 // 3, 4) and max(rgba.shape) <= WORKING_SIDE
+    np.testing.assert_allclose(rgba[100, 100], [200 / 255, 100 / 255, 50 / 255, 1.0], atol=1e-6)
+
+
+def test_images_up_to_the_working_side_are_read_as_they_are(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (WORKING_SIDE, 300, 3), dtype=np.uint8)
+    path = tmp_path / "tall.png"
+    Image.fromarray(pixels).save(path)
+    np.testing.assert_array_equal(np.round(read_rgba(path)[..., :3] * 255).astype(np.uint8), pixels)
 
 
 def test_not_an_image(tmp_path):

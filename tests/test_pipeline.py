@@ -33,6 +33,9 @@ def test_progress_runs_through_the_stages_in_order(tiny_dir):
         assert fractions == sorted(fractions) and fractions[-1] == 1.0, stage
     assert any("transformer layer 2/2" in message for _, _, message in reports)
     assert any(message == "marching cubes" for _, _, message in reports)
+    # A local folder is read, not downloaded, and the messages say so.
+    assert ("model", 0.0, f"finding the folder {tiny_dir}") in reports
+    assert not any("download" in message.lower() for _, _, message in reports)
 
 
 def test_cancel_from_another_thread_stops_quickly(small_model_dir):
@@ -116,10 +119,13 @@ def test_unpublished_width_needs_an_input_size(tiny_dir):
         generate(tiny_dir / "input.png", tiny_options(tiny_dir, input_size=0))
 
 
-def test_nothing_above_the_threshold_is_a_clear_error(tiny_dir):
-    message = r"no surface: the density never crosses the threshold 50 on .+ \(it ranges"
-    with pytest.raises(EmptyMeshError, match=message):
+def test_no_surface_is_a_clear_error_with_the_right_advice(tiny_dir):
+    """Everything below the threshold: lower it; everything above (a negative threshold): raise it."""
+    message = r"no surface: the density never crosses the threshold {} on .+ \(it ranges .+\); try a {} threshold$"
+    with pytest.raises(EmptyMeshError, match=message.format(50, "lower")):
         generate(tiny_dir / "input.png", tiny_options(tiny_dir, threshold=50.0))
+    with pytest.raises(EmptyMeshError, match=message.format(-1, "higher")):
+        generate(tiny_dir / "input.png", tiny_options(tiny_dir, threshold=-1.0))
 
 
 def whole_grid(values: np.ndarray) -> DensityGrid:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ImageError
-from .image_source import ImageSource, read_rgba
+from .image_source import MAX_MEGAPIXELS, ImageSource, read_rgba
 
 MaskFunction = Callable[[np.ndarray], np.ndarray]  # RGB float (H, W, 3) -> alpha (H, W)
 
@@ -82,11 +82,12 @@ def prepare_image(
     remove_background: MaskFunction | None = None,
     recenter_object: bool = True,
     foreground_ratio: float = 0.8,
+    max_megapixels: float = MAX_MEGAPIXELS,
 ) -> torch.Tensor:
     """The model's input tensor. ``remove_background`` is used only when the image has no mask."""
     if not 0.0 < foreground_ratio <= 1.0:
         raise ImageError(f"foreground ratio must be in (0, 1], got {foreground_ratio}")
-    rgba = read_rgba(source)
+    rgba = read_rgba(source, max_megapixels)
     if not (rgba[..., 3] > VISIBLE_ALPHA).any():
         raise ImageError("the image is fully transparent: there is no object to reconstruct")
     masked = has_mask(rgba)

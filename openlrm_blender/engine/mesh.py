@@ -89,9 +89,11 @@ class DensityGrid:
 
 
 def _no_surface(threshold: float, where: str, low: float, high: float) -> EmptyMeshError:
+    """The density stays on one side of the threshold: the advice says which way to move it."""
+    way = "higher" if low > threshold else "lower"
     return EmptyMeshError(
         f"no surface: the density never crosses the threshold {threshold:g} on {where} "
-        f"(it ranges {low:.3g} to {high:.3g}); try a lower threshold"
+        f"(it ranges {low:.3g} to {high:.3g}); try a {way} threshold"
     )
 
 

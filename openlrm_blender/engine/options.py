@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .config import DEFAULT_MODEL
 from .errors import EngineError
+from .image_source import MAX_MEGAPIXELS
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("float32", "bfloat16", "float16")  # torch dtype names
@@ -33,6 +34,7 @@ class Options:
     resolution: int = 384
     threshold: float = 3.0
     dense: bool = False
+    max_megapixels: float = MAX_MEGAPIXELS  # larger image files are refused before decoding
 
     def validate(self) -> None:
         if self.device not in DEVICES:
@@ -45,5 +47,7 @@ class Options:
             raise EngineError(f"input size must be a multiple of 14 (or 0 for the model's own), got {self.input_size}")
         if not 8 <= self.resolution <= 1024:
             raise EngineError(f"mesh resolution must be between 8 and 1024, got {self.resolution}")
+        if self.max_megapixels <= 0:
+            raise EngineError(f"the image size limit must be positive, got {self.max_megapixels} megapixels")
         if self.camera_distance <= 0:
             raise EngineError(f"camera distance must be positive, got {self.camera_distance}")

@@ -91,7 +91,8 @@ def generate(
     stopwatch = Stopwatch(timings)
 
     device = pick_device(options.device)
-    report("download", 0.0, "finding the model")
+    where = f"the folder {options.weights_dir}" if options.weights_dir else f"{options.model} on the Hugging Face Hub"
+    report("model", 0.0, f"finding {where}")
     folder = resolve_model_dir(
         options.model,
         options.weights_dir,
@@ -99,10 +100,10 @@ def generate(
         token=options.token,
         cache_dir=options.cache_dir,
         offline=options.offline,
-        progress=lambda done, total, name: report("download", done / total if total else 0.0, f"downloading {name}"),
+        progress=lambda done, total, name: report("model", done / total if total else 0.0, f"downloading {name}"),
     )
+    report("model", 1.0, f"loading the weights from {folder.name}")
     model = get_model(folder, device, options.dtype)
-    report("download", 1.0, "model ready")
     stopwatch.lap("load")
 
     def remove_background(rgb):  # the remover loads only for images without a mask
@@ -116,6 +117,7 @@ def generate(
         remove_background if options.remove_background else None,
         options.recenter,
         options.foreground_ratio,
+        options.max_megapixels,
     )
     report("preprocess", 1.0, "image ready")
     stopwatch.lap("preprocess")
