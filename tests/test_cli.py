@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
+from PIL import Image
 from plyfile import PlyData
 
 from openlrm_blender.engine.cli import main
@@ -55,3 +59,76 @@ def test_errors_are_one_line_and_exit_1(tmp_path, tiny_dir, capsys):
     assert main([str(tmp_path / "none.png"), "-o", str(tmp_path / "out.ply"), "--weights", str(tiny_dir), *TINY_ARGS]) == 1
     error = capsys.readouterr().err.strip()
     assert error == f"error: {tmp_path / 'none.png'}: file not found"
+
+
+def run_cli(*arguments: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "openlrm_blender.engine", *arguments]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_an_unusable_output_is_refused_before_any_work(tmp_path, tiny_dir, capsys):
+    """Checked first: a missing weights folder would otherwise be the error."""
+    (tmp_path / "a-file").write_text("in the way")
+    no_weights = str(tmp_path / "no-such-model")
+    for output, message in (
+        (tmp_path / "a-file" / "out.ply", f"{tmp_path / 'a-file'}: cannot write there: a file is in the way of this folder"),
+        (Path("/sys/out.ply"), "/sys: cannot write there (Permission denied)"),  # even for root
+    ):
+        assert main([str(tiny_dir / "input.png"), "-o", str(output), "--weights", no_weights, *TINY_ARGS]) == 1
+        assert capsys.readouterr().err.strip() == f"error: {message}"
+
+
+def test_a_failed_write_leaves_the_existing_file(tmp_path, tiny_dir):
+    """A full disk (a 96 kB tmpfs) halfway through the PLY: the old file stays whole, no leftovers."""
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(disk)]).returncode:
+        pytest.skip("mounting a small tmpfs needs root allowed to mount")
+    try:
+        existing = disk / "out.ply"
+        existing.write_bytes(b"the previous mesh")
+        done = run_cli(str(tiny_dir / "input.png"), "-o", str(existing), "--weights", str(tiny_dir), *TINY_ARGS)
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert f"error: {existing}: cannot write the mesh (No space left on device); nothing was replaced" in done.stderr
+        assert existing.read_bytes() == b"the previous mesh" and sorted(os.listdir(disk)) == ["out.ply"]
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_images_are_checked_before_the_model_is_looked_up(tmp_path, monkeypatch, capsys):
+    """A non-image with the default (Hub) model offline: the image is named at once, no Hub retries."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    assert main([str(notes), "-o", str(tmp_path / "out.ply"), "-q"]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {notes}: not an image file that can be read (PNG, JPEG, WebP, BMP, TIFF ...)"
+
+
+def test_a_batch_names_every_failure_and_finishes_the_rest(tmp_path, tiny_dir, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(tiny_dir / "input.png", images / "x.png")
+    Image.open(tiny_dir / "input.png").convert("RGB").save(images / "x.jpg")
+    shutil.copy(tiny_dir / "input.png", images / "y.png")
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    out = tmp_path / "meshes"
+    arguments = [str(images), "-o", str(out), "--weights", str(tiny_dir), *TINY_ARGS, "--no-remove-bg"]
+    assert main(arguments) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["x.jpg.ply", "x.png.ply", "y.ply"]  # x.* do not overwrite
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors[0].startswith(f"error: {images / 'broken.png'}: ") and errors[-1] == "1 of 4 images failed"
+    # An engine error that does not name the image gets its name in front.
+    assert main([*arguments, "--threshold", "50"]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert f"error: {images / 'y.png'}: no surface: the density never crosses the threshold 50" in "\n".join(errors)
+    assert errors[-1] == "4 of 4 images failed"
+
+
+def test_format_for_a_single_file(tmp_path, tiny_dir, capsys):
+    arguments = [str(tiny_dir / "input.png"), "--weights", str(tiny_dir), *TINY_ARGS]
+    assert main([*arguments, "-o", str(tmp_path / "mesh"), "--format", "obj"]) == 0
+    assert (tmp_path / "mesh.obj").read_text().startswith("# made by OpenLRM")
+    assert main([*arguments, "-o", str(tmp_path), "--format", "obj"]) == 0  # a folder: named after the image
+    assert (tmp_path / "input.obj").is_file()
+    assert main([*arguments, "-o", str(tmp_path / "mesh.ply"), "--format", "obj"]) == 1
+    assert "mesh.ply: the output's suffix and --format obj disagree" in capsys.readouterr().err

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from .errors import EngineError
-from .export import FORMATS, write_mesh
+from .export import FORMATS, check_writable, write_mesh
+from .image_source import MAX_MEGAPIXELS, open_image
 from .config import DEFAULT_MODEL, PUBLISHED_MODELS
 from .options import DEVICES, PRECISIONS, Options
 from .pipeline import generate
@@ -22,7 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("image", type=Path, help="an image file, or a folder of images")
     parser.add_argument("-o", "--output", type=Path, required=True, help="OUT.ply / OUT.obj, or a folder for a folder of images")
-    parser.add_argument("--format", choices=[f[1:] for f in FORMATS], default="ply", help="mesh format when writing into a folder")
+    parser.add_argument(
+        "--format", choices=[f[1:] for f in FORMATS], help="mesh format (default: the output's suffix, else ply)"
+    )
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(PUBLISHED_MODELS)} or a Hub repo id")
     parser.add_argument("--weights", type=Path, help="local folder with config.json and model.safetensors (instead of --model)")
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit)")
@@ -40,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--camera-distance", type=float, default=2.0, help="source camera distance (default 2.0)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--dtype", choices=list(PRECISIONS), default="float32", help="precision of the model (default float32)")
+    parser.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=MAX_MEGAPIXELS,
+        help=f"refuse larger image files before decoding them (default {MAX_MEGAPIXELS:g})",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -62,16 +71,47 @@ class ProgressBar:
         sys.stderr.write("\n")
 
 
-def _jobs(image: Path, output: Path, suffix: str) -> list[tuple[Path, Path]]:
+def plan_outputs(image: Path, output: Path, format: str | None) -> list[tuple[Path, Path]]:
+    """Each input image with its own output file, decided before any work.
+
+    A folder's images go into the output folder, named after them; where two share a stem
+    (x.png, x.jpg) the whole name is kept (x.png.ply, x.jpg.ply), so none overwrites another.
+    """
     if image.is_dir():
         images = sorted(p for p in image.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
             raise EngineError(f"{image}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-        output.mkdir(parents=True, exist_ok=True)
-        return [(path, output / f"{path.stem}{suffix}") for path in images]
+        if output.exists() and not output.is_dir():
+            raise EngineError(f"{output}: is a file; for a folder of images give an output folder")
+        suffix = f".{format or 'ply'}"
+        stems = [path.stem for path in images]
+        return [(path, output / f"{path.stem if stems.count(path.stem) == 1 else path.name}{suffix}") for path in images]
+    if output.is_dir():
+        return [(image, output / f"{image.stem}.{format or 'ply'}")]
+    if not output.suffix:
+        return [(image, output.with_suffix(f".{format or 'ply'}"))]
     if output.suffix.lower() not in FORMATS:
         raise EngineError(f"{output}: the output must end in {' or '.join(FORMATS)}")
+    if format and output.suffix.lower() != f".{format}":
+        raise EngineError(f"{output}: the output's suffix and --format {format} disagree; give one of them")
     return [(image, output)]
+
+
+def check_images(jobs: list[tuple[Path, Path]], max_megapixels: float) -> dict[Path, str]:
+    """Every input opened and its size checked (nothing decoded), before any model work:
+    a batch learns at once which images cannot be used."""
+    failures = {}
+    for image, _ in jobs:
+        try:
+            open_image(image, max_megapixels).close()
+        except EngineError as exc:
+            failures[image] = str(exc)
+    return failures
+
+
+def _naming(image: Path, message: str) -> str:
+    """The message, with the image it belongs to in front unless it names it already."""
+    return message if str(image) in message else f"{image}: {message}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,35 +134,43 @@ def main(argv: list[str] | None = None) -> int:
         resolution=args.grid,
         threshold=args.threshold,
         dense=args.dense,
+        max_megapixels=args.max_megapixels,
     )
     try:
-        jobs = _jobs(args.image, args.output, f".{args.format}")
+        options.validate()
+        jobs = plan_outputs(args.image, args.output, args.format)
+        check_writable(sorted({output.parent for _, output in jobs}))
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    failures = 0
+    failures = check_images(jobs, args.max_megapixels)
     for image, output in jobs:
+        if image in failures:
+            continue
         bar = None if args.quiet else ProgressBar(image.name)
         try:
             result = generate(image, options, progress=bar)
-            output.parent.mkdir(parents=True, exist_ok=True)
-            write_mesh(result.mesh, output)
-            error = None
         except EngineError as exc:
-            error = exc
+            failures[image] = _naming(image, str(exc))
+            continue
         except KeyboardInterrupt:
             print("\ncancelled", file=sys.stderr)
             return 130
         finally:
             if bar:
                 bar.close()
-        if error is not None:
-            failures += 1
-            print(f"error: {error}", file=sys.stderr)
+        try:
+            write_mesh(result.mesh, output)
+        except EngineError as exc:  # names the output file
+            failures[image] = str(exc)
             continue
         mesh = result.mesh
         print(
             f"{output}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces "
             f"({result.timings['total']:.1f} s on {result.device})"
         )
+    for message in failures.values():
+        print(f"error: {message}", file=sys.stderr)
+    if failures and len(jobs) > 1:
+        print(f"{len(failures)} of {len(jobs)} images failed", file=sys.stderr)
     return 1 if failures else 0

@@ -1,11 +1,19 @@
-"""Writing meshes as PLY (binary, uchar vertex colours) or OBJ (colours after x y z)."""
+"""Writing meshes as PLY (binary, uchar vertex colours) or OBJ (colours after x y z).
+
+A mesh is written to a temporary file beside its destination and renamed over it only
+when complete, so a failed write (disk full, say) never leaves a broken file or destroys
+the one that was there.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .errors import EngineError
 from .result import Mesh
 
 FORMATS = (".ply", ".obj")
@@ -45,11 +53,29 @@ def write_obj(mesh: Mesh, path: Path) -> None:
         np.savetxt(file, mesh.faces + 1, fmt="f %d %d %d")
 
 
+def check_writable(folders: list[Path]) -> None:
+    """Each folder exists (made if need be) and takes a new file: checked before computing."""
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except FileExistsError:
+            raise EngineError(f"{folder}: cannot write there: a file is in the way of this folder") from None
+        except OSError as exc:
+            raise EngineError(f"{folder}: cannot write there ({exc.strerror or exc})") from None
+
+
 def write_mesh(mesh: Mesh, path: Path) -> None:
-    suffix = Path(path).suffix.lower()
-    if suffix == ".ply":
-        write_ply(mesh, path)
-    elif suffix == ".obj":
-        write_obj(mesh, path)
-    else:
-        raise ValueError(f"{path}: unknown mesh format {suffix!r} (use {' or '.join(FORMATS)})")
+    path = Path(path)
+    writers = {".ply": write_ply, ".obj": write_obj}
+    if path.suffix.lower() not in writers:
+        raise ValueError(f"{path}: unknown mesh format {path.suffix!r} (use {' or '.join(FORMATS)})")
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(descriptor)
+    try:
+        writers[path.suffix.lower()](mesh, Path(temporary))
+        os.replace(temporary, path)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise EngineError(f"{path}: cannot write the mesh ({exc.strerror or exc}); nothing was replaced") from None
