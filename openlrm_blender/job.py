@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from .engine import CancelToken, Cancelled, EngineError, Options, Result, require_torch
 from .engine.image_source import ImageSource
 
-# Share of the whole bar each stage fills; "import" happens in Blender after the worker.
-STAGE_WEIGHTS = {"model": 0.10, "preprocess": 0.05, "encode": 0.35, "mesh": 0.45, "import": 0.05}
+# Share of the whole bar each stage fills; "startup" (PyTorch's import, first run of a
+# session only) comes before the engine's stages, "import" in Blender after the worker.
+STAGE_WEIGHTS = {"startup": 0.05, "model": 0.10, "preprocess": 0.05, "encode": 0.35, "mesh": 0.40, "import": 0.05}
 STAGE_LABELS = {
+    "startup": "Loading PyTorch",
     "model": "Getting the model",
     "preprocess": "Preparing image",
     "encode": "Encoding",
@@ -32,10 +34,16 @@ def generate(
     image: ImageSource, options: Options, progress: Callable | None = None, cancel: CancelToken | None = None
 ) -> Result:
     """The engine's ``generate``, imported at the first run, not when the add-on is enabled:
-    PyTorch takes seconds to import, and may be missing (then this says how to get it)."""
+    PyTorch takes seconds to import (longest on the first run after installing), and may
+    be missing (then this says how to get it)."""
     require_torch()
+    first = "torch" not in sys.modules
+    if first and progress:
+        progress("startup", 0.0, "first run of this session (longest after installing)")
     from .engine.pipeline import generate as run
 
+    if first and progress:
+        progress("startup", 1.0, "PyTorch loaded")
     return run(image, options, progress=progress, cancel=cancel)
 
 

@@ -116,10 +116,25 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
     device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, options={"SKIP_SAVE"})
     remove_background: bpy.props.BoolProperty(name="Remove Background", default=True, options={"SKIP_SAVE"})
     recenter: bpy.props.BoolProperty(name="Recenter", default=True, options={"SKIP_SAVE"})
-    foreground_ratio: bpy.props.FloatProperty(name="Foreground Ratio", default=0.8, min=0.05, max=1.0, options={"SKIP_SAVE"})
-    input_size: bpy.props.IntProperty(name="Input Size", description="0: the model's published size", default=0, min=0, options={"SKIP_SAVE"})
-    camera_distance: bpy.props.FloatProperty(name="Camera Distance", default=2.0, min=0.1, options={"SKIP_SAVE"})
-    resolution: bpy.props.IntProperty(name="Mesh Resolution", default=384, min=8, max=1024, options={"SKIP_SAVE"})
+    # Numbers have soft limits only, and those are their valid ranges: a value passed from
+    # Python outside one is reported (see _check_ranges), never clamped silently.
+    foreground_ratio: bpy.props.FloatProperty(
+        name="Foreground Ratio", default=0.8, soft_min=0.05, soft_max=1.0, options={"SKIP_SAVE"}
+    )
+    input_size: bpy.props.IntProperty(
+        name="Input Size",
+        description="0: the model's published size; else a multiple of 14",
+        default=0,
+        soft_min=0,
+        soft_max=1008,
+        options={"SKIP_SAVE"},
+    )
+    camera_distance: bpy.props.FloatProperty(
+        name="Camera Distance", default=2.0, soft_min=0.1, soft_max=10.0, options={"SKIP_SAVE"}
+    )
+    resolution: bpy.props.IntProperty(
+        name="Mesh Resolution", default=384, soft_min=8, soft_max=1024, options={"SKIP_SAVE"}
+    )
     threshold: bpy.props.FloatProperty(name="Density Threshold", default=3.0, options={"SKIP_SAVE"})
     smooth_shading: bpy.props.BoolProperty(name="Smooth Shading", default=True, options={"SKIP_SAVE"})
 
@@ -130,8 +145,19 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
         """The operator's property when the caller set it, else the panel's or preferences' value."""
         return getattr(self, name) if self.properties.is_property_set(name) else fallback
 
+    def _check_ranges(self) -> None:
+        """Each number set by the caller within its valid range (its soft limits)."""
+        for prop in self.properties.bl_rna.properties:
+            if prop.type in {"INT", "FLOAT"} and self.properties.is_property_set(prop.identifier):
+                value = getattr(self, prop.identifier)
+                if not prop.soft_min <= value <= prop.soft_max:
+                    raise EngineError(
+                        f"{prop.identifier} = {value:g} is out of range: use {prop.soft_min:g} to {prop.soft_max:g}"
+                    )
+
     def _prepare(self, context: bpy.types.Context) -> tuple[object, str, Options, bool]:
         """Read everything Blender-side here, in the main thread: the worker sees only plain data."""
+        self._check_ranges()
         settings = context.scene.openlrm
         prefs = get_preferences(context)
         if self.properties.is_property_set("image_name"):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import ast
+import json
+import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +24,7 @@ from openlrm_blender.job import generate  # noqa: E402
 # Blender 5.1+ test environments (Python 3.13) have no PyTorch: what needs the model is skipped there.
 needs_torch = pytest.mark.skipif(not torch_available(), reason="no PyTorch for this Python")
 
-from .conftest import TINY_GRID, TINY_SIZE  # noqa: E402
+from .conftest import REPO, TINY_GRID, TINY_SIZE  # noqa: E402
 
 ADDON = "openlrm_blender"
 
@@ -74,7 +78,6 @@ def test_register_and_unregister_twice():
         assert not any(registered().values()), registered()
 
 
-@needs_torch
 def layout_calls() -> list[tuple[str, str, dict]]:
     """Every UILayout method the sidebar and the preferences call, with their keywords (and
     the keywords' values where they are constants)."""
@@ -104,6 +107,7 @@ def test_every_layout_call_exists_in_this_blender():
         assert (keywords.get("icon") or "NONE") in icons, (module, name, keywords)
 
 
+@needs_torch
 def test_headless_operator_matches_the_engine(clean_scene, tiny_dir):
     clean_scene.cursor.location = (1.0, 2.0, 3.0)
     expected = generate(
@@ -180,6 +184,40 @@ def test_saved_and_reloaded_colours(clean_scene, tiny_dir, tmp_path):
     mesh.color_attributes.active_color.data.foreach_get("color_srgb", after)
     np.testing.assert_array_equal(before, after)
     assert mesh.materials[0].node_tree.nodes.get("Color Attribute") is not None
+
+
+def test_out_of_range_values_from_python_are_reported_not_clamped(clean_scene, tiny_dir):
+    from openlrm_blender.operators import Runtime
+
+    before = set(bpy.data.objects.keys())
+    for name, value, message in (
+        ("resolution", 0, "resolution = 0 is out of range: use 8 to 1024"),
+        ("resolution", 2000, "resolution = 2000 is out of range: use 8 to 1024"),
+        ("foreground_ratio", 1.5, "foreground_ratio = 1.5 is out of range: use 0.05 to 1"),
+        ("camera_distance", -1.0, "camera_distance = -1 is out of range: use 0.1 to 10"),
+    ):
+        with pytest.raises(RuntimeError, match=re.escape(message)):
+            bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir, **{name: value}))
+        assert Runtime.last_error == message and Runtime.job is None
+    assert set(bpy.data.objects.keys()) == before
+
+
+def test_enabling_imports_neither_pytorch_nor_model_code():
+    """A fresh Blender: enabling the add-on stays cheap (PyTorch takes seconds to import)."""
+    script = (
+        "import json, sys, time, bpy, addon_utils\n"
+        "start = time.perf_counter()\n"
+        "addon_utils.enable('openlrm_blender', default_set=True, handle_error=None)\n"
+        "seconds = time.perf_counter() - start\n"
+        "loaded = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'openlrm_blender.engine.')))\n"
+        "print('RESULT ' + json.dumps({'seconds': seconds, 'loaded': loaded, 'enabled': hasattr(bpy.types, 'OPENLRM_PT_image_to_3d')}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    report = json.loads(next(line[7:] for line in done.stdout.splitlines() if line.startswith("RESULT ")))
+    print(f"enabling the add-on took {report['seconds'] * 1000:.0f} ms")
+    assert report["enabled"]
+    torch_free = {"config", "errors", "image_source", "options", "progress", "pytorch", "result"}
+    assert set(report["loaded"]) <= {f"openlrm_blender.engine.{name}" for name in torch_free}, report["loaded"]
 
 
 @pytest.mark.skipif(torch_available(), reason="PyTorch is here: the Blender 5.1+ test environment has none")

@@ -177,7 +177,7 @@ def test_download_through_the_hub_client(tmp_path, tiny_dir):
     finally:
         server.shutdown()
     assert done.returncode == 0, done.stderr
-    assert "100% download: downloading model.safetensors" in done.stderr
+    assert "100% model: downloading model.safetensors" in done.stderr
     snapshot = tmp_path / "home" / "hub" / "models--someone--tiny-lrm" / "snapshots" / FakeHub.commit
     assert (snapshot / "model.safetensors").read_bytes() == (tiny_dir / "model.safetensors").read_bytes()
     assert out.stat().st_size > 0

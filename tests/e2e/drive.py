@@ -18,8 +18,10 @@ import bpy
 ADDON = "bl_ext.user_default.openlrm_blender"
 ARTIFACTS = "/e2e/artifacts"
 TICK = 0.05
-# "running": for each run, the times the timer fired while the worker was busy.
-results = {"errors": [], "running": [], "progress": [], "cancel_progress": []}
+# "running": for each run, the times the timer fired while the worker was busy; "idle":
+# the times it fired before the first run, the same machine's baseline.
+results = {"errors": [], "running": [], "idle": [], "progress": [], "cancel_progress": []}
+IDLE_SECONDS = 3.0
 
 
 def view3d():
@@ -82,6 +84,10 @@ def steps():
     results["tab"] = sidebar.active_panel_category
     results["objects_before"] = mesh_objects()
     yield
+    started = time.monotonic()
+    while time.monotonic() - started < IDLE_SECONDS:
+        results["idle"].append(time.monotonic())
+        yield
 
     with bpy.context.temp_override(window=window, area=area, region=sidebar):
         results["invoke"] = sorted(bpy.ops.openlrm.image_to_3d("INVOKE_DEFAULT"))
