@@ -12,6 +12,7 @@ import numpy as np
 from . import importer
 from .engine import EngineError, Options
 from .engine.image_source import read_rgba
+from .engine.pytorch import install_command
 from .job import Generate, Job, Status, free_models, generate
 from .preferences import DEVICE_ITEMS, get_preferences, torch_in_use
 from .properties import MODEL_ITEMS
@@ -292,6 +293,18 @@ class OPENLRM_OT_free_model(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class OPENLRM_OT_copy_torch_command(bpy.types.Operator):
+    """Copy the command that installs PyTorch's CPU build into Blender's own Python"""
+
+    bl_idname = "openlrm.copy_torch_command"
+    bl_label = "Copy Install Command"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        context.window_manager.clipboard = install_command()
+        self.report({"INFO"}, f"Copied: {install_command()}  (run it, then restart Blender)")
+        return {"FINISHED"}
+
+
 def stop_running_job(wait: float = 10.0) -> None:
     """Cancel and join the worker: on file load, add-on disable and quit."""
     job = Runtime.job
@@ -305,5 +318,5 @@ def _on_load_pre(*_args) -> None:
     stop_running_job()
 
 
-classes = (OPENLRM_OT_image_to_3d, OPENLRM_OT_cancel, OPENLRM_OT_free_model)
+classes = (OPENLRM_OT_image_to_3d, OPENLRM_OT_cancel, OPENLRM_OT_free_model, OPENLRM_OT_copy_torch_command)
 handlers = ((bpy.app.handlers.load_pre, _on_load_pre),)

@@ -56,25 +56,42 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         column.prop(settings, "threshold")
         column.prop(settings, "smooth_shading")
 
-        if not torch_available() and Runtime.last_error != missing_torch_message():
-            _message_box(layout, missing_torch_message())
+        if not torch_available():
+            _torch_missing_box(context, layout)
         status = Runtime.status
         if Runtime.job is not None and status is not None:
             layout.progress(factor=status.fraction, type="BAR", text=f"{status.label} ({status.fraction:.0%})")
             layout.operator("openlrm.cancel", icon="CANCEL")
         else:
             layout.operator("openlrm.image_to_3d", text="Generate", icon="MESH_MONKEY")
-        if Runtime.last_error:
-            _message_box(layout, Runtime.last_error)
+        if Runtime.last_error and Runtime.last_error != missing_torch_message():  # that one has its box
+            _message_box(context, layout, Runtime.last_error)
         elif Runtime.last_info:
             layout.label(text=Runtime.last_info, icon="CHECKMARK")
 
 
-def _message_box(layout: bpy.types.UILayout, text: str) -> None:
-    """An error in a box, wrapped to the sidebar's usual width."""
+def _line_width(context: bpy.types.Context) -> int:
+    """About how many characters fit on a label beside an icon in this region."""
+    pixels = context.region.width / context.preferences.system.ui_scale
+    return max(16, int((pixels - 50) / 7))
+
+
+def _message_box(context: bpy.types.Context, layout: bpy.types.UILayout, text: str) -> None:
+    """An error in a box, wrapped to the region's width."""
     box = layout.box()
-    for index, line in enumerate(_wrap(text, 40)):
+    for index, line in enumerate(_wrap(text, _line_width(context))):
         box.label(text=line, icon="ERROR" if index == 0 else "BLANK1")
+
+
+def _torch_missing_box(context: bpy.types.Context, layout: bpy.types.UILayout) -> None:
+    """What to do without PyTorch, short enough for the sidebar; the full command is copied."""
+    box = layout.box()
+    box.label(text="PyTorch is missing", icon="ERROR")
+    advice = "This build of the add-on comes without it. Install it into Blender's Python with this command:"
+    for line in _wrap(advice, _line_width(context)):
+        box.label(text=line, icon="BLANK1")
+    box.operator("openlrm.copy_torch_command", icon="COPYDOWN")
+    box.label(text="Then restart Blender.", icon="BLANK1")
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -233,6 +233,7 @@ def test_without_pytorch_generate_says_how_to_get_it(clean_scene, tiny_dir):
     assert (set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())) == before
     assert Runtime.last_error == missing_torch_message() and Runtime.job is None
     assert torch_in_use() == "PyTorch: not installed"
+    assert bpy.ops.openlrm.copy_torch_command() == {"FINISHED"}  # the sidebar's button
 
 
 # --- the interactive path's timer step, driven by hand ------------------------------------
