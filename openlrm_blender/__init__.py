@@ -22,7 +22,7 @@ def register() -> None:
     for handler_list, handler in operators.handlers:
         handler_list.append(handler)
     panel.register_previews()
-    atexit.register(operators.stop_running_job)  # quitting Blender stops the worker too
+    atexit.register(operators.shut_down)  # quitting Blender ends the worker too
 
 
 def unregister() -> None:
@@ -30,8 +30,8 @@ def unregister() -> None:
 
     from . import operators, panel, preferences, properties
 
-    atexit.unregister(operators.stop_running_job)
-    operators.stop_running_job()
+    atexit.unregister(operators.shut_down)
+    operators.shut_down()
     panel.unregister_previews()
     for handler_list, handler in operators.handlers:
         if handler in handler_list:

@@ -13,7 +13,7 @@ from . import importer
 from .engine import EngineError, Options
 from .engine.image_source import read_rgba
 from .engine.pytorch import install_command
-from .job import Generate, Job, Status, free_models, generate
+from .job import Engine, Job, Status, free_models
 from .preferences import DEVICE_ITEMS, get_preferences, torch_in_use
 from .properties import MODEL_ITEMS
 
@@ -23,9 +23,10 @@ TICK_SECONDS = 0.1
 class Runtime:
     """What the sidebar shows about the current run; never saved in a .blend."""
 
-    engine: Generate = staticmethod(generate)  # tests put a slow fake engine here
+    engine = Engine()  # tests name a fake engine here
     job: Job | None = None
     status: Status | None = None
+    timer: tuple[bpy.types.WindowManager, bpy.types.Timer] | None = None  # the interactive run's
     last_error: str = ""
     last_info: str = ""
 
@@ -60,8 +61,6 @@ class Run:
     def finish(self, context: bpy.types.Context, status: Status) -> Outcome:
         """A new object from the result, or a report for a cancel or an error; clears the run."""
         Runtime.job, Runtime.status = None, None
-        if not get_preferences(context).keep_model_loaded:
-            free_models()
         if status.cancelled:
             Runtime.last_info = "Cancelled"
             return {"CANCELLED"}, "INFO", "OpenLRM: cancelled"
@@ -140,7 +139,6 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
     smooth_shading: bpy.props.BoolProperty(name="Smooth Shading", default=True, options={"SKIP_SAVE"})
 
     _run: Run | None = None
-    _timer = None
 
     def _value(self, name: str, fallback):
         """The operator's property when the caller set it, else the panel's or preferences' value."""
@@ -210,17 +208,20 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             Runtime.last_error = str(exc)
             self.report({"ERROR"}, str(exc))
             return None
-        return Run(Job(source, options, engine=Runtime.engine, listener=listener), name, smooth)
+        job = Job(
+            source,
+            options,
+            engine=Runtime.engine,
+            listener=listener,
+            keep_worker=get_preferences(context).keep_model_loaded,
+            low_priority=not bpy.app.background,
+        )
+        return Run(job, name, smooth)
 
     def _report_outcome(self, outcome: Outcome) -> set[str]:
         result, level, message = outcome
         self.report({level}, message)
         return result
-
-    def _remove_timer(self, context: bpy.types.Context) -> None:
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-            self._timer = None
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         """Synchronous run (headless, or called from a script): prints progress."""
@@ -246,20 +247,26 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
         if self._run is None:
             return {"CANCELLED"}
         self._run.job.start()
-        self._timer = context.window_manager.event_timer_add(TICK_SECONDS, window=context.window)
-        context.window_manager.modal_handler_add(self)
+        window_manager = context.window_manager
+        Runtime.timer = window_manager, window_manager.event_timer_add(TICK_SECONDS, window=context.window)
+        window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if event.type == "ESC" and event.value == "PRESS":
             self._run.job.cancel()
+            return {"RUNNING_MODAL"}  # Esc is ours while we run; the next tick finishes
         if event.type == "TIMER":
             outcome = self._run.tick(context)
             if outcome is None:
                 return {"RUNNING_MODAL"}
-            self._remove_timer(context)
+            _remove_timer()
             return self._report_outcome(outcome)
         return {"PASS_THROUGH"}
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        """Blender ends the modal run (its window closes, a file loads)."""
+        stop_running_job()
 
 
 class OPENLRM_OT_cancel(bpy.types.Operator):
@@ -305,12 +312,30 @@ class OPENLRM_OT_copy_torch_command(bpy.types.Operator):
         return {"FINISHED"}
 
 
-def stop_running_job(wait: float = 10.0) -> None:
-    """Cancel and join the worker: on file load, add-on disable and quit."""
+def _remove_timer() -> None:
+    if Runtime.timer is not None:
+        window_manager, timer = Runtime.timer
+        Runtime.timer = None
+        try:
+            window_manager.event_timer_remove(timer)
+        except ReferenceError:  # its window manager went with a file load
+            pass
+
+
+def stop_running_job() -> None:
+    """Kill the running worker and drop its timer: on file load, add-on disable and quit.
+    Killing takes no time, so the interface never waits; nothing reaches the scene."""
     job = Runtime.job
     if job is not None:
-        job.cancel(wait=wait)
+        job.cancel(wait=0.5)
+    _remove_timer()
     Runtime.job, Runtime.status = None, None
+
+
+def shut_down() -> None:
+    """Add-on disabled, or Blender quitting: no run and no idle worker outlive it."""
+    stop_running_job()
+    free_models()
 
 
 @bpy.app.handlers.persistent

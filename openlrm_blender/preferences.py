@@ -8,7 +8,8 @@ from pathlib import Path
 
 import bpy
 
-from .engine import DEFAULT_MODEL, torch_available
+from .engine import DEFAULT_MODEL
+from .engine.pytorch import torch_found
 from .properties import MODEL_ITEMS
 
 DEVICE_ITEMS = [
@@ -81,17 +82,16 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
 
 @functools.cache  # fixed for the session; the preferences draw it on every redraw
 def torch_in_use() -> str:
-    """The PyTorch the add-on runs on, and whether it came with the add-on or with Blender's
-    Python (builds for a Linux distribution's Blender leave it out)."""
-    if not torch_available():
+    """The PyTorch the worker runs on, and whether it came with the add-on or with Blender's
+    Python (builds for a Linux distribution's Blender leave it out). Read from its files:
+    importing it would take seconds, and the model runs in the worker, not here."""
+    found = torch_found()
+    if found is None:
         return "PyTorch: not installed"
-    import torch
-
-    from .engine.pipeline import torch_summary
-
+    version, folder = found
     bundled = Path(bpy.utils.user_resource("EXTENSIONS", path=".local")).resolve()
-    origin = "bundled" if Path(torch.__file__).resolve().is_relative_to(bundled) else "Blender's Python"
-    return f"{torch_summary()} ({origin})"
+    origin = "bundled" if folder.resolve().is_relative_to(bundled) else "Blender's Python"
+    return f"PyTorch {version} from {folder} ({origin})"
 
 
 def get_preferences(context: bpy.types.Context) -> OpenLRMPreferences:

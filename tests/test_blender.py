@@ -18,8 +18,8 @@ import addon_utils  # noqa: E402  (ships with bpy)
 
 import openlrm_blender  # noqa: E402
 
-from openlrm_blender.engine import EngineError, Mesh, Options, Result, missing_torch_message, torch_available  # noqa: E402
-from openlrm_blender.job import generate  # noqa: E402
+from openlrm_blender.engine import Options, missing_torch_message, torch_available  # noqa: E402
+from openlrm_blender.job import Engine, Job  # noqa: E402
 
 # Blender 5.1+ test environments (Python 3.13) have no PyTorch: what needs the model is skipped there.
 needs_torch = pytest.mark.skipif(not torch_available(), reason="no PyTorch for this Python")
@@ -43,9 +43,9 @@ def addon():
 def clean_scene(addon):
     for obj in list(bpy.data.objects):
         bpy.data.objects.remove(obj)
-    addon.Runtime.engine = staticmethod(generate)
+    addon.Runtime.engine = Engine()
     yield bpy.context.scene
-    addon.Runtime.engine = staticmethod(generate)
+    addon.Runtime.engine = Engine()
 
 
 def tiny_call(tiny_dir, **changes) -> dict:
@@ -58,6 +58,14 @@ def tiny_call(tiny_dir, **changes) -> dict:
     )
     arguments.update(changes)
     return arguments
+
+
+def engine_mesh(tiny_dir):
+    """The engine's own mesh for the tiny call, computed in this process."""
+    from openlrm_blender.engine.pipeline import generate
+
+    options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False)
+    return generate(tiny_dir / "input.png", options).mesh
 
 
 def registered() -> dict[str, bool]:
@@ -110,10 +118,7 @@ def test_every_layout_call_exists_in_this_blender():
 @needs_torch
 def test_headless_operator_matches_the_engine(clean_scene, tiny_dir):
     clean_scene.cursor.location = (1.0, 2.0, 3.0)
-    expected = generate(
-        tiny_dir / "input.png",
-        Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False),
-    ).mesh
+    expected = engine_mesh(tiny_dir)
     assert bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir)) == {"FINISHED"}
 
     obj = bpy.context.view_layer.objects.active
@@ -163,10 +168,7 @@ def test_bad_input_is_reported_and_changes_nothing(clean_scene, tiny_dir, tmp_pa
 def test_image_datablock_source(clean_scene, tiny_dir):
     image = bpy.data.images.load(str(tiny_dir / "input.png"))
     assert bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir, filepath="", image_name=image.name)) == {"FINISHED"}
-    from_file = generate(
-        tiny_dir / "input.png",
-        Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False),
-    ).mesh
+    from_file = engine_mesh(tiny_dir)
     assert len(bpy.context.view_layer.objects.active.data.vertices) == len(from_file.vertices)
 
 
@@ -216,7 +218,7 @@ def test_enabling_imports_neither_pytorch_nor_model_code():
     report = json.loads(next(line[7:] for line in done.stdout.splitlines() if line.startswith("RESULT ")))
     print(f"enabling the add-on took {report['seconds'] * 1000:.0f} ms")
     assert report["enabled"]
-    torch_free = {"config", "errors", "image_source", "options", "progress", "pytorch", "result"}
+    torch_free = {"config", "errors", "image_source", "options", "progress", "protocol", "pytorch", "result"}
     assert set(report["loaded"]) <= {f"openlrm_blender.engine.{name}" for name in torch_free}, report["loaded"]
 
 
@@ -239,30 +241,11 @@ def test_without_pytorch_generate_says_how_to_get_it(clean_scene, tiny_dir):
 # --- the interactive path's timer step, driven by hand ------------------------------------
 
 
-def slow_engine(steps: int = 20, delay: float = 0.02, fail: str | None = None):
-    """A fake engine that reports progress through every stage and honours cancel."""
-
-    def run(image, options, progress, cancel):
-        for step in range(steps):
-            time.sleep(delay)
-            cancel.check()
-            stage = ("model", "preprocess", "encode", "mesh")[step * 4 // steps]
-            progress(stage, (step % (steps // 4) + 1) / (steps // 4), f"step {step}")
-            if fail and step == steps // 2:
-                raise EngineError(fail)
-        mesh = Mesh(
-            vertices=np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float32),
-            faces=np.array([[0, 1, 2]], dtype=np.int32),
-            colors=np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32),
-        )
-        return Result(mesh=mesh, model_dir=options.weights_dir, device="cpu", timings={"total": 0.1})
-
-    return run
+def fake(name: str, **arguments) -> Engine:
+    return Engine(f"tests.fake_engines:{name}", arguments)
 
 
-def start_run(addon, tiny_dir, engine):
-    from openlrm_blender.job import Job
-
+def start_run(addon, tiny_dir, engine: Engine):
     options = Options(weights_dir=tiny_dir)
     run = addon.Run(Job(tiny_dir / "input.png", options, engine=engine), "fake", smooth=False)
     run.job.start()
@@ -282,8 +265,15 @@ def drive(run, context, cancel_after: int | None = None):
         time.sleep(0.01)
 
 
+def wait_for_stage(run, stage: str, timeout: float = 60.0) -> None:
+    started = time.monotonic()
+    while run.job.poll().stage != stage:
+        assert time.monotonic() - started < timeout and not run.job.poll().finished, run.job.poll()
+        time.sleep(0.01)
+
+
 def test_interactive_ticks_show_rising_progress_then_import(clean_scene, addon, tiny_dir):
-    run = start_run(addon, tiny_dir, slow_engine())
+    run = start_run(addon, tiny_dir, fake("slow"))
     assert addon.Runtime.job is run.job
     outcome, fractions = drive(run, bpy.context)
     assert outcome[0] == {"FINISHED"}
@@ -293,24 +283,64 @@ def test_interactive_ticks_show_rising_progress_then_import(clean_scene, addon, 
 
 def test_interactive_cancel_leaves_the_scene_unchanged(clean_scene, addon, tiny_dir):
     before = set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())
-    run = start_run(addon, tiny_dir, slow_engine(steps=200))
+    run = start_run(addon, tiny_dir, fake("slow", steps=200))
     outcome, fractions = drive(run, bpy.context, cancel_after=5)
     assert outcome == ({"CANCELLED"}, "INFO", "OpenLRM: cancelled")
     assert (set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())) == before
     assert addon.Runtime.job is None
 
 
+def test_cancel_acts_at_once_inside_a_long_native_call(clean_scene, addon, tiny_dir):
+    """A call that never checks for cancel (a native library's) no longer holds Cancel up:
+    the worker process is killed."""
+    for stage in ("model", "preprocess", "encode", "mesh"):
+        run = start_run(addon, tiny_dir, fake("stuck", stage=stage, seconds=600))
+        wait_for_stage(run, stage)
+        started = time.monotonic()
+        run.job.cancel()
+        outcome, _ = drive(run, bpy.context)
+        latency = time.monotonic() - started
+        print(f"cancel in {stage}: {latency * 1000:.0f} ms")
+        assert outcome == ({"CANCELLED"}, "INFO", "OpenLRM: cancelled")
+        assert latency < 30, latency  # the stuck call takes 600 s; the bound is for a busy machine only
+        assert run.job._worker.process.poll() is not None  # the worker is gone, not left running
+
+
 def test_interactive_engine_error_becomes_a_report(clean_scene, addon, tiny_dir):
     before = set(bpy.data.objects.keys())
-    run = start_run(addon, tiny_dir, slow_engine(fail="model.safetensors: not a valid safetensors file"))
+    run = start_run(addon, tiny_dir, fake("slow", fail="model.safetensors: not a valid safetensors file"))
     outcome, _ = drive(run, bpy.context)
     assert outcome == ({"CANCELLED"}, "ERROR", "model.safetensors: not a valid safetensors file")
     assert addon.Runtime.last_error == "model.safetensors: not a valid safetensors file"
     assert set(bpy.data.objects.keys()) == before
 
 
+def test_a_crash_in_the_model_process_leaves_blender_and_the_scene(clean_scene, addon, tiny_dir):
+    before = set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())
+    outcome, _ = drive(start_run(addon, tiny_dir, fake("crash")), bpy.context)
+    assert outcome[:2] == ({"CANCELLED"}, "ERROR")
+    assert outcome[2].startswith("the model process stopped unexpectedly (exit status -11)"), outcome
+    assert "Blender and the scene are unchanged" in outcome[2] and "Traceback" not in outcome[2]
+    assert (set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())) == before
+    outcome, _ = drive(start_run(addon, tiny_dir, fake("slow")), bpy.context)  # the next run gets a new worker
+    assert outcome[0] == {"FINISHED"}
+
+
+def test_the_worker_and_its_model_stay_between_runs_when_asked(clean_scene, addon, tiny_dir):
+    from openlrm_blender import job
+
+    drive(start_run(addon, tiny_dir, fake("slow")), bpy.context)
+    kept = job._idle
+    assert kept is not None and kept.alive
+    run = start_run(addon, tiny_dir, fake("slow"))
+    drive(run, bpy.context)
+    assert run.job._worker is kept and job._idle is kept
+    assert bpy.ops.openlrm.free_model() == {"FINISHED"}
+    assert job._idle is None and kept.process.poll() is not None  # its memory is back with the system
+
+
 def test_one_run_at_a_time(clean_scene, addon, tiny_dir):
-    run = start_run(addon, tiny_dir, slow_engine(steps=400))
+    run = start_run(addon, tiny_dir, fake("slow", steps=400))
     try:
         assert bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir)) == {"CANCELLED"}
     finally:
@@ -319,12 +349,30 @@ def test_one_run_at_a_time(clean_scene, addon, tiny_dir):
 
 
 def test_file_load_stops_the_worker(clean_scene, addon, tiny_dir, tmp_path):
-    run = start_run(addon, tiny_dir, slow_engine(steps=400))
+    run = start_run(addon, tiny_dir, fake("stuck"))
+    wait_for_stage(run, "encode")
     path = tmp_path / "empty.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     bpy.ops.wm.open_mainfile(filepath=str(path))
     assert run.job.cancel_requested and run.job.poll().cancelled
+    assert run.job._worker.process.poll() is not None
     assert addon.Runtime.job is None
+
+
+def test_disabling_the_addon_mid_run_ends_the_worker_at_once(clean_scene, addon, tiny_dir):
+    run = start_run(addon, tiny_dir, fake("stuck"))
+    wait_for_stage(run, "encode")
+    started = time.monotonic()
+    addon_utils.disable(ADDON, default_set=True)
+    took = time.monotonic() - started
+    try:
+        print(f"disabling the add-on mid-run took {took * 1000:.0f} ms")
+        assert run.job.poll().cancelled and run.job._worker.process.poll() is not None
+        assert not any(registered().values())
+        assert addon.Runtime.job is None and addon.Runtime.timer is None
+        assert took < 5, took  # it waited up to 10 s, and the stuck call ran on
+    finally:
+        addon_utils.enable(ADDON, default_set=True, handle_error=None)
 
 
 @needs_torch
@@ -358,20 +406,18 @@ def test_the_pytorch_in_use_is_named(addon, capsys, tiny_dir, clean_scene):
     assert f"OpenLRM: {summary}" in capsys.readouterr().out
 
 
-@needs_torch
-def test_precision_preference_reaches_the_engine(addon, clean_scene, tiny_dir):
-    seen = []
-
-    def engine(source, options, *args, **kwargs):
-        seen.append(options.dtype)
-        return generate(source, options, *args, **kwargs)
-
+def test_the_worker_gets_the_preferences_and_the_image(addon, clean_scene, tiny_dir, tmp_path):
+    record = tmp_path / "seen.json"
     preferences = bpy.context.preferences.addons[ADDON].preferences
-    addon.Runtime.engine = staticmethod(engine)
+    addon.Runtime.engine = fake("record_options", path=str(record))
     try:
         preferences.precision = "bfloat16"
-        assert bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir)) == {"FINISHED"}
+        assert bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir, resolution=40)) == {"FINISHED"}
     finally:
         preferences.precision = "float32"
-    assert seen == ["bfloat16"]
-    assert len(bpy.context.view_layer.objects.active.data.vertices) > 0
+    seen = json.loads(record.read_text())
+    assert seen["options"]["dtype"] == "bfloat16" and seen["options"]["resolution"] == 40
+    assert seen["options"]["weights_dir"] == str(tiny_dir) and seen["image"] == {"path": str(tiny_dir / "input.png")}
+    image = bpy.data.images.load(str(tiny_dir / "input.png"))
+    assert bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir, filepath="", image_name=image.name)) == {"FINISHED"}
+    assert json.loads(record.read_text())["image"] == {"shape": [image.size[1], image.size[0], 4]}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .config import DEFAULT_MODEL
@@ -11,6 +11,7 @@ from .image_source import MAX_MEGAPIXELS
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("float32", "bfloat16", "float16")  # torch dtype names
+_PATHS = ("weights_dir", "cache_dir", "background_model")
 
 
 @dataclass
@@ -35,6 +36,14 @@ class Options:
     threshold: float = 3.0
     dense: bool = False
     max_megapixels: float = MAX_MEGAPIXELS  # larger image files are refused before decoding
+
+    def to_fields(self) -> dict:
+        """Plain values (paths as text), to send to the worker process."""
+        return {name: str(value) if name in _PATHS and value is not None else value for name, value in asdict(self).items()}
+
+    @classmethod
+    def from_fields(cls, fields: dict) -> Options:
+        return cls(**{name: Path(value) if name in _PATHS and value is not None else value for name, value in fields.items()})
 
     def validate(self) -> None:
         if self.device not in DEVICES:

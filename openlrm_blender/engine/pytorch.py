@@ -8,7 +8,9 @@ ImportError.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
+from pathlib import Path
 
 from .errors import PyTorchMissing
 
@@ -17,6 +19,19 @@ CPU_WHEEL_INDEX = "https://download.pytorch.org/whl/cpu"
 
 def torch_available() -> bool:
     return importlib.util.find_spec("torch") is not None
+
+
+def torch_found() -> tuple[str, Path] | None:
+    """The version and folder of the PyTorch a run would import, read from its files."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent
+    try:
+        version = re.search(r"__version__\s*=\s*['\"]([^'\"]+)", (folder / "version.py").read_text())[1]
+    except (OSError, TypeError):
+        version = "(unknown version)"
+    return version, folder
 
 
 def install_command() -> str:
