@@ -57,7 +57,10 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
         subtype="FILE_PATH",
     )
     keep_model_loaded: bpy.props.BoolProperty(
-        name="Keep Model Loaded", description="Keep the model in memory between runs (faster, uses memory)", default=True
+        name="Keep Model Loaded",
+        description="Keep the model's process, with the model in memory, between runs (faster; off: all its memory "
+        "goes back to the system after each run)",
+        default=True,
     )
 
     def draw(self, context: bpy.types.Context) -> None:

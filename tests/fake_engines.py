@@ -62,3 +62,12 @@ def record_options(image, options, progress, cancel, path: str) -> Result:
     source = {"shape": list(image.shape)} if isinstance(image, np.ndarray) else {"path": str(image)}
     Path(path).write_text(json.dumps({"options": options.to_fields(), "image": source}))
     return triangle(options)
+
+
+def chatty(image, options, progress, cancel) -> Result:
+    """Prints to stdout, as libraries do: the replies must not be corrupted by it."""
+    print("a library's chatter on stdout\n" * 100, flush=True)
+    import os
+
+    os.write(1, b"\x00\x01 raw bytes on file descriptor 1\n")
+    return triangle(options)

@@ -303,7 +303,7 @@ def test_cancel_acts_at_once_inside_a_long_native_call(clean_scene, addon, tiny_
         print(f"cancel in {stage}: {latency * 1000:.0f} ms")
         assert outcome == ({"CANCELLED"}, "INFO", "OpenLRM: cancelled")
         assert latency < 30, latency  # the stuck call takes 600 s; the bound is for a busy machine only
-        assert run.job._worker.process.poll() is not None  # the worker is gone, not left running
+        assert run.job._worker.process.wait(timeout=10) is not None  # the worker is gone, not left running
 
 
 def test_interactive_engine_error_becomes_a_report(clean_scene, addon, tiny_dir):
@@ -336,7 +336,7 @@ def test_the_worker_and_its_model_stay_between_runs_when_asked(clean_scene, addo
     drive(run, bpy.context)
     assert run.job._worker is kept and job._idle is kept
     assert bpy.ops.openlrm.free_model() == {"FINISHED"}
-    assert job._idle is None and kept.process.poll() is not None  # its memory is back with the system
+    assert job._idle is None and kept.process.wait(timeout=10) is not None  # its memory is back with the system
 
 
 def test_one_run_at_a_time(clean_scene, addon, tiny_dir):
@@ -355,7 +355,7 @@ def test_file_load_stops_the_worker(clean_scene, addon, tiny_dir, tmp_path):
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     bpy.ops.wm.open_mainfile(filepath=str(path))
     assert run.job.cancel_requested and run.job.poll().cancelled
-    assert run.job._worker.process.poll() is not None
+    assert run.job._worker.process.wait(timeout=10) is not None
     assert addon.Runtime.job is None
 
 
@@ -367,7 +367,7 @@ def test_disabling_the_addon_mid_run_ends_the_worker_at_once(clean_scene, addon,
     took = time.monotonic() - started
     try:
         print(f"disabling the add-on mid-run took {took * 1000:.0f} ms")
-        assert run.job.poll().cancelled and run.job._worker.process.poll() is not None
+        assert run.job.poll().cancelled and run.job._worker.process.wait(timeout=10) is not None
         assert not any(registered().values())
         assert addon.Runtime.job is None and addon.Runtime.timer is None
         assert took < 5, took  # it waited up to 10 s, and the stuck call ran on

@@ -8,6 +8,7 @@ result in Material Preview, then starts a second run and cancels it midway. Writ
 """
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,12 +16,15 @@ import traceback
 
 import bpy
 
+sys.path.insert(0, os.path.dirname(__file__))
+from processes import running  # noqa: E402
+
 ADDON = "bl_ext.user_default.openlrm_blender"
 ARTIFACTS = "/e2e/artifacts"
 TICK = 0.05
 # "running": for each run, the times the timer fired while the worker was busy; "idle":
 # the times it fired before the first run, the same machine's baseline.
-results = {"errors": [], "running": [], "idle": [], "progress": [], "cancel_progress": []}
+results = {"errors": [], "running": [], "idle": [], "idle_with_result": [], "progress": [], "cancel_progress": []}
 IDLE_SECONDS = 3.0
 
 
@@ -65,6 +69,14 @@ def watch_run(progress: list[float], on_progress):
         yield
 
 
+def record_idle(times: list[float]):
+    """Steps for a few seconds with nothing running: the baseline for the timer gaps."""
+    started = time.monotonic()
+    while time.monotonic() - started < IDLE_SECONDS:
+        times.append(time.monotonic())
+        yield
+
+
 def steps():
     """The scenario as a generator: each ``yield`` hands control back to the event loop."""
     window, area, main, sidebar = view3d()
@@ -74,9 +86,7 @@ def steps():
     yield
     redraw()
     sidebar.active_panel_category = "Image to 3D"
-    preferences = bpy.context.preferences.addons[ADDON].preferences
-    preferences.weights_source = "FOLDER"
-    preferences.weights_dir = "/e2e/object"
+    use_object_model()
     settings = bpy.context.scene.openlrm
     settings.source = "FILE"
     settings.filepath = "/e2e/tiny/input.png"
@@ -84,10 +94,7 @@ def steps():
     results["tab"] = sidebar.active_panel_category
     results["objects_before"] = mesh_objects()
     yield
-    started = time.monotonic()
-    while time.monotonic() - started < IDLE_SECONDS:
-        results["idle"].append(time.monotonic())
-        yield
+    yield from record_idle(results["idle"])
 
     with bpy.context.temp_override(window=window, area=area, region=sidebar):
         results["invoke"] = sorted(bpy.ops.openlrm.image_to_3d("INVOKE_DEFAULT"))
@@ -126,6 +133,7 @@ def steps():
         screenshot("result-material-preview").wait()
         # Material Preview redraws for seconds per frame in software GL, whatever runs.
         space.shading.type = "SOLID"
+        yield from record_idle(results["idle_with_result"])
 
     results["objects_before_cancel"] = mesh_objects()
     results["meshes_before_cancel"] = len(bpy.data.meshes)
@@ -142,6 +150,40 @@ def steps():
     results["cancel_info"] = runtime().last_info
     results["objects_after_cancel"] = mesh_objects()
     results["meshes_after_cancel"] = len(bpy.data.meshes)
+
+    # A third run, and the add-on disabled midway: the worker must end, the interface not wait.
+    worker = yield from start_and_reach(window, area, sidebar, 0.2)
+    started = time.monotonic()
+    bpy.ops.preferences.addon_disable(module=ADDON)
+    results["disable_seconds"] = time.monotonic() - started
+    for _ in range(5):
+        yield
+    results["disable_worker_running"] = running(worker)
+    results["objects_after_disable"] = mesh_objects()
+    bpy.ops.preferences.addon_enable(module=ADDON)
+    use_object_model()  # the preferences went with the add-on
+    yield
+
+    # A fourth run, and Blender quits midway (tick() quits when the scenario ends): verdict.py
+    # checks, after Blender, that this worker went with it.
+    results["quit_worker"] = yield from start_and_reach(window, area, sidebar, 0.2)
+
+
+def use_object_model() -> None:
+    preferences = bpy.context.preferences.addons[ADDON].preferences
+    preferences.weights_source = "FOLDER"
+    preferences.weights_dir = "/e2e/object"
+
+
+def start_and_reach(window, area, sidebar, fraction: float):
+    """Presses Generate and steps until the run is past ``fraction``; gives the worker's id."""
+    with bpy.context.temp_override(window=window, area=area, region=sidebar):
+        bpy.ops.openlrm.image_to_3d("INVOKE_DEFAULT")
+    while runtime().job is not None and runtime().status.fraction < fraction:
+        yield
+    if runtime().job is None:
+        raise RuntimeError(f"the run ended before {fraction:.0%}: {runtime().last_error or runtime().last_info}")
+    return runtime().job._worker.process.pid
 
 
 scenario = steps()

@@ -7,11 +7,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from processes import running
+
 # Timer gaps while the worker runs, against the same run's idle gaps (machines differ and
 # may be busy): the usual gap at most this many times the idle one ...
 MAX_MEDIAN_RATIO = 3.0
 # ... and the longest at most this many idle gaps (about 1.5 s on a quiet machine).
 MAX_LONGEST_RATIO = 30.0
+# Disabling the add-on mid-run holds the interface at most this many idle gaps (0.5 s;
+# Blender's own disabling takes 0.05-0.15 s here, stopping the run 0.02 s).
+MAX_DISABLE_GAPS = 10.0
 
 
 def screenshot_problem(path: Path) -> str:
@@ -60,6 +65,14 @@ def main(artifacts: Path) -> int:
         "the cancelled run left the scene unchanged": results.get("objects_after_cancel")
         == results.get("objects_before_cancel")
         and results.get("meshes_after_cancel") == results.get("meshes_before_cancel"),
+        f"disabling the add-on mid-run took {results.get('disable_seconds', 99) * 1000:.0f} ms": (
+            results.get("disable_seconds", 99) <= MAX_DISABLE_GAPS * idle
+        ),
+        "disabling the add-on mid-run ended its worker": results.get("disable_worker_running") is False,
+        "disabling the add-on mid-run left the scene unchanged": results.get("objects_after_disable")
+        == results.get("objects_after_cancel"),
+        "quitting Blender mid-run ended its worker": "quit_worker" in results
+        and not running(results["quit_worker"]),
     }
     for name in ("panel-progress.png", "result-material-preview.png"):
         problem = screenshot_problem(artifacts / name)
@@ -73,6 +86,14 @@ def main(artifacts: Path) -> int:
         print(error)
     print(f"progress values seen: {len(progress)} ticks, {len(set(progress))} distinct; new object: {new}")
     print(f"timer gaps: idle median {idle:.3f} s; while running median {np.median(gaps):.3f} s, longest {gaps.max():.2f} s")
+    baselines = {"first run, empty scene": results["idle"], "second run, with the result": results["idle_with_result"]}
+    for (name, idle_times), run_times in zip(baselines.items(), results["running"]):
+        if len(idle_times) > 2:
+            idle_gaps, run_gaps = np.diff(idle_times), np.diff(run_times)
+            print(
+                f"  {name}: idle median {np.median(idle_gaps):.3f} s, longest {idle_gaps.max():.2f} s; "
+                f"running median {np.median(run_gaps):.3f} s, longest {run_gaps.max():.2f} s"
+            )
     return 0 if all(checks.values()) else 1
 
 

@@ -1,0 +1,93 @@
+"""The worker process and its messages, without Blender: what a run sends and gets back,
+and how a run that goes wrong ends."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pytest
+
+from openlrm_blender import job
+from openlrm_blender.engine import Options
+from openlrm_blender.engine.protocol import read_message, write_message
+from openlrm_blender.engine.worker import out_of_memory_message
+from openlrm_blender.job import Engine, Job
+
+from .conftest import REPO
+
+IMAGE = REPO / "examples" / "tiny" / "input.png"
+
+
+def run_fake(name: str, image=IMAGE, **arguments) -> job.Status:
+    run = Job(image, Options(), engine=Engine(f"tests.fake_engines:{name}", arguments), keep_worker=False)
+    run.run()
+    return run.poll()
+
+
+def test_messages_round_trip_with_arrays_and_end_cleanly():
+    stream = io.BytesIO()
+    arrays = {"vertices": np.random.rand(1000, 3).astype(np.float32), "faces": np.arange(30, dtype=np.int32).reshape(10, 3)}
+    write_message(stream, "result", arrays, device="cpu", timings={"total": 1.5})
+    write_message(stream, "progress", stage="mesh", fraction=0.5, message="")
+    stream.seek(0)
+    kind, fields, received = read_message(stream)
+    assert kind == "result" and fields == {"device": "cpu", "timings": {"total": 1.5}}
+    for name, array in arrays.items():
+        assert received[name].dtype == array.dtype
+        np.testing.assert_array_equal(received[name], array)
+    assert read_message(stream)[:2] == ("progress", {"stage": "mesh", "fraction": 0.5, "message": ""})
+    assert read_message(stream) is None
+    truncated = io.BytesIO(stream.getvalue()[:-5])
+    read_message(truncated)
+    assert read_message(truncated) is None  # a worker that died mid-message is an end, not an error
+
+
+def test_what_the_model_prints_cannot_break_the_replies():
+    status = run_fake("chatty")
+    assert status.error is None and status.result is not None
+    np.testing.assert_array_equal(status.result.mesh.faces, [[0, 1, 2]])
+
+
+def test_pixels_travel_to_the_worker(tmp_path):
+    record = tmp_path / "seen.json"
+    pixels = np.random.rand(300, 200, 4).astype(np.float32)
+    status = run_fake("record_options", image=pixels, path=str(record))
+    assert status.result is not None
+    assert '"shape": [300, 200, 4]' in record.read_text()
+
+
+def test_cancel_before_the_worker_starts():
+    run = Job(IMAGE, Options(), engine=Engine("tests.fake_engines:stuck"), keep_worker=False)
+    run.cancel()
+    started = time.monotonic()
+    run.run()
+    assert run.poll().cancelled and time.monotonic() - started < 30
+    assert run._worker.process.wait(timeout=10) is not None
+
+
+@pytest.mark.parametrize(
+    "error, figure",
+    [
+        (MemoryError(), ""),
+        (RuntimeError("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: not enough memory: you tried to allocate 4294967296 bytes. can't allocate memory"), " (4.0 GB asked for at once)"),
+        (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), ""),
+    ],
+)
+def test_allocation_failures_are_said_in_words(error, figure):
+    message = out_of_memory_message(error)
+    assert message.startswith(f"out of memory: the model process needed more memory than was free{figure} and stopped")
+
+
+def test_other_errors_are_not_called_out_of_memory():
+    assert out_of_memory_message(RuntimeError("shape mismatch")) is None
+
+
+def test_a_bug_in_the_engine_is_an_internal_error_and_the_worker_is_kept():
+    run = Job(IMAGE, Options(), engine=Engine("tests.fake_engines:record_options", {"path": "/nonexistent/x.json"}))
+    run.run()
+    assert run.poll().error.startswith("internal error: FileNotFoundError:"), run.poll().error
+    assert job._idle is run._worker and run._worker.alive  # its model is still good for the next run
+    job.free_models()
+    assert run._worker.process.wait(timeout=10) is not None
