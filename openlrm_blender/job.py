@@ -73,6 +73,7 @@ class Worker:
         except OSError as error:
             raise EngineError(f"could not start the model process with {sys.executable}: {error}") from error
         self.low_priority = low_priority
+        self._killed = False
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=20)
         threading.Thread(target=self._pass_on_stderr, name="openlrm-worker-stderr", daemon=True).start()
 
@@ -84,7 +85,8 @@ class Worker:
 
     @property
     def alive(self) -> bool:
-        return self.process.poll() is None
+        """Running, and not yet killed (a killed one may take a moment to end)."""
+        return not self._killed and self.process.poll() is None
 
     def send(self, kind: str, arrays: dict[str, np.ndarray] | None = None, **fields) -> None:
         """Write a request; a worker that has died shows up at the next ``receive``."""
@@ -99,6 +101,7 @@ class Worker:
     def kill(self) -> None:
         """End it now, from any thread; its replies stop and ``receive`` gives None."""
         if self.alive:
+            self._killed = True
             self.process.kill()
 
     def stop(self) -> None:

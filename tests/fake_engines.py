@@ -23,13 +23,19 @@ def triangle(options) -> Result:
     return Result(mesh=mesh, model_dir=options.weights_dir or Path("."), device="cpu", timings={"total": 0.1})
 
 
-def slow(image, options, progress, cancel, steps: int = 20, delay: float = 0.02, fail: str | None = None) -> Result:
-    """Progress through every stage, then a triangle (or ``fail`` as an engine error midway)."""
+def slow(
+    image, options, progress, cancel, steps: int = 20, delay: float = 0.02, fail: str | None = None,
+    fail_with_memory: bool = False,
+) -> Result:
+    """Progress through every stage, then a triangle (or, midway, ``fail`` as an engine error
+    or PyTorch's allocation failure)."""
     for step in range(steps):
         time.sleep(delay)
         progress(STAGES[step * 4 // steps], (step % (steps // 4) + 1) / (steps // 4), f"step {step}")
         if fail and step == steps // 2:
             raise EngineError(fail)
+        if fail_with_memory and step == steps // 2:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 4294967296 bytes.")
     return triangle(options)
 
 

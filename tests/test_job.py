@@ -91,3 +91,13 @@ def test_a_bug_in_the_engine_is_an_internal_error_and_the_worker_is_kept():
     assert job._idle is run._worker and run._worker.alive  # its model is still good for the next run
     job.free_models()
     assert run._worker.process.wait(timeout=10) is not None
+
+
+def test_a_worker_that_ran_out_of_memory_is_not_reused():
+    """It ends itself after saying so: the next run must get a new one."""
+    run = Job(IMAGE, Options(), engine=Engine("tests.fake_engines:slow", {"fail_with_memory": True}))
+    run.run()
+    assert run.poll().error.startswith("out of memory:")
+    assert job._idle is None and not run._worker.alive
+    status = run_fake("slow")
+    assert status.result is not None, status.error
