@@ -1,5 +1,5 @@
-"""One generation run, computed in the model's own process (``engine/worker.py``); never
-touches ``bpy``.
+"""What the add-on does off Blender's main thread, never touching ``bpy``: a generation
+run, computed in the model's own process (``engine/worker.py``), and a model download.
 
 A thread of Blender's process sends the run to the worker and reads its replies;
 Blender's main thread asks ``poll()`` on each timer tick for the latest progress and, at
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import CancelToken, Cancelled, EngineError, Mesh, Options, Result, require_torch
+from .engine import CancelToken, Cancelled, EngineError, Mesh, Options, Result, background, require_torch
 from .engine.image_source import ImageSource
 from .engine.protocol import read_message, write_message
 
@@ -180,6 +180,38 @@ class Status:
     @property
     def label(self) -> str:
         return f"{STAGE_LABELS.get(self.stage, self.stage)}: {self.message}" if self.message else STAGE_LABELS.get(self.stage, self.stage)
+
+
+class Download:
+    """A background removal model fetched in a thread of Blender's process (downloading
+    needs no PyTorch and holds no lock for long); ``fraction`` and the outcome for the UI."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.fraction = 0.0
+        self.finished = False
+        self.error: str | None = None
+        self.path: Path | None = None
+        self._token = CancelToken()
+
+    def _progress(self, done: int, total: int) -> None:
+        self._token.check()
+        self.fraction = done / total if total else 0.0
+
+    def run(self) -> None:
+        try:
+            self.path = background.ensure_model(self.name, progress=self._progress)
+        except Cancelled:
+            self.error = f"the download of {self.name} was cancelled (it goes on from there next time)"
+        except EngineError as error:
+            self.error = str(error)
+        self.finished = True
+
+    def start(self) -> None:
+        threading.Thread(target=self.run, name="openlrm-download", daemon=True).start()
+
+    def cancel(self) -> None:
+        self._token.cancel()
 
 
 class Job:

@@ -13,7 +13,8 @@ from . import importer
 from .engine import EngineError, Options
 from .engine.image_source import read_rgba
 from .engine.pytorch import install_command
-from .job import Engine, Job, Status, free_models
+from .engine import background
+from .job import Download, Engine, Job, Status, free_models
 from .preferences import DEVICE_ITEMS, get_preferences, torch_in_use
 from .properties import MODEL_ITEMS
 
@@ -27,6 +28,7 @@ class Runtime:
     job: Job | None = None
     status: Status | None = None
     timer: tuple[bpy.types.WindowManager, bpy.types.Timer] | None = None  # the interactive run's
+    download: Download | None = None  # of a background removal model, from the preferences
     last_error: str = ""
     last_info: str = ""
 
@@ -183,11 +185,12 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             model=self._value("model", prefs.default_model if settings.model == "DEFAULT" else settings.model),
             weights_dir=Path(weights_dir) if weights_dir else None,
             token=prefs.hub_token or None,
+            offline=None if bpy.app.online_access else True,  # Blender's "Allow Online Access"
             cache_dir=Path(bpy.path.abspath(prefs.cache_dir)) if prefs.cache_dir else None,
             device=self._value("device", prefs.device),
             dtype=prefs.precision,
             remove_background=self._value("remove_background", settings.remove_background),
-            background_model=Path(bpy.path.abspath(prefs.background_model)) if prefs.background_model else None,
+            background_model=prefs.background_choice(),
             recenter=self._value("recenter", settings.recenter),
             foreground_ratio=self._value("foreground_ratio", settings.foreground_ratio),
             input_size=self.input_size,
@@ -312,6 +315,74 @@ class OPENLRM_OT_copy_torch_command(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class OPENLRM_OT_download_background_model(bpy.types.Operator):
+    """Download this background removal model now, from rembg's release files, into rembg's folder"""
+
+    bl_idname = "openlrm.download_background_model"
+    bl_label = "Download Now"
+
+    model: bpy.props.EnumProperty(
+        name="Model", items=[(name, name, model.description) for name, model in background.MODELS.items()]
+    )
+    _timer = None
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if not bpy.app.online_access:
+            cls.poll_message_set("Online access is off (Preferences > System)")
+            return False
+        return Runtime.download is None or Runtime.download.finished
+
+    def _outcome(self, download: Download) -> set[str]:
+        Runtime.download = None
+        if download.error:
+            self.report({"ERROR"}, download.error)
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"OpenLRM: {download.name} is in {download.path}")
+        return {"FINISHED"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        """Synchronous (headless, or from a script)."""
+        download = Download(self.model)
+        download.run()
+        return self._outcome(download)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if bpy.app.background:
+            return self.execute(context)
+        Runtime.download = Download(self.model)
+        Runtime.download.start()
+        self._timer = context.window_manager.event_timer_add(TICK_SECONDS, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        download = Runtime.download
+        if event.type != "TIMER" or download is None:
+            return {"PASS_THROUGH"}
+        if context.area is not None:
+            context.area.tag_redraw()
+        if not download.finished:
+            return {"RUNNING_MODAL"}
+        context.window_manager.event_timer_remove(self._timer)
+        return self._outcome(download)
+
+
+class OPENLRM_OT_cancel_download(bpy.types.Operator):
+    """Stop the download; what came so far is kept for the next try"""
+
+    bl_idname = "openlrm.cancel_download"
+    bl_label = "Cancel Download"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return Runtime.download is not None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        Runtime.download.cancel()
+        return {"FINISHED"}
+
+
 def _remove_timer() -> None:
     if Runtime.timer is not None:
         window_manager, timer = Runtime.timer
@@ -333,9 +404,12 @@ def stop_running_job() -> None:
 
 
 def shut_down() -> None:
-    """Add-on disabled, or Blender quitting: no run and no idle worker outlive it."""
+    """Add-on disabled, or Blender quitting: no run, idle worker or download outlives it."""
     stop_running_job()
     free_models()
+    if Runtime.download is not None:
+        Runtime.download.cancel()
+        Runtime.download = None
 
 
 @bpy.app.handlers.persistent
@@ -343,5 +417,12 @@ def _on_load_pre(*_args) -> None:
     stop_running_job()
 
 
-classes = (OPENLRM_OT_image_to_3d, OPENLRM_OT_cancel, OPENLRM_OT_free_model, OPENLRM_OT_copy_torch_command)
+classes = (
+    OPENLRM_OT_image_to_3d,
+    OPENLRM_OT_cancel,
+    OPENLRM_OT_free_model,
+    OPENLRM_OT_copy_torch_command,
+    OPENLRM_OT_download_background_model,
+    OPENLRM_OT_cancel_download,
+)
 handlers = ((bpy.app.handlers.load_pre, _on_load_pre),)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import bpy
 
-from .engine import DEFAULT_MODEL
+from .engine import DEFAULT_MODEL, background
 from .engine.pytorch import torch_found
 from .properties import MODEL_ITEMS
 
@@ -17,6 +17,11 @@ DEVICE_ITEMS = [
     ("cuda", "CUDA", "NVIDIA GPU"),
     ("mps", "MPS", "Apple Silicon GPU"),
     ("cpu", "CPU", "Processor only"),
+]
+
+BACKGROUND_ITEMS = [
+    *((name, name, f"{model.description} ({model.megabytes} MB)") for name, model in background.MODELS.items()),
+    ("FILE", "File", "An .onnx file of rembg's u2net or isnet layout"),
 ]
 
 PRECISION_ITEMS = [
@@ -51,10 +56,14 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
     )
     device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
     precision: bpy.props.EnumProperty(name="Precision", items=PRECISION_ITEMS, default="float32")
-    background_model: bpy.props.StringProperty(
-        name="Background Model",
-        description="rembg's u2net.onnx (empty: $U2NET_HOME or ~/.u2net/u2net.onnx)",
-        subtype="FILE_PATH",
+    background_model_name: bpy.props.EnumProperty(
+        name="Background Removal",
+        description="The model that cuts the object out of a photo without transparency (rembg's)",
+        items=BACKGROUND_ITEMS,
+        default=background.DEFAULT_MODEL,
+    )
+    background_model_file: bpy.props.StringProperty(
+        name="Model File", description="An .onnx file of rembg's u2net or isnet layout", subtype="FILE_PATH"
     )
     keep_model_loaded: bpy.props.BoolProperty(
         name="Keep Model Loaded",
@@ -75,12 +84,40 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
             layout.prop(self, "weights_dir")
         layout.prop(self, "device")
         layout.prop(self, "precision")
-        layout.prop(self, "background_model")
+        layout.prop(self, "background_model_name")
+        if self.background_model_name == "FILE":
+            layout.prop(self, "background_model_file")
+        else:
+            self._draw_background_model(layout)
         row = layout.row()
         row.prop(self, "keep_model_loaded")
         row.operator("openlrm.free_model", icon="TRASH")
         layout.label(text=torch_in_use(), icon="SCRIPTPLUGINS")
         layout.label(text="The OpenLRM weights are licensed CC BY-NC 4.0: non-commercial use only.", icon="INFO")
+
+
+    def _draw_background_model(self, layout: bpy.types.UILayout) -> None:
+        """Whether the chosen model is here, its download's progress, or a button to get it."""
+        from .operators import Runtime
+
+        name = self.background_model_name
+        row = layout.row()
+        download = Runtime.download
+        found = background.find_model(name)
+        if download is not None and not download.finished:
+            row.progress(factor=download.fraction, type="BAR", text=f"Downloading {name}: {download.fraction:.0%}")
+            row.operator("openlrm.cancel_download", text="", icon="CANCEL")
+        elif found is not None:
+            row.label(text=f"On this machine: {found}", icon="CHECKMARK")
+        else:
+            row.label(text=f"Downloaded on first use ({background.MODELS[name].megabytes} MB)", icon="URL")
+            row.operator("openlrm.download_background_model", icon="IMPORT").model = name
+            if not bpy.app.online_access:
+                layout.label(text="Online access is off (Preferences > System): no downloads", icon="INFO")
+
+    def background_choice(self) -> str:
+        """What the engine's ``background_model`` option takes: a model's name or a file."""
+        return bpy.path.abspath(self.background_model_file) if self.background_model_name == "FILE" else self.background_model_name
 
 
 @functools.cache  # fixed for the session; the preferences draw it on every redraw

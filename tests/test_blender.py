@@ -25,6 +25,7 @@ from openlrm_blender.job import Engine, Job  # noqa: E402
 needs_torch = pytest.mark.skipif(not torch_available(), reason="no PyTorch for this Python")
 
 from .conftest import REPO, TINY_GRID, TINY_SIZE  # noqa: E402
+from .model_server import model_server  # noqa: E402, F401  (a fixture)
 
 ADDON = "openlrm_blender"
 
@@ -218,7 +219,7 @@ def test_enabling_imports_neither_pytorch_nor_model_code():
     report = json.loads(next(line[7:] for line in done.stdout.splitlines() if line.startswith("RESULT ")))
     print(f"enabling the add-on took {report['seconds'] * 1000:.0f} ms")
     assert report["enabled"]
-    torch_free = {"config", "errors", "image_source", "options", "progress", "protocol", "pytorch", "result"}
+    torch_free = {"background", "config", "errors", "image_source", "options", "progress", "protocol", "pytorch", "result"}
     assert set(report["loaded"]) <= {f"openlrm_blender.engine.{name}" for name in torch_free}, report["loaded"]
 
 
@@ -421,3 +422,72 @@ def test_the_worker_gets_the_preferences_and_the_image(addon, clean_scene, tiny_
     image = bpy.data.images.load(str(tiny_dir / "input.png"))
     assert bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir, filepath="", image_name=image.name)) == {"FINISHED"}
     assert json.loads(record.read_text())["image"] == {"shape": [image.size[1], image.size[0], 4]}
+
+
+# --- background removal: the model downloaded on first use, Blender's online access -------
+
+
+@pytest.fixture
+def served_background_model(tmp_path, monkeypatch, model_server):
+    """A stand-in u2net on a server on 127.0.0.1, rembg's folder empty, a fresh worker (it
+    takes this environment), online access on."""
+    from openlrm_blender import job
+
+    from .test_background import darkness_model
+
+    model_server.add("/u2net.onnx", darkness_model(tmp_path / "stand-in.onnx"))
+    model_server.add("/u2netp.onnx", darkness_model(tmp_path / "stand-in.onnx"))
+    for name in ("U2NET_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REMBG_HOME", str(tmp_path / "rembg"))
+    monkeypatch.setenv("OPENLRM_BACKGROUND_MODELS_URL", model_server.url)
+    monkeypatch.setenv("MODEL_CHECKSUM_DISABLED", "1")  # rembg's switch: the stand-in is not rembg's file
+    job.free_models()
+    system = bpy.context.preferences.system
+    online = system.use_online_access
+    system.use_online_access = True
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+
+    from .test_image import object_on_white
+
+    Image.fromarray(object_on_white(128, (40, 24, 88, 72))).save(photo)
+    yield photo, tmp_path / "rembg" / "models"
+    system.use_online_access = online
+    job.free_models()
+
+
+@needs_torch
+def test_generate_on_a_photo_downloads_the_background_model(clean_scene, tiny_dir, served_background_model):
+    photo, models = served_background_model
+    assert bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir, filepath=str(photo), recenter=True)) == {"FINISHED"}
+    assert bpy.context.view_layer.objects.active.name == "photo"
+    assert (models / "u2net" / "u2net.onnx").is_file()
+
+
+@needs_torch
+def test_without_online_access_generate_says_the_way_forward(clean_scene, tiny_dir, served_background_model):
+    photo, models = served_background_model
+    bpy.context.preferences.system.use_online_access = False
+    before = set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())
+    with pytest.raises(RuntimeError, match=r"u2net is not on this machine and downloads are off: .*Remove Background off"):
+        bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir, filepath=str(photo)))
+    assert (set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())) == before
+    assert not models.exists()
+
+
+def test_download_now_needs_online_access(clean_scene, served_background_model):
+    _, models = served_background_model
+    bpy.context.preferences.system.use_online_access = False
+    with pytest.raises(RuntimeError, match=r"Online access is off"):
+        bpy.ops.openlrm.download_background_model(model="u2netp")
+    assert not models.exists()
+
+
+def test_download_now_from_the_preferences(clean_scene, served_background_model):
+    _, models = served_background_model
+    assert bpy.ops.openlrm.download_background_model(model="u2netp") == {"FINISHED"}
+    assert (models / "u2netp" / "u2netp.onnx").is_file()
+    from openlrm_blender.engine import background
+
+    assert background.find_model("u2netp") == models / "u2netp" / "u2netp.onnx"

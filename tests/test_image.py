@@ -1,4 +1,4 @@
-"""Image reading in every format and mode, masks, recentring, background removal, refusals."""
+"""Image reading in every format and mode, masks, recentring, refusals."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openlrm_blender.engine import BackgroundModelError, ImageError
-from openlrm_blender.engine import background as background_module
-from openlrm_blender.engine.background import BackgroundRemover, get_background_remover
+from openlrm_blender.engine import ImageError
 from openlrm_blender.engine.image import composite_on_white, has_mask, prepare_image
 from openlrm_blender.engine.image_source import MAX_MEGAPIXELS, WORKING_SIDE, read_rgba
 
@@ -205,67 +203,14 @@ def test_no_object_found():
         prepare_image(object_on_white(), SIZE, remove_background=lambda rgb: np.zeros(rgb.shape[:2]))
 
 
-# --- background removal with an ONNX model in rembg's interface ------------------------
-
-
-def darkness_model(path) -> None:
-    """A stand-in for u2net.onnx: same input and output shapes; says 'object' where the
-    normalised image is dark (u2net's output 0 is a (1, 1, 320, 320) saliency map)."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    graph = helper.make_graph(
-        [
-            helper.make_node("ReduceMean", ["input.1"], ["mean"], axes=[1], keepdims=1),
-            helper.make_node("Neg", ["mean"], ["d1"]),
-            helper.make_node("Sigmoid", ["d1"], ["d0"]),
-        ],
-        "darkness",
-        [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, [1, 3, 320, 320])],
-        [
-            helper.make_tensor_value_info("d1", TensorProto.FLOAT, [1, 1, 320, 320]),
-            helper.make_tensor_value_info("d0", TensorProto.FLOAT, [1, 1, 320, 320]),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-
-
-@pytest.fixture
-def u2net_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("U2NET_HOME", str(tmp_path))
-    monkeypatch.setattr(background_module, "_removers", {})
-    darkness_model(tmp_path / "u2net.onnx")
-    return tmp_path
-
-
-def test_background_removal_finds_the_object(u2net_home):
-    remover = BackgroundRemover()
-    assert remover.path == u2net_home / "u2net.onnx"
-    alpha = remover(object_on_white().astype(np.float32) / 255)
-    assert alpha.shape == (64, 64)
-    assert alpha[32, 24] > 0.85 and alpha[2, 2] < 0.05  # min-max normalised like rembg
-
-
-def test_background_session_is_made_once(u2net_home):
-    assert get_background_remover() is get_background_remover(u2net_home / "u2net.onnx")
-
-
-def test_pipeline_image_without_alpha_uses_the_model(u2net_home):
-    remover = get_background_remover()
-    tensor = prepare_image(object_on_white(), SIZE, remove_background=remover)
-    top, left, bottom, right = non_white_box(tensor)
-    assert max(bottom - top, right - left) == pytest.approx(0.8 * SIZE, abs=3)
-
-
-def test_missing_background_model(tmp_path, monkeypatch):
-    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "none"))
-    with pytest.raises(BackgroundModelError, match=r"background removal model not found at .*u2net\.onnx: .*rembg d u2net.*turn background removal off"):
-        BackgroundRemover()
-
-
-def test_broken_background_model(tmp_path):
-    (tmp_path / "u2net.onnx").write_bytes(b"not onnx")
-    with pytest.raises(BackgroundModelError, match=r"u2net\.onnx: not a usable ONNX model"):
-        BackgroundRemover(tmp_path)
+def test_a_photo_stands_as_it_was_taken(tmp_path):
+    """A camera's orientation tag is applied (rembg does the same before its mask)."""
+    pixels = np.zeros((20, 40, 3), dtype=np.uint8)
+    pixels[:, :10] = 255  # a white band on the left of the stored pixels
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    image.save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    rgba = read_rgba(tmp_path / "rotated.jpg")
+    assert rgba.shape == (40, 20, 4)
+    assert rgba[:10, :, :3].mean() > 0.9 and rgba[20:, :, :3].mean() < 0.1  # the band is now on top

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .background import DEFAULT_MODEL as BACKGROUND_DEFAULT
+from .background import MODELS as BACKGROUND_MODELS
 from .errors import EngineError
 from .export import FORMATS, check_writable, write_mesh
 from .image_source import MAX_MEGAPIXELS, open_image
@@ -36,7 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=3.0, help="density threshold (default 3.0)")
     parser.add_argument("--dense", action="store_true", help="evaluate the density on every grid point (published recipe; slow)")
     parser.add_argument("--no-remove-bg", action="store_true", help="do not remove the background")
-    parser.add_argument("--background-model", type=Path, help="rembg's u2net.onnx (default: $U2NET_HOME or ~/.u2net)")
+    parser.add_argument(
+        "--background-model",
+        default=BACKGROUND_DEFAULT,
+        metavar="NAME|FILE",
+        help=f"one of rembg's models ({', '.join(BACKGROUND_MODELS)}; downloaded on first use into rembg's folder) "
+        f"or an .onnx file (default: {BACKGROUND_DEFAULT})",
+    )
     parser.add_argument("--no-recenter", action="store_true", help="do not crop and recentre the object")
     parser.add_argument("--foreground-ratio", type=float, default=0.8, help="object size in the recentred image (default 0.8)")
     parser.add_argument("--input-size", type=int, default=0, help="model input size in pixels (default: the model's published size)")

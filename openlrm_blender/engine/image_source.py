@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -128,6 +128,6 @@ def read_rgba(source: ImageSource, max_megapixels: float = MAX_MEGAPIXELS) -> np
     path = Path(source)
     with open_image(path, max_megapixels) as image:
         try:
-            return _pil_to_rgba(_decode_reduced(image))
+            return _pil_to_rgba(ImageOps.exif_transpose(_decode_reduced(image)))  # photos stand as they were taken
         except (OSError, SyntaxError, ValueError) as exc:
             raise ImageError(f"{path}: cannot read the image ({exc})") from None

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import background
 from .config import DEFAULT_MODEL
 from .errors import EngineError
 from .image_source import MAX_MEGAPIXELS
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("float32", "bfloat16", "float16")  # torch dtype names
-_PATHS = ("weights_dir", "cache_dir", "background_model")
+_PATHS = ("weights_dir", "cache_dir")
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Options:
     device: str = "auto"
     dtype: str = "float32"
     remove_background: bool = True
-    background_model: Path | None = None
+    background_model: str = background.DEFAULT_MODEL  # a name of background.MODELS, or an .onnx file
     recenter: bool = True
     foreground_ratio: float = 0.8
     input_size: int = 0  # 0: the model's published size

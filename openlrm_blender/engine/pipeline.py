@@ -10,13 +10,14 @@ import torch
 from .background import get_background_remover
 from .camera import source_camera
 from .errors import EngineError
-from .image import ImageSource, prepare_image
+from .image import ImageSource, has_mask, prepare_image
+from .image_source import read_rgba
 from .mesh import extract_mesh
 from .model import OpenLRM
 from .progress import CancelToken, ProgressCallback, Reporter, Stopwatch
 from .options import PRECISIONS, Options
 from .result import Result
-from .weights import load_model, resolve_model_dir
+from .weights import load_model, offline_default, resolve_model_dir
 
 DTYPES = {name: getattr(torch, name) for name in PRECISIONS}
 
@@ -91,34 +92,43 @@ def generate(
     stopwatch = Stopwatch(timings)
 
     device = pick_device(options.device)
+    rgba = read_rgba(image, options.max_megapixels)  # a bad image fails before any model work
+    needs_remover = options.remove_background and not has_mask(rgba)
+    offline = offline_default() if options.offline is None else options.offline
+    remover_share = 0.2 if needs_remover else 0.0  # of the model stage; the rest for the weights
+
+    remover = None
+    if needs_remover:  # first: smaller than the weights, and a missing one is known sooner
+        report("model", 0.0, f"finding the background removal model {options.background_model}")
+        remover = get_background_remover(
+            options.background_model,
+            offline,
+            lambda done, total: report(
+                "model",
+                remover_share * done / max(total, 1),
+                f"downloading the background removal model: {done / 2**20:.0f} of {total / 2**20:.0f} MB",
+            ),
+        )
     where = f"the folder {options.weights_dir}" if options.weights_dir else f"{options.model} on the Hugging Face Hub"
-    report("model", 0.0, f"finding {where}")
+    report("model", remover_share, f"finding {where}")
     folder = resolve_model_dir(
         options.model,
         options.weights_dir,
         revision=options.revision,
         token=options.token,
         cache_dir=options.cache_dir,
-        offline=options.offline,
-        progress=lambda done, total, name: report("model", done / total if total else 0.0, f"downloading {name}"),
+        offline=offline,
+        progress=lambda done, total, name: report(
+            "model", remover_share + (1 - remover_share) * done / max(total, 1), f"downloading {name}"
+        ),
     )
     report("model", 1.0, f"loading the weights from {folder.name}")
     model = get_model(folder, device, options.dtype)
     stopwatch.lap("load")
 
-    def remove_background(rgb):  # the remover loads only for images without a mask
-        return get_background_remover(options.background_model)(rgb)
-
     size = options.input_size or published_input_size(model)
     report("preprocess", 0.0, "preparing the image")
-    pixels = prepare_image(
-        image,
-        size,
-        remove_background if options.remove_background else None,
-        options.recenter,
-        options.foreground_ratio,
-        options.max_megapixels,
-    )
+    pixels = prepare_image(rgba, size, remover, options.recenter, options.foreground_ratio, options.max_megapixels)
     report("preprocess", 1.0, "image ready")
     stopwatch.lap("preprocess")
 

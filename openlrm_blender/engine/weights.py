@@ -64,7 +64,8 @@ def check_model_dir(folder: Path) -> Path:
     return folder
 
 
-def _offline_default() -> bool:
+def offline_default() -> bool:
+    """Downloads off for the Hub (``HF_HUB_OFFLINE``): every download of ours honours it."""
     from huggingface_hub import constants
 
     return constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").upper() in {"1", "ON", "YES", "TRUE"}
@@ -102,7 +103,7 @@ def download_model(
     from huggingface_hub import errors as hub_errors
 
     repo_id = repo_id_for(name)
-    offline = _offline_default() if offline is None else offline
+    offline = offline_default() if offline is None else offline
     cache = Path(cache_dir) if cache_dir else Path(constants.HF_HUB_CACHE)
     where = f"{repo_id}" + (f"@{revision}" if revision else "")
     path = None
