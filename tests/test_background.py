@@ -11,10 +11,9 @@ from openlrm_blender.engine import BackgroundModelError, Cancelled, Options
 from openlrm_blender.engine import background, download
 from openlrm_blender.engine.background import BackgroundRemover, ensure_model, get_background_remover
 from openlrm_blender.engine.download import DownloadError
-from openlrm_blender.engine.image import prepare_image
 
+from .images import non_white_box, object_on_white
 from .model_server import model_server, random_bytes  # noqa: F401  (a fixture)
-from .test_image import SIZE, non_white_box, object_on_white
 
 
 def darkness_model(path, size: int = 320) -> bytes:
@@ -196,13 +195,17 @@ def test_the_session_is_made_once(homes):
 
 
 def test_prepared_image_without_alpha_uses_the_model(homes):
+    pytest.importorskip("torch", reason="the model's input is a PyTorch tensor")
+    from openlrm_blender.engine.image import prepare_image
+
     darkness_model(homes / "u2net.onnx")
-    tensor = prepare_image(object_on_white(), SIZE, remove_background=get_background_remover(str(homes)))
+    tensor = prepare_image(object_on_white(), 56, remove_background=get_background_remover(str(homes)))
     top, left, bottom, right = non_white_box(tensor)
-    assert max(bottom - top, right - left) == pytest.approx(0.8 * SIZE, abs=3)
+    assert max(bottom - top, right - left) == pytest.approx(0.8 * 56, abs=3)
 
 
 def test_the_pipeline_downloads_the_model_in_its_model_stage(homes, model_server, monkeypatch, tiny_dir):
+    pytest.importorskip("torch", reason="the pipeline runs the model")
     from openlrm_blender.engine.pipeline import generate
 
     serve(model_server, monkeypatch, "u2net", darkness_model(homes / "stand-in.onnx"))

@@ -449,7 +449,7 @@ def served_background_model(tmp_path, monkeypatch, model_server):
     photo = tmp_path / "photo.png"
     from PIL import Image
 
-    from .test_image import object_on_white
+    from .images import object_on_white
 
     Image.fromarray(object_on_white(128, (40, 24, 88, 72))).save(photo)
     yield photo, tmp_path / "rembg" / "models"

@@ -11,28 +11,9 @@ from openlrm_blender.engine import ImageError
 from openlrm_blender.engine.image import composite_on_white, has_mask, prepare_image
 from openlrm_blender.engine.image_source import MAX_MEGAPIXELS, WORKING_SIDE, read_rgba
 
+from .images import non_white_box, object_on_white, object_with_alpha
+
 SIZE = 56
-
-
-def object_on_white(size: int = 64, box: tuple[int, int, int, int] = (20, 12, 44, 36)) -> np.ndarray:
-    """Uint8 RGB: a dark red rectangle (top, left, bottom, right) on white."""
-    image = np.full((size, size, 3), 255, dtype=np.uint8)
-    top, left, bottom, right = box
-    image[top:bottom, left:right] = (150, 20, 20)
-    return image
-
-
-def object_with_alpha(size: int = 64, box: tuple[int, int, int, int] = (20, 12, 44, 36)) -> np.ndarray:
-    rgba = np.zeros((size, size, 4), dtype=np.uint8)
-    top, left, bottom, right = box
-    rgba[top:bottom, left:right] = (150, 20, 20, 255)
-    return rgba
-
-
-def non_white_box(tensor) -> tuple[int, int, int, int]:
-    """Bounding box (top, left, bottom, right) of the clearly non-white pixels of a (1, 3, S, S) tensor."""
-    rows, cols = np.nonzero((tensor[0].numpy() < 0.9).any(axis=0))
-    return rows.min(), cols.min(), rows.max() + 1, cols.max() + 1
 
 
 @pytest.mark.parametrize(
