@@ -12,8 +12,9 @@ import atexit
 def register() -> None:
     import bpy
 
-    from . import operators, panel, preferences, properties
+    from . import operators, panel, preferences, properties, pytorch_install
 
+    pytorch_install.activate(preferences.pytorch_root())  # a PyTorch the add-on installed comes first
     bpy.utils.register_class(properties.OpenLRMSettings)
     bpy.types.Scene.openlrm = bpy.props.PointerProperty(type=properties.OpenLRMSettings)
     bpy.utils.register_class(preferences.OpenLRMPreferences)

@@ -9,13 +9,13 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from . import importer
+from . import importer, pytorch_install
 from .engine import EngineError, Options
 from .engine.image_source import read_rgba
 from .engine.pytorch import install_command
 from .engine import background
 from .job import Download, Engine, Job, Status, free_models
-from .preferences import DEVICE_ITEMS, get_preferences, torch_in_use
+from .preferences import DEVICE_ITEMS, TORCH_VARIANT_ITEMS, get_preferences, pytorch_root, torch_in_use
 from .properties import MODEL_ITEMS
 
 TICK_SECONDS = 0.1
@@ -29,6 +29,9 @@ class Runtime:
     status: Status | None = None
     timer: tuple[bpy.types.WindowManager, bpy.types.Timer] | None = None  # the interactive run's
     download: Download | None = None  # of a background removal model, from the preferences
+    torch_install: pytorch_install.Install | None = None
+    last_torch_error: str = ""
+    last_torch_log: str = ""  # pip's output of the failed install
     last_error: str = ""
     last_info: str = ""
 
@@ -315,71 +318,149 @@ class OPENLRM_OT_copy_torch_command(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class OPENLRM_OT_download_background_model(bpy.types.Operator):
-    """Download this background removal model now, from rembg's release files, into rembg's folder"""
+class TaskOperator:
+    """An operator whose work runs in a thread (a Download, an Install): synchronous when
+    headless or called from a script, else modal, redrawing its area until the task ends."""
 
-    bl_idname = "openlrm.download_background_model"
-    bl_label = "Download Now"
-
-    model: bpy.props.EnumProperty(
-        name="Model", items=[(name, name, model.description) for name, model in background.MODELS.items()]
-    )
+    slot = ""  # the Runtime attribute that holds the task while it runs
     _timer = None
 
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        if not bpy.app.online_access:
-            cls.poll_message_set("Online access is off (Preferences > System)")
-            return False
-        return Runtime.download is None or Runtime.download.finished
+    def make_task(self, context: bpy.types.Context):
+        raise NotImplementedError
 
-    def _outcome(self, download: Download) -> set[str]:
-        Runtime.download = None
-        if download.error:
-            self.report({"ERROR"}, download.error)
+    def outcome(self, context: bpy.types.Context, task) -> set[str]:
+        raise NotImplementedError
+
+    def _finish(self, context: bpy.types.Context, task) -> set[str]:
+        setattr(Runtime, self.slot, None)
+        if task.error:
+            self.report({"ERROR"}, task.error)
             return {"CANCELLED"}
-        self.report({"INFO"}, f"OpenLRM: {download.name} is in {download.path}")
-        return {"FINISHED"}
+        return self.outcome(context, task)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        """Synchronous (headless, or from a script)."""
-        download = Download(self.model)
-        download.run()
-        return self._outcome(download)
+        task = self.make_task(context)
+        setattr(Runtime, self.slot, task)
+        task.run()
+        return self._finish(context, task)
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if bpy.app.background:
             return self.execute(context)
-        Runtime.download = Download(self.model)
-        Runtime.download.start()
+        task = self.make_task(context)
+        setattr(Runtime, self.slot, task)
+        task.start()
         self._timer = context.window_manager.event_timer_add(TICK_SECONDS, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
     def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        download = Runtime.download
-        if event.type != "TIMER" or download is None:
+        task = getattr(Runtime, self.slot)
+        if event.type != "TIMER":
             return {"PASS_THROUGH"}
         if context.area is not None:
             context.area.tag_redraw()
-        if not download.finished:
+        if task is not None and not task.finished:
             return {"RUNNING_MODAL"}
         context.window_manager.event_timer_remove(self._timer)
-        return self._outcome(download)
+        return self._finish(context, task) if task is not None else {"CANCELLED"}
 
 
-class OPENLRM_OT_cancel_download(bpy.types.Operator):
-    """Stop the download; what came so far is kept for the next try"""
+def _online(cls) -> bool:
+    if not bpy.app.online_access:
+        cls.poll_message_set("Online access is off (Preferences > System)")
+    return bpy.app.online_access
 
-    bl_idname = "openlrm.cancel_download"
-    bl_label = "Cancel Download"
+
+class OPENLRM_OT_download_background_model(TaskOperator, bpy.types.Operator):
+    """Download this background removal model now, from rembg's release files, into rembg's folder"""
+
+    bl_idname = "openlrm.download_background_model"
+    bl_label = "Download Now"
+    slot = "download"
+
+    model: bpy.props.EnumProperty(
+        name="Model", items=[(name, name, model.description) for name, model in background.MODELS.items()]
+    )
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return Runtime.download is not None
+        return _online(cls) and Runtime.download is None
+
+    def make_task(self, context: bpy.types.Context) -> Download:
+        return Download(self.model)
+
+    def outcome(self, context: bpy.types.Context, task: Download) -> set[str]:
+        self.report({"INFO"}, f"OpenLRM: {task.name} is in {task.path}")
+        return {"FINISHED"}
+
+
+class OPENLRM_OT_install_torch(TaskOperator, bpy.types.Operator):
+    """Install a PyTorch for this machine into the add-on's own folder with Blender's pip; it is
+    checked in a fresh process before it is used"""
+
+    bl_idname = "openlrm.install_torch"
+    bl_label = "Install PyTorch"
+    slot = "torch_install"
+
+    variant: bpy.props.EnumProperty(name="Variant", items=TORCH_VARIANT_ITEMS)
+    index_url: bpy.props.StringProperty(name="Index URL", description="Empty: PyTorch's own index for the variant")
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if Runtime.job is not None:
+            cls.poll_message_set("Wait for the run to end, or cancel it")
+            return False
+        return _online(cls) and Runtime.torch_install is None
+
+    def make_task(self, context: bpy.types.Context) -> pytorch_install.Install:
+        free_models()  # the idle worker holds the PyTorch in use: it must not be in the way
+        Runtime.last_torch_error = Runtime.last_torch_log = ""
+        return pytorch_install.Install(pytorch_root(create=True), self.variant, self.index_url)
+
+    def _finish(self, context: bpy.types.Context, task: pytorch_install.Install) -> set[str]:
+        if task.error:
+            Runtime.last_torch_error, Runtime.last_torch_log = task.error, task.log
+        return super()._finish(context, task)
+
+    def outcome(self, context: bpy.types.Context, task: pytorch_install.Install) -> set[str]:
+        pytorch_install.activate(task.root)
+        torch_in_use.cache_clear()
+        free_models()  # the next run's worker starts on the new PyTorch: no restart needed
+        self.report({"INFO"}, f"OpenLRM: PyTorch {task.result['version']} installed and in use")
+        return {"FINISHED"}
+
+
+class OPENLRM_OT_remove_torch(bpy.types.Operator):
+    """Remove the PyTorch the add-on installed: back to the bundled one (or Blender's)"""
+
+    bl_idname = "openlrm.remove_torch"
+    bl_label = "Remove Installed PyTorch"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return Runtime.job is None and Runtime.torch_install is None
 
     def execute(self, context: bpy.types.Context) -> set[str]:
-        Runtime.download.cancel()
+        free_models()
+        pytorch_install.remove(pytorch_root())
+        torch_in_use.cache_clear()
+        self.report({"INFO"}, f"OpenLRM: {torch_in_use()}")
+        return {"FINISHED"}
+
+
+class OPENLRM_OT_cancel_task(bpy.types.Operator):
+    """Stop the download or install; nothing is changed"""
+
+    bl_idname = "openlrm.cancel_task"
+    bl_label = "Cancel"
+
+    slot: bpy.props.StringProperty(options={"HIDDEN"})
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        task = getattr(Runtime, self.slot, None)
+        if task is not None:
+            task.cancel()
         return {"FINISHED"}
 
 
@@ -404,12 +485,13 @@ def stop_running_job() -> None:
 
 
 def shut_down() -> None:
-    """Add-on disabled, or Blender quitting: no run, idle worker or download outlives it."""
+    """Add-on disabled, or Blender quitting: no run, idle worker, download or install outlives it."""
     stop_running_job()
     free_models()
-    if Runtime.download is not None:
-        Runtime.download.cancel()
-        Runtime.download = None
+    for task in (Runtime.download, Runtime.torch_install):
+        if task is not None:
+            task.cancel()
+    Runtime.download = Runtime.torch_install = None
 
 
 @bpy.app.handlers.persistent
@@ -423,6 +505,8 @@ classes = (
     OPENLRM_OT_free_model,
     OPENLRM_OT_copy_torch_command,
     OPENLRM_OT_download_background_model,
-    OPENLRM_OT_cancel_download,
+    OPENLRM_OT_install_torch,
+    OPENLRM_OT_remove_torch,
+    OPENLRM_OT_cancel_task,
 )
 handlers = ((bpy.app.handlers.load_pre, _on_load_pre),)

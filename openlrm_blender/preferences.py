@@ -4,10 +4,12 @@ preferences, never in a .blend (the Hub token included)."""
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 
 import bpy
 
+from . import pytorch_install
 from .engine import DEFAULT_MODEL, background
 from .engine.pytorch import torch_found
 from .properties import MODEL_ITEMS
@@ -22,6 +24,12 @@ DEVICE_ITEMS = [
 BACKGROUND_ITEMS = [
     *((name, name, f"{model.description} ({model.megabytes} MB)") for name, model in background.MODELS.items()),
     ("FILE", "File", "An .onnx file of rembg's u2net or isnet layout"),
+]
+
+TORCH_VARIANT_ITEMS = [
+    ("CPU", "CPU", "Any machine"),
+    ("CUDA", "CUDA 12", "NVIDIA GPUs (driver 570 or newer)"),
+    *([("ROCM", "ROCm", "AMD GPUs on Linux")] if sys.platform.startswith("linux") else []),
 ]
 
 PRECISION_ITEMS = [
@@ -65,6 +73,10 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
     background_model_file: bpy.props.StringProperty(
         name="Model File", description="An .onnx file of rembg's u2net or isnet layout", subtype="FILE_PATH"
     )
+    torch_variant: bpy.props.EnumProperty(name="Install", items=TORCH_VARIANT_ITEMS, default="CPU")
+    torch_index_url: bpy.props.StringProperty(
+        name="Index URL", description="Where pip gets PyTorch (a mirror or a folder); empty: PyTorch's own index"
+    )
     keep_model_loaded: bpy.props.BoolProperty(
         name="Keep Model Loaded",
         description="Keep the model's process, with the model in memory, between runs (faster; off: all its memory "
@@ -92,7 +104,7 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
         row = layout.row()
         row.prop(self, "keep_model_loaded")
         row.operator("openlrm.free_model", icon="TRASH")
-        layout.label(text=torch_in_use(), icon="SCRIPTPLUGINS")
+        self._draw_pytorch(context, layout.box())
         layout.label(text="The OpenLRM weights are licensed CC BY-NC 4.0: non-commercial use only.", icon="INFO")
 
 
@@ -104,9 +116,9 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
         row = layout.row()
         download = Runtime.download
         found = background.find_model(name)
-        if download is not None and not download.finished:
+        if download is not None:
             row.progress(factor=download.fraction, type="BAR", text=f"Downloading {name}: {download.fraction:.0%}")
-            row.operator("openlrm.cancel_download", text="", icon="CANCEL")
+            row.operator("openlrm.cancel_task", text="", icon="CANCEL").slot = "download"
         elif found is not None:
             row.label(text=f"On this machine: {found}", icon="CHECKMARK")
         else:
@@ -114,6 +126,39 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
             row.operator("openlrm.download_background_model", icon="IMPORT").model = name
             if not bpy.app.online_access:
                 layout.label(text="Online access is off (Preferences > System): no downloads", icon="INFO")
+
+    def _draw_pytorch(self, context: bpy.types.Context, box: bpy.types.UILayout) -> None:
+        """The PyTorch in use, what it and the machine have, and installing another."""
+        from .operators import Runtime
+
+        box.label(text=torch_in_use(), icon="SCRIPTPLUGINS")
+        record = pytorch_install.installed(pytorch_root())
+        if record is not None:
+            sees = ", ".join(record["devices"]) or ("Apple MPS" if record["mps"] else "the CPU only")
+            box.label(text=f"Installed by the add-on ({record['variant']}, {record['installed']}): sees {sees}")
+        box.label(text=f"This machine: {', '.join(machine_gpus()) or 'no NVIDIA or AMD GPU found'}", icon="DESKTOP")
+        install = Runtime.torch_install
+        if install is not None:
+            row = box.row()
+            row.progress(factor=install.fraction, type="BAR", text=f"Installing PyTorch: {install.message}")
+            row.operator("openlrm.cancel_task", text="", icon="CANCEL").slot = "torch_install"
+            return
+        column = box.column()
+        column.prop(self, "torch_variant")
+        column.prop(self, "torch_index_url", placeholder=pytorch_install.INDEXES[self.torch_variant])
+        row = box.row()
+        operator = row.operator("openlrm.install_torch", icon="IMPORT")
+        operator.variant, operator.index_url = self.torch_variant, self.torch_index_url
+        if record is not None:
+            row.operator("openlrm.remove_torch", icon="TRASH")
+        if not bpy.app.online_access:
+            box.label(text="Online access is off (Preferences > System): no downloads", icon="INFO")
+        if Runtime.last_torch_error:
+            lines = [line for line in Runtime.last_torch_log.splitlines() if line.strip()][-8:]
+            message = box.box()
+            message.label(text=Runtime.last_torch_error, icon="ERROR")
+            for line in lines:  # the end of pip's log
+                message.label(text=line.strip()[:160])
 
     def background_choice(self) -> str:
         """What the engine's ``background_model`` option takes: a model's name or a file."""
@@ -130,8 +175,25 @@ def torch_in_use() -> str:
         return "PyTorch: not installed"
     version, folder = found
     bundled = Path(bpy.utils.user_resource("EXTENSIONS", path=".local")).resolve()
-    origin = "bundled" if folder.resolve().is_relative_to(bundled) else "Blender's Python"
+    if folder.resolve().is_relative_to(pytorch_root().resolve()):
+        origin = "installed by the add-on"
+    else:
+        origin = "bundled" if folder.resolve().is_relative_to(bundled) else "Blender's Python"
     return f"PyTorch {version} from {folder} ({origin})"
+
+
+def pytorch_root(create: bool = False) -> Path:
+    """The add-on's folder for a PyTorch it installs: kept through updates of the add-on,
+    removed with the extension."""
+    try:
+        return Path(bpy.utils.extension_path_user(__package__, path="pytorch", create=create))
+    except ValueError:  # enabled as a plain add-on (a checkout): Blender's configuration folder
+        return Path(bpy.utils.user_resource("CONFIG", path=f"{__package__}/pytorch", create=create))
+
+
+@functools.cache  # one look per session: nvidia-smi takes a moment
+def machine_gpus() -> list[str]:
+    return pytorch_install.machine_gpus()
 
 
 def get_preferences(context: bpy.types.Context) -> OpenLRMPreferences:

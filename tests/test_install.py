@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO
+from .wheel_index import torch_index  # noqa: F401  (a fixture)
 
 pytest.importorskip("bpy", reason="Blender as a Python module runs the extension manager")
 
@@ -192,3 +193,26 @@ def test_torch_from_a_given_folder_is_bundled_for_linux_on_python_3_13(tmp_path)
     assert "built without PyTorch" not in done.stdout
     bundled = wheels_of(output / "openlrm_blender-0.1.0-blender5.1-and-newer-linux_x64.zip")
     assert name in bundled and any(wheel.startswith("sympy-") for wheel in bundled)
+
+
+@pytest.mark.skipif(BLENDER >= (5, 1, 0), reason="PyPI's torch for Python 3.13 on Linux is the CUDA build (GBs)")
+def test_install_pytorch_from_the_preferences_into_a_zip_without_it(tiny_dir, tmp_path, torch_index):
+    """Real pip from a local index: the add-on's operator installs a CPU PyTorch; a new Blender
+    process then runs the model on it (the worker imports it from the add-on's folder); removing
+    it goes back to no PyTorch."""
+    output = tmp_path / "dist"
+    build("--blender", "4.2", "--platform", "linux-x64", "--no-torch", "--output-dir", str(output))
+    zip_path = output / "openlrm_blender-0.1.0-blender4.2-5.0-linux_x64.zip"
+    report = run_script(tmp_path, "torch_install_check.py", str(zip_path), str(tiny_dir), torch_index)
+    assert report["before"] == "PyTorch: not installed"
+    assert "Online access is off" in report["offline"]
+    assert report["install"] == ["FINISHED"], report
+    root = report["root"]
+    assert root.startswith(str(tmp_path / "user" / "extensions" / ".user")), root
+    assert report["after"].startswith("PyTorch 2.13.0") and report["after"].endswith("(installed by the add-on)")
+    assert "RESULT ['FINISHED']" in report["new_blender"], report["new_blender"]
+    loaded = next(line for line in report["new_blender"] if "Loading PyTorch: PyTorch 2.13.0" in line)
+    assert f" from {root}/installed/torch" in loaded, loaded  # the worker's own torch.__file__
+    assert report["remove"] == ["FINISHED"] and report["removed"] == "PyTorch: not installed"
+    assert "installed" not in report["root_left"] and "staging" not in report["root_left"]
+    assert any(line.startswith("RESULT ['ERROR'] PyTorch is missing") for line in report["after_remove"])

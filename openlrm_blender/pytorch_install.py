@@ -1,0 +1,237 @@
+"""A PyTorch of the user's choice (CPU, CUDA or ROCm) installed by the add-on into its own
+folder with Blender's Python's pip, checked in a fresh process before it is used; never
+touches ``bpy``.
+
+Layout under the add-on's user folder (``root``): ``installed/`` (pip's ``--target``) with
+``installed.json`` beside it, written last, so a folder without it was never finished;
+``staging/`` for an install under way. Only a verified install replaces ``installed/``: a
+failed or cancelled one leaves the PyTorch in use as it was. The model runs in the worker
+process, which takes Blender's ``sys.path``, and Blender's own process never imports
+PyTorch, so a new PyTorch is used from the next run, with no restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .engine import CancelToken, Cancelled, EngineError
+
+INDEXES = {  # PyTorch's own wheel indexes, by variant
+    "CPU": "https://download.pytorch.org/whl/cpu",
+    "CUDA": "https://download.pytorch.org/whl/cu128",
+    "ROCM": "https://download.pytorch.org/whl/rocm6.4",
+}
+REQUIREMENT = "torch>=2.4"
+MARKER = "installed.json"
+PROBE_SECONDS = 300
+_NO_WINDOW = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # Windows: no console window pops up
+
+# Imports the PyTorch in FOLDER alone (ahead of everything) and tries it on DEVICE.
+PROBE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import torch
+device = sys.argv[2]
+x = torch.randn(64, 64, device=device)
+ok = bool(torch.isfinite(x @ x).all())
+cuda = torch.cuda.is_available()
+print(json.dumps({
+    "version": torch.__version__,
+    "file": torch.__file__,
+    "matmul": ok,
+    "cuda": torch.version.cuda,
+    "hip": getattr(torch.version, "hip", None),
+    "devices": [
+        f"{torch.cuda.get_device_name(i)} ({torch.cuda.get_device_properties(i).total_memory / 2**30:.0f} GB)"
+        for i in range(torch.cuda.device_count())
+    ] if cuda else [],
+    "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+}))
+"""
+# The wheels pip announces: "Downloading <url or name> (192.3 MB)".
+_ANNOUNCED = re.compile(r"Downloading \S+ \(([\d.]+) (kB|MB|GB)\)")
+_UNITS = {"kB": 1e3, "MB": 1e6, "GB": 1e9}
+
+
+class InstallError(EngineError):
+    """The install failed; the PyTorch in use is untouched."""
+
+
+def installed(root: Path) -> dict | None:
+    """What the add-on installed (variant, version, devices ...), if an install finished."""
+    try:
+        return json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def activate(root: Path) -> Path | None:
+    """Put the installed PyTorch ahead of the bundled one on ``sys.path`` (the worker's too)."""
+    folder = root / "installed"
+    if installed(root) is None or not folder.is_dir():
+        return None
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    return folder
+
+
+def remove(root: Path) -> None:
+    """Back to the bundled PyTorch (or Blender's)."""
+    folder = root / "installed"
+    if str(folder) in sys.path:
+        sys.path.remove(str(folder))
+    (root / MARKER).unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def probe(folder: Path, device: str) -> dict:
+    """The PyTorch in ``folder``, imported and tried in a fresh process."""
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", PROBE, str(folder), device],
+        capture_output=True,
+        text=True,
+        timeout=PROBE_SECONDS,
+        creationflags=_NO_WINDOW,
+    )
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise InstallError(f"the new PyTorch does not work on {device}: {last}")
+    report = json.loads(lines[-1])
+    if not Path(report["file"]).resolve().is_relative_to(folder.resolve()):
+        raise InstallError(f"the check imported another PyTorch ({report['file']}), not the new one in {folder}")
+    if not report["matmul"]:
+        raise InstallError(f"the new PyTorch {report['version']} gives wrong numbers on {device}")
+    return report
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for path, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(path, name))
+            except OSError:
+                pass  # pip renames and removes its files as it goes
+    return total
+
+
+class Install:
+    """One install, run in a thread (``start``) or the caller's (``run``); ``fraction``,
+    ``message`` and, at the end, ``error`` and ``log`` (pip's output) for the UI."""
+
+    def __init__(self, root: Path, variant: str, index_url: str = "") -> None:
+        if variant not in INDEXES:
+            raise InstallError(f"unknown PyTorch variant {variant!r}: use {', '.join(INDEXES)}")
+        self.root, self.variant = root, variant
+        self.index_url = index_url or INDEXES[variant]
+        self.fraction, self.message = 0.0, "starting pip"
+        self.finished, self.error, self.result = False, None, None
+        self.log = ""
+        self._token = CancelToken()
+        self._process: subprocess.Popen | None = None
+
+    @property
+    def staging(self) -> Path:
+        return self.root / "staging"
+
+    def _pip(self) -> None:
+        """pip into the staging folder, with the download's progress from its temporary files."""
+        temporary = self.staging / "tmp"
+        temporary.mkdir(parents=True)
+        command = [
+            sys.executable, "-m", "pip", "install", "--isolated", "--disable-pip-version-check", "--no-cache-dir",
+            "--progress-bar", "off", "--retries", "2", "--timeout", "30", "--only-binary", ":all:",
+            "--target", str(self.staging / "site"), "--index-url", self.index_url, REQUIREMENT,
+        ]  # fmt: skip
+        # The user's pip configuration stays out: the index is the one chosen here.
+        env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, TMPDIR=str(temporary), TEMP=str(temporary), TMP=str(temporary))
+        log_path = self.staging / "pip.log"
+        with open(log_path, "w") as log:
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, creationflags=_NO_WINDOW
+            )
+            if self._token.cancelled:
+                self._process.kill()
+            done = 0  # the most seen in pip's temporary folder (it removes each wheel once installed)
+            while self._process.poll() is None:
+                time.sleep(0.2)
+                announced = sum(float(n) * _UNITS[unit] for n, unit in _ANNOUNCED.findall(log_path.read_text()))
+                done = max(done, _folder_bytes(temporary))
+                if announced:
+                    self.fraction = max(self.fraction, min(0.9 * done / announced, 0.9))
+                    self.message = (
+                        f"downloading: {done / 1e6:.0f} of {announced / 1e6:.0f} MB" if done < 0.99 * announced
+                        else "installing"
+                    )  # fmt: skip
+        self.log = log_path.read_text(errors="replace")
+        self._token.check()
+        if self._process.returncode != 0:
+            tail = [line for line in self.log.splitlines() if line.strip()][-1:] or ["no output"]
+            raise InstallError(f"pip could not install PyTorch from {self.index_url}: {tail[0].strip()}")
+
+    def _switch(self, report: dict) -> None:
+        """The verified install becomes the one in use; the old one goes only after that."""
+        folder, old = self.root / "installed", self.root / "previous"
+        (self.root / MARKER).unlink(missing_ok=True)
+        shutil.rmtree(old, ignore_errors=True)
+        if folder.exists():
+            folder.rename(old)
+        (self.staging / "site").rename(folder)
+        record = dict(report, variant=self.variant, index_url=self.index_url, installed=time.strftime("%Y-%m-%d"))
+        (self.root / MARKER).write_text(json.dumps(record, indent=1))
+        shutil.rmtree(old, ignore_errors=True)
+        self.result = record
+
+    def run(self) -> None:
+        try:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self._pip()
+            self.fraction, self.message = 0.92, "checking the new PyTorch in a fresh process"
+            device = "cpu" if self.variant == "CPU" else "cuda"  # ROCm builds answer to "cuda" too
+            report = probe(self.staging / "site", device)
+            self._token.check()
+            self._switch(report)
+            self.fraction, self.message = 1.0, f"PyTorch {report['version']} installed"
+        except Cancelled:
+            self.error = "the PyTorch install was cancelled; the PyTorch in use is unchanged"
+        except InstallError as error:
+            self.error = f"{error}; the PyTorch in use is unchanged"
+        except (OSError, subprocess.SubprocessError) as error:
+            self.error = f"the PyTorch install failed ({error}); the PyTorch in use is unchanged"
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+            self.finished = True
+
+    def start(self) -> None:
+        threading.Thread(target=self.run, name="openlrm-pytorch-install", daemon=True).start()
+
+    def cancel(self) -> None:
+        self._token.cancel()
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+
+
+def machine_gpus() -> list[str]:
+    """What the machine has, whatever PyTorch sees: NVIDIA GPUs (nvidia-smi), ROCm on Linux."""
+    found = []
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, creationflags=_NO_WINDOW,
+        )  # fmt: skip
+        found += [f"NVIDIA {line.strip()}" for line in done.stdout.splitlines() if line.strip()]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    if sys.platform.startswith("linux") and (Path("/opt/rocm").is_dir() or Path("/dev/kfd").exists()):
+        found.append("ROCm (AMD GPU driver present)")
+    return found
+
