@@ -12,7 +12,7 @@ import numpy as np
 from . import importer, pytorch_install
 from .engine import EngineError, Options
 from .engine.image_source import read_rgba
-from .engine.pytorch import install_command
+from .engine.pytorch import install_command, torch_found
 from .engine import background
 from .job import Download, Engine, Job, Status, free_models
 from .preferences import DEVICE_ITEMS, TORCH_VARIANT_ITEMS, get_preferences, pytorch_root, torch_in_use
@@ -30,6 +30,8 @@ class Runtime:
     timer: tuple[bpy.types.WindowManager, bpy.types.Timer] | None = None  # the interactive run's
     download: Download | None = None  # of a background removal model, from the preferences
     torch_install: pytorch_install.Install | None = None
+    torch_check: pytorch_install.Check | None = None
+    torch_devices: str = ""  # what the last check found
     last_torch_error: str = ""
     last_torch_log: str = ""  # pip's output of the failed install
     last_error: str = ""
@@ -426,8 +428,29 @@ class OPENLRM_OT_install_torch(TaskOperator, bpy.types.Operator):
     def outcome(self, context: bpy.types.Context, task: pytorch_install.Install) -> set[str]:
         pytorch_install.activate(task.root)
         torch_in_use.cache_clear()
+        Runtime.torch_devices = pytorch_install.describe_devices(task.result)
         free_models()  # the next run's worker starts on the new PyTorch: no restart needed
         self.report({"INFO"}, f"OpenLRM: PyTorch {task.result['version']} installed and in use")
+        return {"FINISHED"}
+
+
+class OPENLRM_OT_check_torch(TaskOperator, bpy.types.Operator):
+    """Ask the PyTorch in use, in a fresh process, which devices it sees"""
+
+    bl_idname = "openlrm.check_torch"
+    bl_label = "Check"
+    slot = "torch_check"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return Runtime.torch_check is None and torch_found() is not None
+
+    def make_task(self, context: bpy.types.Context) -> pytorch_install.Check:
+        return pytorch_install.Check(torch_found()[1].parent)
+
+    def outcome(self, context: bpy.types.Context, task: pytorch_install.Check) -> set[str]:
+        Runtime.torch_devices = pytorch_install.describe_devices(task.result)
+        self.report({"INFO"}, f"OpenLRM: PyTorch {task.result['version']} sees {Runtime.torch_devices}")
         return {"FINISHED"}
 
 
@@ -445,6 +468,7 @@ class OPENLRM_OT_remove_torch(bpy.types.Operator):
         free_models()
         pytorch_install.remove(pytorch_root())
         torch_in_use.cache_clear()
+        Runtime.torch_devices = ""
         self.report({"INFO"}, f"OpenLRM: {torch_in_use()}")
         return {"FINISHED"}
 
@@ -506,6 +530,7 @@ classes = (
     OPENLRM_OT_copy_torch_command,
     OPENLRM_OT_download_background_model,
     OPENLRM_OT_install_torch,
+    OPENLRM_OT_check_torch,
     OPENLRM_OT_remove_torch,
     OPENLRM_OT_cancel_task,
 )

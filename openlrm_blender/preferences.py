@@ -134,8 +134,12 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
         box.label(text=torch_in_use(), icon="SCRIPTPLUGINS")
         record = pytorch_install.installed(pytorch_root())
         if record is not None:
-            sees = ", ".join(record["devices"]) or ("Apple MPS" if record["mps"] else "the CPU only")
-            box.label(text=f"Installed by the add-on ({record['variant']}, {record['installed']}): sees {sees}")
+            box.label(text=f"Installed by the add-on: {record['variant']} from {record['index_url']}")
+        row = box.row()
+        seen = Runtime.torch_devices or (pytorch_install.describe_devices(record) if record else "")
+        row.label(text=f"Devices it sees: {seen or 'not checked yet'}")
+        if torch_found() is not None:
+            row.operator("openlrm.check_torch", icon="VIEWZOOM")
         box.label(text=f"This machine: {', '.join(machine_gpus()) or 'no NVIDIA or AMD GPU found'}", icon="DESKTOP")
         install = Runtime.torch_install
         if install is not None:

@@ -220,6 +220,40 @@ class Install:
             self._process.kill()
 
 
+class Check:
+    """What the PyTorch in use sees (``probe`` on the CPU), in a thread: its devices for the
+    preferences, without importing PyTorch into Blender."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder  # the folder that holds the torch package
+        self.finished, self.error, self.result = False, None, None
+
+    def run(self) -> None:
+        try:
+            self.result = probe(self.folder, "cpu")
+        except (InstallError, OSError, subprocess.SubprocessError) as error:
+            self.error = f"checking the PyTorch in {self.folder} failed: {error}"
+        self.finished = True
+
+    def start(self) -> None:
+        threading.Thread(target=self.run, name="openlrm-pytorch-check", daemon=True).start()
+
+    def cancel(self) -> None:
+        """Nothing to stop: the check ends by itself within its time limit."""
+
+
+def describe_devices(report: dict) -> str:
+    """What a probe found, for people to read."""
+    devices = list(report["devices"])
+    if report.get("hip"):
+        devices = [f"ROCm {report['hip']}: {device}" for device in devices]
+    elif report.get("cuda"):
+        devices = [f"CUDA {report['cuda']}: {device}" for device in devices] or [f"CUDA {report['cuda']} build, no GPU seen"]
+    if report.get("mps"):
+        devices.append("Apple MPS")
+    return ", ".join(["CPU", *devices])
+
+
 def machine_gpus() -> list[str]:
     """What the machine has, whatever PyTorch sees: NVIDIA GPUs (nvidia-smi), ROCm on Linux."""
     found = []

@@ -491,3 +491,9 @@ def test_download_now_from_the_preferences(clean_scene, served_background_model)
     from openlrm_blender.engine import background
 
     assert background.find_model("u2netp") == models / "u2netp" / "u2netp.onnx"
+
+
+@needs_torch
+def test_check_names_what_the_pytorch_in_use_sees(addon):
+    assert bpy.ops.openlrm.check_torch() == {"FINISHED"}
+    assert addon.Runtime.torch_devices.startswith("CPU") and addon.Runtime.torch_check is None
