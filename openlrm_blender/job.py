@@ -28,13 +28,16 @@ from .engine.protocol import read_message, write_message
 
 # Share of the whole bar each stage fills; "startup" (the worker's PyTorch import, on a
 # fresh worker only) comes before the engine's stages, "import" in Blender after them.
-STAGE_WEIGHTS = {"startup": 0.05, "model": 0.10, "preprocess": 0.05, "encode": 0.35, "mesh": 0.40, "import": 0.05}
+STAGE_WEIGHTS = {
+    "startup": 0.05, "model": 0.10, "preprocess": 0.05, "encode": 0.35, "mesh": 0.35, "surface": 0.05, "import": 0.05
+}  # fmt: skip
 STAGE_LABELS = {
     "startup": "Loading PyTorch",
     "model": "Getting the model",
     "preprocess": "Preparing image",
     "encode": "Encoding",
     "mesh": "Building mesh",
+    "surface": "Finishing the surface",
     "import": "Importing",
 }
 
@@ -287,7 +290,7 @@ class Job:
                         worker.stop()
                     raise EngineError(reply["message"])
                 elif kind == "result":
-                    mesh = Mesh(arrays["vertices"], arrays["faces"], arrays["colors"])
+                    mesh = Mesh(**arrays)
                     return Result(mesh, Path(reply["model_dir"]), reply["device"], reply["timings"])
             self._token.check()
             raise EngineError(worker.death_message())

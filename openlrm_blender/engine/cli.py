@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn one image (or a folder of images) into coloured meshes with OpenLRM v1.1.",
     )
     parser.add_argument("image", type=Path, help="an image file, or a folder of images")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="OUT.ply / OUT.obj, or a folder for a folder of images")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="OUT.ply / OUT.obj / OUT.glb, or a folder for a folder of images")
     parser.add_argument(
         "--format", choices=[f[1:] for f in FORMATS], help="mesh format (default: the output's suffix, else ply)"
     )
@@ -57,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=MAX_MEGAPIXELS,
         help=f"refuse larger image files before decoding them (default {MAX_MEGAPIXELS:g})",
     )
+    surface = parser.add_argument_group("surface", "after marching cubes; GLB output is always textured")
+    surface.add_argument("--textured", action="store_true", help="UV-unwrap and bake a colour texture (OBJ: .mtl and .png)")
+    surface.add_argument("--texture-size", type=int, default=1024, help="texture pixels per side (default 1024)")
+    surface.add_argument("--faces", type=int, default=0, help="simplify to about this many faces (default 0: keep all)")
+    surface.add_argument(
+        "--min-piece", type=float, default=0.0, help="drop pieces with less than this share of the faces (e.g. 0.01)"
+    )
+    surface.add_argument("--smooth", type=int, default=0, help="Taubin smoothing iterations (default 0)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -124,6 +132,8 @@ def _naming(image: Path, message: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    suffix = f".{args.format}" if args.format else (args.output.suffix.lower() or ".ply")
+    textured = args.textured or suffix == ".glb"
     options = Options(
         model=args.model,
         weights_dir=args.weights,
@@ -143,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         threshold=args.threshold,
         dense=args.dense,
         max_megapixels=args.max_megapixels,
+        min_piece=args.min_piece,
+        smooth=args.smooth,
+        faces=args.faces,
+        texture_size=args.texture_size if textured else 0,
     )
     try:
         options.validate()

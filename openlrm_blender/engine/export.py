@@ -1,6 +1,7 @@
-"""Writing meshes as PLY (binary, uchar vertex colours) or OBJ (colours after x y z).
+"""Writing meshes as PLY (binary, uchar vertex colours), OBJ (colours after x y z; with UVs,
+an .mtl and the texture as .png beside it when textured) or binary glTF (``gltf``).
 
-A mesh is written to a temporary file beside its destination and renamed over it only
+Each file is written to a temporary file beside its destination and renamed over it only
 when complete, so a failed write (disk full, say) never leaves a broken file or destroys
 the one that was there.
 """
@@ -14,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EngineError
+from .gltf import glb_bytes
 from .result import Mesh
 
-FORMATS = (".ply", ".obj")
+FORMATS = (".ply", ".obj", ".glb")
 
 
 def write_ply(mesh: Mesh, path: Path) -> None:
@@ -45,12 +47,19 @@ def write_ply(mesh: Mesh, path: Path) -> None:
         file.write(faces.tobytes())
 
 
-def write_obj(mesh: Mesh, path: Path) -> None:
-    """OBJ with per-vertex colours as the widely read "v x y z r g b" extension."""
+def write_obj(mesh: Mesh, path: Path, material_library: str = "") -> None:
+    """OBJ with per-vertex colours as the widely read "v x y z r g b" extension; textured,
+    with "vt" UVs and the material in ``material_library`` (an .mtl beside it)."""
     with open(path, "w", encoding="ascii") as file:
         file.write("# made by OpenLRM for Blender\n")
+        if mesh.textured:
+            file.write(f"mtllib {material_library}\nusemtl baked\n")
         np.savetxt(file, np.hstack([mesh.vertices, mesh.colors_u8 / 255.0]), fmt="v %.6f %.6f %.6f %.4f %.4f %.4f")
-        np.savetxt(file, mesh.faces + 1, fmt="f %d %d %d")
+        if mesh.textured:
+            np.savetxt(file, mesh.uvs, fmt="vt %.6f %.6f")
+            np.savetxt(file, np.repeat(mesh.faces + 1, 2, axis=1), fmt="f %d/%d %d/%d %d/%d")
+        else:
+            np.savetxt(file, mesh.faces + 1, fmt="f %d %d %d")
 
 
 def check_writable(folders: list[Path]) -> None:
@@ -66,16 +75,33 @@ def check_writable(folders: list[Path]) -> None:
             raise EngineError(f"{folder}: cannot write there ({exc.strerror or exc})") from None
 
 
-def write_mesh(mesh: Mesh, path: Path) -> None:
-    path = Path(path)
-    writers = {".ply": write_ply, ".obj": write_obj}
-    if path.suffix.lower() not in writers:
-        raise ValueError(f"{path}: unknown mesh format {path.suffix!r} (use {' or '.join(FORMATS)})")
+def _replace(path: Path, write) -> None:
+    """``write(temporary)``, then the temporary file renamed over ``path``."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(descriptor)
     try:
-        writers[path.suffix.lower()](mesh, Path(temporary))
+        write(Path(temporary))
         os.replace(temporary, path)
     except OSError as exc:
         Path(temporary).unlink(missing_ok=True)
         raise EngineError(f"{path}: cannot write the mesh ({exc.strerror or exc}); nothing was replaced") from None
+
+
+def write_mesh(mesh: Mesh, path: Path) -> None:
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise ValueError(f"{path}: unknown mesh format {path.suffix!r} (use {', '.join(FORMATS)})")
+    if suffix == ".glb":
+        _replace(path, lambda temporary: temporary.write_bytes(glb_bytes(mesh, path.stem)))
+    elif suffix == ".obj" and mesh.textured:  # its material and texture first, so the OBJ finds them
+        from PIL import Image
+
+        _replace(path.with_suffix(".png"), lambda temporary: Image.fromarray(mesh.texture, "RGB").save(temporary, "PNG"))
+        material = f"newmtl baked\nKd 1 1 1\nmap_Kd {path.with_suffix('.png').name}\n"
+        _replace(path.with_suffix(".mtl"), lambda temporary: temporary.write_text(material, encoding="utf-8"))
+        _replace(path, lambda temporary: write_obj(mesh, temporary, path.with_suffix(".mtl").name))
+    elif suffix == ".obj":
+        _replace(path, lambda temporary: write_obj(mesh, temporary))
+    else:
+        _replace(path, lambda temporary: write_ply(mesh, temporary))

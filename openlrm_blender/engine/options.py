@@ -37,6 +37,11 @@ class Options:
     threshold: float = 3.0
     dense: bool = False
     max_megapixels: float = MAX_MEGAPIXELS  # larger image files are refused before decoding
+    # After marching cubes, each optional (0: off):
+    min_piece: float = 0.0  # drop disconnected pieces with less than this share of the faces
+    smooth: int = 0  # Taubin smoothing iterations
+    faces: int = 0  # simplify to about this many faces
+    texture_size: int = 0  # UV-unwrap and bake a square colour texture of this many pixels
 
     def to_fields(self) -> dict:
         """Plain values (paths as text), to send to the worker process."""
@@ -59,5 +64,11 @@ class Options:
             raise EngineError(f"mesh resolution must be between 8 and 1024, got {self.resolution}")
         if self.max_megapixels <= 0:
             raise EngineError(f"the image size limit must be positive, got {self.max_megapixels} megapixels")
+        if not 0.0 <= self.min_piece < 1.0:
+            raise EngineError(f"the smallest piece kept must be a share in [0, 1), got {self.min_piece}")
+        if self.smooth < 0 or self.faces < 0:
+            raise EngineError(f"smoothing and the face count cannot be negative, got {self.smooth} and {self.faces}")
+        if self.texture_size and not 64 <= self.texture_size <= 8192:
+            raise EngineError(f"texture size must be 0 (vertex colours) or 64 to 8192 pixels, got {self.texture_size}")
         if self.camera_distance <= 0:
             raise EngineError(f"camera distance must be positive, got {self.camera_distance}")

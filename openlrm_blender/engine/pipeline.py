@@ -7,16 +7,22 @@ from pathlib import Path
 
 import torch
 
+import numpy as np
+
+from .bake import bake_texture
 from .background import get_background_remover
 from .camera import source_camera
 from .errors import EngineError
 from .image import ImageSource, has_mask, prepare_image
 from .image_source import read_rgba
-from .mesh import extract_mesh
+from .cleanup import remove_small_pieces, taubin_smooth
+from .mesh import extract_mesh, vertex_colours
 from .model import OpenLRM
-from .progress import CancelToken, ProgressCallback, Reporter, Stopwatch
+from .progress import CancelToken, ProgressCallback, Reporter, StepCallback, Stopwatch
 from .options import PRECISIONS, Options
-from .result import Result
+from .result import Mesh, Result
+from .simplify import simplify
+from .uv import unwrap
 from .weights import load_model, offline_default, resolve_model_dir
 
 DTYPES = {name: getattr(torch, name) for name in PRECISIONS}
@@ -75,6 +81,44 @@ def published_input_size(model: OpenLRM) -> int:
             "give the input size"
         )
     return size
+
+
+def finish_surface(
+    mesh: Mesh, options: Options, decoder, planes: torch.Tensor, report: Reporter, timings: dict[str, float]
+) -> Mesh:
+    """Clean-up, simplification, then either a baked texture on UVs or the vertices
+    coloured again (simplifying moves them): what ``options`` asks for."""
+    stopwatch = Stopwatch(timings)
+    report("surface", 0.0, "removing small pieces")
+    vertices, faces, kept = remove_small_pieces(mesh.vertices, mesh.faces, options.min_piece)
+    vertices = taubin_smooth(vertices, faces, options.smooth)
+    stopwatch.lap("cleanup")
+    report("surface", 0.1, f"simplifying {len(faces):,} faces to {options.faces:,}" if options.faces else "")
+    simplified = simplify(vertices, faces, options.faces)
+    moved = simplified[0] is not vertices
+    vertices, faces = simplified
+    stopwatch.lap("simplify")
+
+    def colour_at(points: np.ndarray, step: StepCallback) -> np.ndarray:
+        return vertex_colours(decoder, planes, points, step)
+
+    if not options.texture_size:
+        colours = colour_at(vertices, report.span("surface", 0.5, 1.0)) if moved or options.smooth else mesh.colors[kept]
+        return Mesh(vertices=vertices, faces=faces, colors=colours)
+    report("surface", 0.3, "unwrapping UVs")
+    unwrapped = unwrap(vertices, faces, options.texture_size)
+    stopwatch.lap("unwrap")
+    report("surface", 0.5, f"baking a {options.texture_size} px texture")
+    texture = bake_texture(
+        unwrapped.vertices,
+        unwrapped.faces,
+        unwrapped.uvs,
+        options.texture_size,
+        lambda points: colour_at(points, report.span("surface", 0.5, 0.95)),
+    )
+    colours = colour_at(unwrapped.vertices, report.span("surface", 0.95, 1.0))  # for a PLY, and the viewport
+    stopwatch.lap("bake")
+    return Mesh(unwrapped.vertices, unwrapped.faces, colours, uvs=unwrapped.uvs, texture=texture)
 
 
 @torch.inference_mode()
@@ -143,5 +187,8 @@ def generate(
 
     mesh = extract_mesh(model.synthesizer, planes, options.resolution, options.threshold, options.dense, report, timings)
     stopwatch.lap("mesh")
+    if options.min_piece or options.smooth or options.faces or options.texture_size:
+        mesh = finish_surface(mesh, options, model.synthesizer, planes, report, timings)
+        stopwatch.lap("surface")
     timings["total"] = stopwatch.total()
     return Result(mesh=mesh, model_dir=folder, device=str(device), timings=timings)

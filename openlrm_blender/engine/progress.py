@@ -13,7 +13,7 @@ ProgressCallback = Callable[[str, float, str], None]
 # fraction of one step done (0..1), message: what a step of a stage reports
 StepCallback = Callable[[float, str], None]
 
-STAGES = ("model", "preprocess", "encode", "mesh")
+STAGES = ("model", "preprocess", "encode", "mesh", "surface")  # "surface" only when asked for
 
 
 class CancelToken:

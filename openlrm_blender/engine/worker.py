@@ -74,10 +74,13 @@ def run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
         write_message(replies, "error", message=f"internal error: {type(error).__name__}: {error}")
         return True
     mesh = result.mesh
+    arrays = {"vertices": mesh.vertices, "faces": mesh.faces, "colors": mesh.colors}
+    if mesh.textured:
+        arrays.update(uvs=mesh.uvs, texture=mesh.texture)
     write_message(
         replies,
         "result",
-        {"vertices": mesh.vertices, "faces": mesh.faces, "colors": mesh.colors},
+        arrays,
         model_dir=str(result.model_dir),
         device=result.device,
         timings=result.timings,

@@ -151,6 +151,14 @@ def steps():
     results["objects_after_cancel"] = mesh_objects()
     results["meshes_after_cancel"] = len(bpy.data.meshes)
 
+    # Preferences › PyTorch › Check, through its modal path: the devices Debian's PyTorch sees.
+    with bpy.context.temp_override(window=window, area=area, region=sidebar):
+        results["check_invoke"] = sorted(bpy.ops.openlrm.check_torch("INVOKE_DEFAULT"))
+    started = time.monotonic()
+    while runtime().torch_check is not None and time.monotonic() - started < 120:
+        yield
+    results["torch_devices"] = runtime().torch_devices
+
     # A third run, and the add-on disabled midway: the worker must end, the interface not wait.
     worker = yield from start_and_reach(window, area, sidebar, 0.2)
     started = time.monotonic()

@@ -71,6 +71,9 @@ def main(artifacts: Path) -> int:
         "disabling the add-on mid-run ended its worker": results.get("disable_worker_running") is False,
         "disabling the add-on mid-run left the scene unchanged": results.get("objects_after_disable")
         == results.get("objects_after_cancel"),
+        f"Check named what PyTorch sees ({results.get('torch_devices')!r})": results.get("check_invoke")
+        == ["RUNNING_MODAL"]
+        and str(results.get("torch_devices")).startswith("CPU"),
         "quitting Blender mid-run ended its worker": "quit_worker" in results
         and not running(results["quit_worker"]),
     }

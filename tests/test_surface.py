@@ -1,0 +1,213 @@
+"""After marching cubes: clean-up, simplification, UVs, the baked texture, and the GLB and
+textured OBJ files that carry them."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from openlrm_blender.engine import Mesh, Options
+from openlrm_blender.engine.bake import bake_texture, dilate, texel_points
+from openlrm_blender.engine.cleanup import remove_small_pieces, taubin_smooth
+from openlrm_blender.engine.export import write_mesh
+from openlrm_blender.engine.gltf import glb_bytes
+from openlrm_blender.engine.simplify import simplify
+from openlrm_blender.engine.uv import unwrap
+
+from .conftest import TINY_SIZE
+
+
+def sphere(radius: float = 1.0, centre=(0.0, 0.0, 0.0), steps: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """A UV sphere (poles welded), outward-facing."""
+    theta, phi = np.meshgrid(np.linspace(0, np.pi, steps + 1)[1:-1], np.linspace(0, 2 * np.pi, 2 * steps, endpoint=False), indexing="ij")
+    ring = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], -1).reshape(-1, 3)
+    vertices = np.concatenate([[[0, 0, 1]], ring, [[0, 0, -1]]]) * radius + centre
+    columns, rows = 2 * steps, steps - 1
+    index = lambda r, c: 1 + r * columns + c % columns  # noqa: E731
+    faces = [(0, index(0, c + 1), index(0, c)) for c in range(columns)]
+    for r in range(rows - 1):
+        for c in range(columns):
+            faces += [(index(r, c), index(r, c + 1), index(r + 1, c)), (index(r, c + 1), index(r + 1, c + 1), index(r + 1, c))]
+    last = len(vertices) - 1
+    faces += [(last, index(rows - 1, c), index(rows - 1, c + 1)) for c in range(columns)]
+    return vertices.astype(np.float32), np.array(faces, dtype=np.int32)
+
+
+def sphere_and_speck() -> tuple[np.ndarray, np.ndarray]:
+    big_v, big_f = sphere()
+    small_v, small_f = sphere(0.05, (2.0, 0.0, 0.0), steps=6)
+    return np.concatenate([big_v, small_v]), np.concatenate([big_f, small_f + len(big_v)])
+
+
+def test_floaters_are_removed_and_the_object_kept():
+    vertices, faces = sphere_and_speck()
+    kept_v, kept_f, source = remove_small_pieces(vertices, faces, 0.1)  # the speck has 5% of the faces
+    big_v, big_f = sphere()
+    assert len(kept_f) == len(big_f) and len(kept_v) == len(big_v)
+    np.testing.assert_array_equal(kept_v, vertices[source])
+    assert np.abs(kept_v).max() <= 1.0 + 1e-6  # the speck at x = 2 is gone
+    assert remove_small_pieces(vertices, faces, 0.0)[1] is faces
+
+
+def test_taubin_smoothing_evens_the_surface_without_shrinking_it():
+    vertices, faces = sphere()
+    bumpy = vertices * (1 + 0.05 * np.random.default_rng(0).standard_normal((len(vertices), 1))).astype(np.float32)
+    smoothed = taubin_smooth(bumpy, faces, 10)
+    radius = np.linalg.norm(smoothed, axis=1)
+    assert radius.std() < 0.5 * np.linalg.norm(bumpy, axis=1).std()
+    assert abs(radius.mean() - 1.0) < 0.03  # Laplacian smoothing alone would shrink it
+
+
+def test_simplify_meets_the_face_budget():
+    vertices, faces = sphere(steps=48)
+    points, triangles = simplify(vertices, faces, 500)
+    assert 0 < len(triangles) <= 500 and triangles.max() < len(points)
+    assert np.abs(np.linalg.norm(points, axis=1) - 1.0).max() < 0.05  # still the sphere
+    assert simplify(vertices, faces, 0)[1] is faces
+
+
+def test_unwrap_gives_uvs_in_the_unit_square_on_copies_of_the_vertices():
+    vertices, faces = sphere()
+    unwrapped = unwrap(vertices, faces, 512)
+    assert len(unwrapped.faces) == len(faces)
+    assert unwrapped.uvs.min() >= 0.0 and unwrapped.uvs.max() <= 1.0
+    np.testing.assert_array_equal(unwrapped.vertices, vertices[unwrapped.source])
+
+
+def bilinear(texture: np.ndarray, uvs: np.ndarray) -> np.ndarray:
+    """The texture read at UVs (v up, row 0 at the top), as a renderer filters it."""
+    size = texture.shape[0]
+    x, y = uvs[:, 0] * size - 0.5, (1 - uvs[:, 1]) * size - 0.5
+    x0, y0 = np.clip(np.floor(x).astype(int), 0, size - 2), np.clip(np.floor(y).astype(int), 0, size - 2)
+    fx, fy = np.clip(x - x0, 0, 1)[:, None], np.clip(y - y0, 0, 1)[:, None]
+    t = texture.astype(np.float64)
+    top = t[y0, x0] * (1 - fx) + t[y0, x0 + 1] * fx
+    bottom = t[y0 + 1, x0] * (1 - fx) + t[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def test_baking_a_field_covers_the_charts_and_pads_them():
+    vertices, faces = sphere()
+    unwrapped = unwrap(vertices, faces, 256)
+    rows, columns, points = texel_points(unwrapped.vertices, unwrapped.faces, unwrapped.uvs, 256)
+    assert np.abs(np.linalg.norm(points, axis=1) - 1.0).max() < 0.02  # texels lie on the surface
+    texture = bake_texture(unwrapped.vertices, unwrapped.faces, unwrapped.uvs, 256, lambda p: (p + 1) / 2)
+    expected = np.floor((unwrapped.vertices + 1) / 2 * 255)
+    assert np.median(np.abs(bilinear(texture, unwrapped.uvs) - expected)) <= 3
+
+
+def test_dilation_fills_the_padding_then_the_rest():
+    image = np.zeros((8, 8, 3), dtype=np.float32)
+    covered = np.zeros((8, 8), dtype=bool)
+    image[3:5, 3:5], covered[3:5, 3:5] = 200.0, True
+    grown = dilate(image, covered, 1)
+    assert (grown[2:6, 2:6] == 200).all() and (grown == 200).all()  # the rest takes the mean colour
+
+
+@pytest.fixture(scope="module")
+def textured(tiny_dir):
+    """The tiny model's mesh unsimplified and baked, and its vertex-colour twin."""
+    from openlrm_blender.engine.pipeline import generate
+
+    common = dict(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=48, recenter=False, min_piece=0.01)
+    plain = generate(tiny_dir / "input.png", Options(**common)).mesh
+    baked = generate(tiny_dir / "input.png", Options(**common, texture_size=1024)).mesh
+    return plain, baked
+
+
+def test_the_texture_at_each_vertex_is_its_vertex_colour(textured):
+    _, baked = textured
+    difference = np.abs(bilinear(baked.texture, baked.uvs) - baked.colors_u8.astype(np.float64))
+    print(f"texture against vertex colours: median {np.median(difference):.2f}/255, 95th percentile {np.percentile(difference, 95):.1f}")
+    assert np.median(difference) <= 6
+
+
+def test_a_textured_mesh_is_the_same_surface(textured):
+    plain, baked = textured
+    assert len(baked.faces) == len(plain.faces)
+    np.testing.assert_allclose(baked.vertices.min(axis=0), plain.vertices.min(axis=0), atol=1e-6)
+    np.testing.assert_allclose(baked.vertices.max(axis=0), plain.vertices.max(axis=0), atol=1e-6)
+
+
+def read_glb(data: bytes) -> tuple[dict, bytes]:
+    magic, version, length = struct.unpack_from("<III", data)
+    assert (magic, version, length) == (0x46546C67, 2, len(data))
+    json_length, json_type = struct.unpack_from("<II", data, 12)
+    assert json_type == 0x4E4F534A
+    document = json.loads(data[20 : 20 + json_length])
+    binary_length, binary_type = struct.unpack_from("<II", data, 20 + json_length)
+    assert binary_type == 0x004E4942
+    return document, data[28 + json_length : 28 + json_length + binary_length]
+
+
+def accessor(document: dict, binary: bytes, index: int) -> np.ndarray:
+    info = document["accessors"][index]
+    view = document["bufferViews"][info["bufferView"]]
+    dtype = {5126: np.float32, 5125: np.uint32}[info["componentType"]]
+    width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3}[info["type"]]
+    data = np.frombuffer(binary, dtype, count=info["count"] * width, offset=view["byteOffset"])
+    return data.reshape(info["count"], width) if width > 1 else data
+
+
+def test_glb_structure_upright_and_textured(textured, tmp_path):
+    from PIL import Image
+
+    _, baked = textured
+    path = tmp_path / "object.glb"
+    write_mesh(baked, path)
+    document, binary = read_glb(path.read_bytes())
+    (mesh,) = document["meshes"]
+    (primitive,) = mesh["primitives"]
+    attributes = primitive["attributes"]
+    assert set(attributes) == {"POSITION", "NORMAL", "TEXCOORD_0"}
+    positions = accessor(document, binary, attributes["POSITION"])
+    np.testing.assert_allclose(positions, np.stack([baked.vertices[:, 0], baked.vertices[:, 2], -baked.vertices[:, 1]], 1))
+    assert document["accessors"][attributes["POSITION"]]["max"] == pytest.approx(positions.max(axis=0).tolist())
+    uvs = accessor(document, binary, attributes["TEXCOORD_0"])
+    assert uvs.min() >= 0 and uvs.max() <= 1
+    indices = accessor(document, binary, primitive["indices"])
+    assert len(indices) == 3 * len(baked.faces) and indices.max() < len(positions)
+    normals = accessor(document, binary, attributes["NORMAL"])
+    np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-5)
+    image = document["images"][0]
+    view = document["bufferViews"][image["bufferView"]]
+    import io
+
+    png = Image.open(io.BytesIO(binary[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]))
+    assert image["mimeType"] == "image/png" and png.size == (1024, 1024)
+    material = document["materials"][primitive["material"]]
+    assert material["pbrMetallicRoughness"]["baseColorTexture"] == {"index": 0}
+
+
+def test_glb_up_is_the_objects_up():
+    """A tall column along the engine's +Z stands along glTF's +Y."""
+    vertices, faces = sphere()
+    tall = Mesh(vertices * np.array([0.2, 0.3, 1.0], dtype=np.float32), faces, np.full((len(vertices), 3), 0.5, np.float32))
+    document, binary = read_glb(glb_bytes(tall))
+    positions = accessor(document, binary, document["meshes"][0]["primitives"][0]["attributes"]["POSITION"])
+    assert np.argmax(positions.max(axis=0) - positions.min(axis=0)) == 1
+    assert "COLOR_0" in document["meshes"][0]["primitives"][0]["attributes"]  # untextured: vertex colours
+
+
+def test_simplified_glb_from_the_command_line(tiny_dir, tmp_path):
+    from openlrm_blender.engine.cli import main
+
+    output = tmp_path / "light.glb"
+    arguments = [str(tiny_dir / "input.png"), "-o", str(output), "--weights", str(tiny_dir), "--input-size", "56"]
+    assert main([*arguments, "--grid", "48", "--no-recenter", "--faces", "2000", "--texture-size", "256", "-q"]) == 0
+    document, binary = read_glb(output.read_bytes())
+    primitive = document["meshes"][0]["primitives"][0]
+    assert document["accessors"][primitive["indices"]]["count"] <= 3 * 2000
+
+
+def test_textured_obj_has_its_material_and_texture(textured, tmp_path):
+    _, baked = textured
+    path = tmp_path / "object.obj"
+    write_mesh(baked, path)
+    text = path.read_text()
+    assert text.count("\nvt ") == len(baked.uvs) and "mtllib object.mtl" in text and "usemtl baked" in text
+    assert "map_Kd object.png" in (tmp_path / "object.mtl").read_text()
+    assert (tmp_path / "object.png").is_file() and not list(tmp_path.glob(".*part"))
