@@ -1,4 +1,6 @@
-"""Mesh arrays -> a Blender object with vertex colours and a material that shows them.
+"""Mesh arrays -> a Blender object with vertex colours and a material that shows them, or
+(textured) a UV map and a material whose Image Texture is the baked image, packed into
+the .blend.
 
 The engine's frame (+Z up, input view from -Y) is Blender's own, so vertices go in
 unrotated. Everything is written with ``foreach_set`` so a million vertices take seconds.
@@ -50,10 +52,46 @@ def vertex_colour_material(name: str) -> bpy.types.Material:
     return material
 
 
+def add_uvs(data: bpy.types.Mesh, mesh: Mesh) -> None:
+    layer = data.uv_layers.new(name="UVMap")
+    layer.data.foreach_set("uv", np.ascontiguousarray(mesh.uvs[mesh.faces.ravel()], dtype=np.float32).ravel())
+
+
+def baked_image(name: str, texture: np.ndarray) -> bpy.types.Image:
+    """The texture as a packed byte image in sRGB: its values are the model's display
+    colours, as the vertex colours are, so both look the same."""
+    size = texture.shape[0]
+    image = bpy.data.images.new(name, size, size, alpha=False)
+    image.colorspace_settings.name = "sRGB"
+    rgba = np.ones((size, size, 4), dtype=np.float32)
+    rgba[..., :3] = texture[::-1] / np.float32(255.0)  # Blender's rows run bottom to top
+    image.pixels.foreach_set(rgba.ravel())
+    image.pack()
+    return image
+
+
+def texture_material(name: str, image: bpy.types.Image) -> bpy.types.Material:
+    """Image Texture node into the Principled BSDF's base colour."""
+    material = bpy.data.materials.new(name)
+    if bpy.app.version < (5, 0, 0):
+        material.use_nodes = True
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    shader = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
+    texture = nodes.new("ShaderNodeTexImage")
+    texture.image = image
+    texture.location = (shader.location.x - 300, shader.location.y)
+    links.new(texture.outputs["Color"], shader.inputs["Base Color"])
+    return material
+
+
 def add_object(context: bpy.types.Context, name: str, mesh: Mesh, smooth: bool = False) -> bpy.types.Object:
     """Link a new object at the 3D cursor, selected and active, in the active collection."""
     data = build_mesh(name, mesh, smooth)
-    data.materials.append(vertex_colour_material(name))
+    if mesh.textured:
+        add_uvs(data, mesh)
+        data.materials.append(texture_material(name, baked_image(name, mesh.texture)))
+    else:
+        data.materials.append(vertex_colour_material(name))
     obj = bpy.data.objects.new(name, data)
     context.collection.objects.link(obj)
     obj.location = context.scene.cursor.location

@@ -16,7 +16,7 @@ from .engine.pytorch import install_command, torch_found
 from .engine import background
 from .job import Download, Engine, Job, Status, free_models
 from .preferences import DEVICE_ITEMS, TORCH_VARIANT_ITEMS, get_preferences, pytorch_root, torch_in_use
-from .properties import MODEL_ITEMS
+from .properties import FLOATER_SHARE, MODEL_ITEMS, OUTPUT_ITEMS
 
 TICK_SECONDS = 0.1
 
@@ -144,6 +144,15 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
     )
     threshold: bpy.props.FloatProperty(name="Density Threshold", default=3.0, options={"SKIP_SAVE"})
     smooth_shading: bpy.props.BoolProperty(name="Smooth Shading", default=True, options={"SKIP_SAVE"})
+    output: bpy.props.EnumProperty(name="Output", items=OUTPUT_ITEMS, options={"SKIP_SAVE"})
+    target_faces: bpy.props.IntProperty(
+        name="Faces", description="Textured: simplify to about this many faces (0: all)", default=50000,
+        soft_min=0, soft_max=10_000_000, options={"SKIP_SAVE"},
+    )  # fmt: skip
+    texture_size: bpy.props.IntProperty(
+        name="Texture Size", default=1024, soft_min=64, soft_max=8192, options={"SKIP_SAVE"}
+    )
+    remove_floaters: bpy.props.BoolProperty(name="Remove Floaters", default=True, options={"SKIP_SAVE"})
 
     _run: Run | None = None
 
@@ -202,7 +211,11 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             camera_distance=self._value("camera_distance", settings.camera_distance),
             resolution=self._value("resolution", settings.resolution),
             threshold=self._value("threshold", settings.threshold),
+            min_piece=FLOATER_SHARE if self._value("remove_floaters", settings.remove_floaters) else 0.0,
         )
+        if self._value("output", settings.output) == "TEXTURED":
+            options.faces = self._value("target_faces", settings.target_faces)
+            options.texture_size = self._value("texture_size", int(settings.texture_size))
         options.validate()
         return source, name or "OpenLRM", options, self._value("smooth_shading", settings.smooth_shading)
 

@@ -55,6 +55,14 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         column.prop(settings, "resolution")
         column.prop(settings, "threshold")
         column.prop(settings, "smooth_shading")
+        column.prop(settings, "remove_floaters")
+
+        layout.row().prop(settings, "output", expand=True)
+        if settings.output == "TEXTURED":
+            column = layout.column(align=True)
+            column.use_property_split = True
+            column.prop(settings, "target_faces")
+            column.prop(settings, "texture_size")
 
         if not torch_available():
             _torch_missing_box(context, layout)

@@ -19,6 +19,14 @@ MODEL_ITEMS = [
 ]
 
 
+OUTPUT_ITEMS = [
+    ("VERTEX_COLOURS", "Vertex Colours", "A dense mesh whose vertices carry the colours (the published output)"),
+    ("TEXTURED", "Textured", "A simplified, UV-mapped mesh with a baked colour texture (for games, the web, other tools)"),
+]
+TEXTURE_SIZE_ITEMS = [(str(size), f"{size} px", f"A {size} x {size} texture") for size in (512, 1024, 2048, 4096)]
+FLOATER_SHARE = 0.01  # Remove Floaters drops pieces with less than this share of the faces
+
+
 class OpenLRMSettings(bpy.types.PropertyGroup):
     source: bpy.props.EnumProperty(
         name="Source",
@@ -45,3 +53,15 @@ class OpenLRMSettings(bpy.types.PropertyGroup):
     )
     threshold: bpy.props.FloatProperty(name="Density Threshold", default=3.0, min=0.0, max=100.0)
     smooth_shading: bpy.props.BoolProperty(name="Smooth Shading", default=True)
+    output: bpy.props.EnumProperty(
+        name="Output",
+        items=OUTPUT_ITEMS,
+        default="VERTEX_COLOURS",
+    )
+    target_faces: bpy.props.IntProperty(
+        name="Faces", description="Simplify to about this many faces (0: keep every face)", default=50000, min=0
+    )
+    texture_size: bpy.props.EnumProperty(name="Texture Size", items=TEXTURE_SIZE_ITEMS, default="1024")
+    remove_floaters: bpy.props.BoolProperty(
+        name="Remove Floaters", description="Drop disconnected pieces with less than 1% of the faces", default=True
+    )

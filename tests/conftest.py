@@ -56,3 +56,13 @@ def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from openlrm_blender.engine.random_model import save_random_model
 
     return save_random_model(tmp_path_factory.mktemp("base") / "model", reduced("base"), seed=2)
+
+
+@pytest.fixture(scope="session")
+def object_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real small layout at reduced depth, shaped into one compact coloured object."""
+    from openlrm_blender.engine.config import ModelConfig
+    from openlrm_blender.engine.random_model import object_model, save_model
+
+    raw = reduced("small")
+    return save_model(object_model(ModelConfig.from_dict(raw), seed=0), tmp_path_factory.mktemp("object") / "model", raw)

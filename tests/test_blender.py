@@ -15,6 +15,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="Blender as a Python module (bpy==4.2.*) is in requirements-dev.txt")
 import addon_utils  # noqa: E402  (ships with bpy)
+from mathutils import Vector  # noqa: E402
 
 import openlrm_blender  # noqa: E402
 
@@ -497,3 +498,100 @@ def test_download_now_from_the_preferences(clean_scene, served_background_model)
 def test_check_names_what_the_pytorch_in_use_sees(addon):
     assert bpy.ops.openlrm.check_torch() == {"FINISHED"}
     assert addon.Runtime.torch_devices.startswith("CPU") and addon.Runtime.torch_check is None
+
+
+# --- textured output ---------------------------------------------------------------------
+
+
+@needs_torch
+def test_textured_generate_makes_a_uv_mapped_object_with_its_baked_image(clean_scene, tiny_dir):
+    before = set(bpy.data.images.keys()), set(bpy.data.materials.keys())
+    call = tiny_call(tiny_dir, resolution=48, output="TEXTURED", target_faces=3000, texture_size=256)
+    assert bpy.ops.openlrm.image_to_3d(**call) == {"FINISHED"}
+    obj = bpy.context.view_layer.objects.active
+    assert len(obj.data.polygons) <= 3000 and obj.data.uv_layers.active.name == "UVMap"
+    material = obj.active_material
+    links = [(link.from_node.bl_idname, link.to_socket.name) for link in material.node_tree.links]
+    assert ("ShaderNodeTexImage", "Base Color") in links
+    image = next(node for node in material.node_tree.nodes if node.bl_idname == "ShaderNodeTexImage").image
+    assert tuple(image.size) == (256, 256) and image.packed_file is not None
+    assert image.colorspace_settings.name == "sRGB"
+    assert set(bpy.data.images.keys()) - before[0] == {image.name}
+    uvs = np.empty(len(obj.data.loops) * 2, dtype=np.float32)
+    obj.data.uv_layers.active.data.foreach_get("uv", uvs)
+    assert uvs.min() >= 0 and uvs.max() <= 1
+
+
+def render_mean_colours(objects: list, size: int = 48) -> list[np.ndarray]:
+    """Cycles renders of each object alone (the same camera and world light): the mean
+    colour of its pixels."""
+    scene = bpy.context.scene
+    bpy.ops.object.camera_add(location=(0, -5, 0), rotation=(1.5708, 0, 0))
+    scene.camera = bpy.context.object
+    scene.camera.data.type = "ORTHO"
+    scene.camera.data.ortho_scale = 2.5
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 16
+    scene.cycles.device = "CPU"
+    scene.render.resolution_x = scene.render.resolution_y = size
+    scene.render.resolution_percentage = 100
+    scene.view_settings.view_transform = "Standard"  # sRGB values in, the same values out
+    scene.render.film_transparent = True
+    world = bpy.data.worlds.new("even light")
+    world.color = (1.0, 1.0, 1.0)
+    scene.world = world
+    means = []
+    for shown in objects:
+        for obj in objects:
+            obj.hide_render = obj is not shown
+        bpy.ops.render.render()
+        path = Path(bpy.app.tempdir or "/tmp") / "openlrm-render.png"
+        bpy.data.images["Render Result"].save_render(str(path))
+        from PIL import Image
+
+        pixels = np.asarray(Image.open(path).convert("RGBA"), dtype=np.float64).reshape(-1, 4)
+        surface = pixels[pixels[:, 3] == 255, :3]  # the object's pixels only (the film is transparent)
+        assert len(surface) > size * size // 8, f"the object hardly shows ({len(surface)} pixels)"
+        means.append(surface.mean(axis=0))
+    return means
+
+
+@needs_torch
+def test_a_textured_object_and_its_vertex_colour_twin_look_the_same(clean_scene, tiny_dir, object_model_dir):
+    """The colour space of the bake: the same surface, once with its texture and once with
+    its vertex colours, rendered alike, gives the same colours (no washed-out or dark bake)."""
+    from openlrm_blender import importer
+    from openlrm_blender.engine import Mesh
+    from openlrm_blender.engine.pipeline import generate
+
+    options = Options(weights_dir=object_model_dir, input_size=56, resolution=96, recenter=False, texture_size=1024)
+    baked = generate(tiny_dir / "input.png", options).mesh
+    textured = importer.add_object(bpy.context, "textured", baked)
+    twin = importer.add_object(bpy.context, "twin", Mesh(baked.vertices, baked.faces, baked.colors))
+    textured_mean, twin_mean = render_mean_colours([textured, twin])
+    print(f"rendered mean colour: textured {textured_mean.round(1)}, vertex colours {twin_mean.round(1)}")
+    assert np.abs(textured_mean - twin_mean).max() <= 4.0, (textured_mean, twin_mean)
+
+
+@needs_torch
+def test_blenders_gltf_importer_reads_the_glb_where_the_ply_is(clean_scene, tiny_dir, tmp_path):
+    from openlrm_blender.engine.cli import main
+
+    arguments = [str(tiny_dir / "input.png"), "--weights", str(tiny_dir), "--input-size", "56", "--grid", "48", "--no-recenter", "-q"]
+    assert main([*arguments, "-o", str(tmp_path / "object.glb"), "--texture-size", "256"]) == 0
+    assert main([*arguments, "-o", str(tmp_path / "object.ply")]) == 0
+    addon_utils.enable("io_scene_gltf2", default_set=True, handle_error=None)
+    boxes = {}
+    for name, load in (
+        ("glb", lambda: bpy.ops.import_scene.gltf(filepath=str(tmp_path / "object.glb"))),
+        ("ply", lambda: bpy.ops.wm.ply_import(filepath=str(tmp_path / "object.ply"))),
+    ):
+        for obj in list(bpy.data.objects):
+            bpy.data.objects.remove(obj)
+        assert load() == {"FINISHED"}
+        obj = next(obj for obj in bpy.data.objects if obj.type == "MESH")
+        corners = np.array([obj.matrix_world @ Vector(corner) for corner in obj.bound_box])
+        boxes[name] = corners.min(axis=0), corners.max(axis=0)
+    print(f"bounding boxes: glb {boxes['glb']}, ply {boxes['ply']}")
+    np.testing.assert_allclose(boxes["glb"][0], boxes["ply"][0], atol=1e-5)  # upright, facing the front view
+    np.testing.assert_allclose(boxes["glb"][1], boxes["ply"][1], atol=1e-5)
