@@ -88,6 +88,8 @@ REQUIREMENTS = [
     "huggingface_hub>=0.25",
     "pillow>=10",
     "onnxruntime>=1.18",
+    "xatlas==0.0.11",  # UVs for textured output
+    "fast-simplification==0.2.0",  # simplification for textured output
 ]
 # Dependencies behind platform markers that pip, judging markers by this machine, would miss.
 PLATFORM_REQUIREMENTS = {"windows-x64": ["colorama"]}  # tqdm and click use it on Windows

@@ -1,6 +1,7 @@
 """Stage times and peak memory of image -> mesh, against the dense published recipe.
 
     python benchmarks/bench.py [--models base] [--grids 128 256 384] [--compare-dense]
+                               [--textures 0 1024 2048] [--faces 50000]
                                [--device auto] [--dtype float32] [--json FILE]
 
 The real weights are not needed: models with the real small/base/large key layouts are
@@ -9,7 +10,9 @@ so mesh extraction sees what a trained model gives) and kept on disk in the Hub'
 layout (config.json + model.safetensors). Each (model, grid) runs in a fresh process,
 so its peak memory is its own: the first call loads the weights, the second is timed
 with the weights loaded, and ``--compare-dense`` then runs the published per-point
-recipe on the same image. With ``--dtype bfloat16``/``float16`` the float32 run is
+recipe on the same image. ``--textures`` adds textured runs (floaters dropped,
+simplified to ``--faces``, UV-unwrapped, baked at each size), each in its own process.
+With ``--dtype bfloat16``/``float16`` the float32 run is
 made too and the difference reported (largest density difference on a 128^3 grid,
 share of points that change side, how far the mesh moves).
 """
@@ -44,8 +47,13 @@ STAGES = (
     ("density", "density grid"),
     ("mcubes", "marching cubes"),
     ("colours", "vertex colours"),
+    ("cleanup", "clean-up (floaters)"),
+    ("simplify", "simplify"),
+    ("unwrap", "UV unwrap"),
+    ("bake", "bake texture"),
     ("total", "total (weights loaded)"),
 )
+SURFACE_STAGES = ("cleanup", "simplify", "unwrap", "bake")
 
 
 def model_folder(size: str, cache: Path) -> Path:
@@ -116,7 +124,7 @@ def precision_effect(folder: Path, image: Path, options: Options, reduced_mesh) 
     }
 
 
-def run_one(size: str, resolution: int, args: argparse.Namespace) -> dict:
+def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namespace) -> dict:
     """One (model, grid): figures for the table, measured in this process."""
     import torch
 
@@ -126,6 +134,8 @@ def run_one(size: str, resolution: int, args: argparse.Namespace) -> dict:
         options = Options(
             weights_dir=folder, resolution=resolution, device=args.device, dtype=args.dtype, remove_background=False
         )
+        if texture_size:
+            options = dataclasses.replace(options, min_piece=0.01, faces=args.faces, texture_size=texture_size)
         cold = generate(image, options)
         warm = generate(image, options)
         stages = {key: warm.timings[key] for key, _ in STAGES if key in warm.timings}
@@ -135,6 +145,7 @@ def run_one(size: str, resolution: int, args: argparse.Namespace) -> dict:
         figures = {
             "model": size,
             "grid": resolution,
+            "texture_size": texture_size,
             "device": warm.device,
             "dtype": args.dtype,
             "stages": stages,
@@ -159,8 +170,8 @@ def run_one(size: str, resolution: int, args: argparse.Namespace) -> dict:
 
 
 def print_table(results: list[dict]) -> None:
-    columns = [f"{r['model']} {r['grid']}" for r in results]
-    width = max(12, *(len(c) for c in columns))
+    columns = [f"{r['model']} {r['grid']}" + (f" tex{r['texture_size']}" if r["texture_size"] else "") for r in results]
+    width = max(12, *(len(c) for c in columns)) + 2
     print(f"\n{results[0]['device']}, {results[0]['dtype']}; seconds unless marked")
     print(f"{'':26}" + "".join(f"{c:>{width}}" for c in columns))
 
@@ -168,11 +179,14 @@ def print_table(results: list[dict]) -> None:
         print(f"{label:26}" + "".join(f"{v:>{width}}" for v in values))
 
     for key, label in STAGES:
-        row(label, [f"{r['stages'][key]:.2f}" for r in results])
+        if any(key in r["stages"] for r in results):
+            row(label, [f"{r['stages'][key]:.2f}" if key in r["stages"] else "-" for r in results])
         if key == "load":
             row("  first run's extra", [f"{r['first_run_extra_s']:.2f}" for r in results])
     mesh_keys = ("density", "mcubes", "colours")
     row("  mesh (grid+mc+colours)", [f"{sum(r['stages'][k] for k in mesh_keys):.2f}" for r in results])
+    if any(r["texture_size"] for r in results):
+        row("  surface (clean-up..bake)", [f"{sum(r['stages'].get(k, 0.0) for k in SURFACE_STAGES):.2f}" for r in results])
     if all("dense_stages" in r for r in results):
         for key in mesh_keys:
             row(f"dense {key}", [f"{r['dense_stages'][key]:.2f}" for r in results])
@@ -201,25 +215,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare-dense", action="store_true", help="also time the dense published recipe")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the benchmark models are kept")
     parser.add_argument("--json", type=Path, help="write the figures here as a JSON list")
-    parser.add_argument("--one", nargs=2, metavar=("MODEL", "GRID"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--textures", nargs="+", type=int, default=[0], help="texture sizes to bake (0: vertex colours; default 0)"
+    )
+    parser.add_argument("--faces", type=int, default=50000, help="face budget of the textured runs (default 50000)")
+    parser.add_argument("--one", nargs=3, metavar=("MODEL", "GRID", "TEXTURE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.one:
-        print(json.dumps(run_one(args.one[0], int(args.one[1]), args)))
+        print(json.dumps(run_one(args.one[0], int(args.one[1]), int(args.one[2]), args)))
         return 0
     results = []
     for size in args.models:
         model_folder(size, args.cache)
         for resolution in args.grids:
-            command = [sys.executable, __file__, "--one", size, str(resolution), "--device", args.device]
-            command += ["--dtype", args.dtype, "--cache", str(args.cache)]
-            command += ["--compare-dense"] if args.compare_dense else []
-            print(f"{size} at grid {resolution} ...", file=sys.stderr)
-            run = subprocess.run(command, capture_output=True, text=True)
-            if run.returncode:
-                print(run.stderr, file=sys.stderr)
-                return run.returncode
-            results.append(json.loads(run.stdout.strip().splitlines()[-1]))
+            for texture_size in args.textures:
+                command = [sys.executable, __file__, "--one", size, str(resolution), str(texture_size)]
+                command += ["--device", args.device, "--dtype", args.dtype, "--cache", str(args.cache)]
+                command += ["--faces", str(args.faces)] + (["--compare-dense"] if args.compare_dense else [])
+                print(f"{size} at grid {resolution}, texture {texture_size or 'none'} ...", file=sys.stderr)
+                run = subprocess.run(command, capture_output=True, text=True)
+                if run.returncode:
+                    print(run.stderr, file=sys.stderr)
+                    return run.returncode
+                results.append(json.loads(run.stdout.strip().splitlines()[-1]))
     print_table(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")

@@ -132,3 +132,16 @@ def test_format_for_a_single_file(tmp_path, tiny_dir, capsys):
     assert (tmp_path / "input.obj").is_file()
     assert main([*arguments, "-o", str(tmp_path / "mesh.ply"), "--format", "obj"]) == 1
     assert "mesh.ply: the output's suffix and --format obj disagree" in capsys.readouterr().err
+
+
+def test_outputs_get_a_plain_files_permissions(tmp_path):
+    import stat
+
+    from openlrm_blender.engine import Mesh
+    from openlrm_blender.engine.export import write_mesh
+
+    mesh = Mesh(np.zeros((3, 3), np.float32), np.array([[0, 1, 2]], np.int32), np.zeros((3, 3), np.float32))
+    write_mesh(mesh, tmp_path / "x.ply")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "x.ply").stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600

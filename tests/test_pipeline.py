@@ -27,7 +27,7 @@ def test_progress_runs_through_the_stages_in_order(tiny_dir):
     generate(tiny_dir / "input.png", tiny_options(tiny_dir), progress=lambda *report: reports.append(report))
     stages = [stage for stage, _, _ in reports]
     assert [stage for stage in STAGES if stage in stages] == sorted(set(stages), key=stages.index)
-    for stage in STAGES:
+    for stage in STAGES[:-1]:  # all but "surface", reported only when asked for (test_surface)
         fractions = [fraction for name, fraction, _ in reports if name == stage]
         assert fractions, stage
         assert fractions == sorted(fractions) and fractions[-1] == 1.0, stage

@@ -211,3 +211,16 @@ def test_textured_obj_has_its_material_and_texture(textured, tmp_path):
     assert text.count("\nvt ") == len(baked.uvs) and "mtllib object.mtl" in text and "usemtl baked" in text
     assert "map_Kd object.png" in (tmp_path / "object.mtl").read_text()
     assert (tmp_path / "object.png").is_file() and not list(tmp_path.glob(".*part"))
+
+
+def test_the_surface_stage_reports_its_steps_in_order(tiny_dir):
+    from openlrm_blender.engine.pipeline import generate
+
+    reports = []
+    options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=32, recenter=False, faces=2000, texture_size=128)
+    generate(tiny_dir / "input.png", options, progress=lambda *report: reports.append(report))
+    fractions = [fraction for stage, fraction, _ in reports if stage == "surface"]
+    messages = [message for stage, _, message in reports if stage == "surface"]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any("simplifying" in m for m in messages) and "unwrapping UVs" in messages
+    assert any("baking a 128 px texture" in m for m in messages)

@@ -13,69 +13,61 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from .result import to_u8
 
-CANDIDATES_PER_CHUNK = 1 << 22  # (texel, triangle) pairs tested at once
-EDGE_TOLERANCE = 1e-6
-_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+_NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 
 def texel_points(
     vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, size: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows, columns and 3D points of the texels whose centres lie in a triangle's UVs."""
+    """Rows, columns and 3D points of the texels the triangles cover in UV space.
+
+    Pillow rasterises each triangle's index into a map (in C, by the usual rule that a
+    texel whose centre is inside belongs to the triangle); each covered texel's point is
+    then found from its triangle's barycentric weights, clamped onto the triangle.
+    """
     x = uvs[:, 0].astype(np.float64) * size - 0.5
     y = (1.0 - uvs[:, 1].astype(np.float64)) * size - 0.5
-    corners_x, corners_y = x[faces], y[faces]  # (F, 3)
-    left = np.clip(np.ceil(corners_x.min(axis=1)), 0, size - 1).astype(np.int64)
-    right = np.clip(np.floor(corners_x.max(axis=1)), 0, size - 1).astype(np.int64)
-    top = np.clip(np.ceil(corners_y.min(axis=1)), 0, size - 1).astype(np.int64)
-    bottom = np.clip(np.floor(corners_y.max(axis=1)), 0, size - 1).astype(np.int64)
-    widths, heights = np.maximum(right - left + 1, 0), np.maximum(bottom - top + 1, 0)
-    counts = widths * heights
-    rows, columns, points = [], [], []
-    ends = np.cumsum(counts)
-    start = 0
-    while start < len(faces):
-        stop = int(np.searchsorted(ends, ends[start] - counts[start] + CANDIDATES_PER_CHUNK, side="right"))
-        stop = max(stop, start + 1)
-        chunk = np.arange(start, stop)
-        triangle = np.repeat(chunk, counts[chunk])
-        offset = np.arange(len(triangle)) - np.repeat(ends[chunk] - counts[chunk] - (ends[start] - counts[start]), counts[chunk])
-        column = left[triangle] + offset % widths[triangle]
-        row = top[triangle] + offset // widths[triangle]
-        weights = _barycentric(corners_x[triangle], corners_y[triangle], column, row)
-        inside = (weights >= -EDGE_TOLERANCE).all(axis=1)
-        triangle, weights = triangle[inside], weights[inside]
-        rows.append(row[inside])
-        columns.append(column[inside])
-        points.append(np.einsum("nk,nkd->nd", weights, vertices[faces[triangle]].astype(np.float64)))
-        start = stop
-    return np.concatenate(rows), np.concatenate(columns), np.concatenate(points).astype(np.float32)
+    owner = Image.new("I", (size, size), -1)
+    draw = ImageDraw.Draw(owner)
+    for index, (a, b, c) in enumerate(faces.tolist()):
+        draw.polygon([(x[a], y[a]), (x[b], y[b]), (x[c], y[c])], fill=index)
+    triangles = np.asarray(owner, dtype=np.int32)
+    rows, columns = np.nonzero(triangles >= 0)
+    triangle = triangles[rows, columns]
+    corners = faces[triangle]
+    weights = _barycentric(x[corners], y[corners], columns.astype(np.float64), rows.astype(np.float64))
+    weights = np.clip(weights, 0.0, None)
+    weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+    points = np.einsum("nk,nkd->nd", weights, vertices[corners].astype(np.float64))
+    return rows, columns, points.astype(np.float32)
 
 
 def _barycentric(xs: np.ndarray, ys: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Weights of each triangle's corners at (x, y); degenerate triangles get none."""
+    """Weights of each triangle's corners at (x, y); a degenerate triangle's first corner
+    takes all the weight."""
     (x0, x1, x2), (y0, y1, y2) = xs.T, ys.T
     area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
-    safe = np.where(np.abs(area) > 1e-12, area, np.inf)
-    w1 = ((x - x0) * (y2 - y0) - (x2 - x0) * (y - y0)) / safe
-    w2 = ((x1 - x0) * (y - y0) - (x - x0) * (y1 - y0)) / safe
-    weights = np.stack([1.0 - w1 - w2, w1, w2], axis=1)
-    weights[np.isinf(safe)] = -1.0
-    return weights
+    degenerate = np.abs(area) <= 1e-12
+    safe = np.where(degenerate, 1.0, area)
+    w1 = np.where(degenerate, 0.0, ((x - x0) * (y2 - y0) - (x2 - x0) * (y - y0)) / safe)
+    w2 = np.where(degenerate, 0.0, ((x1 - x0) * (y - y0) - (x - x0) * (y1 - y0)) / safe)
+    return np.stack([1.0 - w1 - w2, w1, w2], axis=1)
 
 
 def dilate(image: np.ndarray, covered: np.ndarray, steps: int) -> np.ndarray:
     """Grows the covered colours outwards ``steps`` texels (each new texel the mean of its
     covered neighbours), then fills what is left with the mean colour."""
     image, covered = image.astype(np.float32), covered.copy()
+    height, width = covered.shape
     for _ in range(steps):
         padded = np.pad(image * covered[..., None], ((1, 1), (1, 1), (0, 0)))
         weight = np.pad(covered.astype(np.float32), 1)
-        total = sum(padded[1 + dy : padded.shape[0] - 1 + dy, 1 + dx : padded.shape[1] - 1 + dx] for dy, dx in _NEIGHBOURS)
-        count = sum(weight[1 + dy : weight.shape[0] - 1 + dy, 1 + dx : weight.shape[1] - 1 + dx] for dy, dx in _NEIGHBOURS)
+        total = sum(padded[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width] for dy, dx in _NEIGHBOURS)
+        count = sum(weight[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width] for dy, dx in _NEIGHBOURS)
         grow = ~covered & (count > 0)
         if not grow.any():
             break
@@ -100,4 +92,4 @@ def bake_texture(
     covered = np.zeros((size, size), dtype=bool)
     image[rows, columns] = to_u8(colour_at(points))
     covered[rows, columns] = True
-    return np.clip(np.round(dilate(image, covered, 2 * padding)), 0, 255).astype(np.uint8)
+    return np.clip(np.round(dilate(image, covered, padding + 2)), 0, 255).astype(np.uint8)

@@ -19,6 +19,8 @@ from .gltf import glb_bytes
 from .result import Mesh
 
 FORMATS = (".ply", ".obj", ".glb")
+_UMASK = os.umask(0o022)  # read once (it can only be read by setting it) ...
+os.umask(_UMASK)  # ... and put back
 
 
 def write_ply(mesh: Mesh, path: Path) -> None:
@@ -80,6 +82,7 @@ def _replace(path: Path, write) -> None:
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(descriptor)
     try:
+        os.chmod(temporary, 0o666 & ~_UMASK)  # a plain new file's permissions, not mkstemp's private ones
         write(Path(temporary))
         os.replace(temporary, path)
     except OSError as exc:

@@ -9,6 +9,8 @@ import numpy as np
 
 from .errors import EngineError
 
+CHARTS = 256  # about this many charts at least: none larger than 1/256 of the surface
+
 
 @dataclass
 class Unwrapped:
@@ -25,11 +27,18 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray, texture_size: int, padding: 
         raise EngineError("a textured mesh needs the xatlas package, which this build lacks") from None
     atlas = xatlas.Atlas()
     atlas.add_mesh(np.ascontiguousarray(vertices, dtype=np.float32), np.ascontiguousarray(faces, dtype=np.uint32))
+    charts = xatlas.ChartOptions()
+    corners = vertices[faces].astype(np.float64)
+    area = 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1).sum()
+    # Unbounded charts grow for long (13.6 s for a 50k-face sphere, against 1 s), and the
+    # optimising iterations after growth cost more than they give (2.9 s against 1.7 s).
+    charts.max_chart_area = area / CHARTS
+    charts.max_iterations = 0
     pack = xatlas.PackOptions()
     pack.resolution = texture_size
     pack.padding = padding
     pack.bilinear = True
-    atlas.generate(pack_options=pack)
+    atlas.generate(chart_options=charts, pack_options=pack)
     source, indices, uvs = atlas[0]
     return Unwrapped(
         vertices=vertices[source].astype(np.float32),
