@@ -38,17 +38,22 @@ def build_mesh(name: str, mesh: Mesh, smooth: bool = False) -> bpy.types.Mesh:
     return data
 
 
-def vertex_colour_material(name: str) -> bpy.types.Material:
-    """Color Attribute node into the Principled BSDF's base colour."""
+def base_colour_material(name: str, node_type: str) -> tuple[bpy.types.Material, bpy.types.ShaderNode]:
+    """A material whose Principled BSDF takes its base colour from a new node of this type."""
     material = bpy.data.materials.new(name)
     if bpy.app.version < (5, 0, 0):  # from 5.0 every material has its node tree
         material.use_nodes = True
     nodes, links = material.node_tree.nodes, material.node_tree.links
     shader = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
-    colour = nodes.new("ShaderNodeVertexColor")
+    source = nodes.new(node_type)
+    source.location = (shader.location.x - 300, shader.location.y)
+    links.new(source.outputs["Color"], shader.inputs["Base Color"])
+    return material, source
+
+
+def vertex_colour_material(name: str) -> bpy.types.Material:
+    material, colour = base_colour_material(name, "ShaderNodeVertexColor")
     colour.layer_name = COLOR_ATTRIBUTE
-    colour.location = (shader.location.x - 300, shader.location.y)
-    links.new(colour.outputs["Color"], shader.inputs["Base Color"])
     return material
 
 
@@ -71,16 +76,8 @@ def baked_image(name: str, texture: np.ndarray) -> bpy.types.Image:
 
 
 def texture_material(name: str, image: bpy.types.Image) -> bpy.types.Material:
-    """Image Texture node into the Principled BSDF's base colour."""
-    material = bpy.data.materials.new(name)
-    if bpy.app.version < (5, 0, 0):
-        material.use_nodes = True
-    nodes, links = material.node_tree.nodes, material.node_tree.links
-    shader = next(node for node in nodes if node.type == "BSDF_PRINCIPLED")
-    texture = nodes.new("ShaderNodeTexImage")
+    material, texture = base_colour_material(name, "ShaderNodeTexImage")
     texture.image = image
-    texture.location = (shader.location.x - 300, shader.location.y)
-    links.new(texture.outputs["Color"], shader.inputs["Base Color"])
     return material
 
 

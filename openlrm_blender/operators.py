@@ -152,7 +152,7 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
     texture_size: bpy.props.IntProperty(
         name="Texture Size", default=1024, soft_min=64, soft_max=8192, options={"SKIP_SAVE"}
     )
-    remove_floaters: bpy.props.BoolProperty(name="Remove Floaters", default=True, options={"SKIP_SAVE"})
+    remove_floaters: bpy.props.BoolProperty(name="Remove Floaters", default=False, options={"SKIP_SAVE"})
 
     _run: Run | None = None
 

@@ -63,5 +63,7 @@ class OpenLRMSettings(bpy.types.PropertyGroup):
     )
     texture_size: bpy.props.EnumProperty(name="Texture Size", items=TEXTURE_SIZE_ITEMS, default="1024")
     remove_floaters: bpy.props.BoolProperty(
-        name="Remove Floaters", description="Drop disconnected pieces with less than 1% of the faces", default=True
+        name="Remove Floaters",
+        description="Drop disconnected pieces with less than 1% of the faces (off: the published mesh as it is)",
+        default=False,
     )

@@ -568,6 +568,7 @@ def test_a_textured_object_and_its_vertex_colour_twin_look_the_same(clean_scene,
     baked = generate(tiny_dir / "input.png", options).mesh
     textured = importer.add_object(bpy.context, "textured", baked)
     twin = importer.add_object(bpy.context, "twin", Mesh(baked.vertices, baked.faces, baked.colors))
+    textured.location = twin.location = (0.0, 0.0, 0.0)  # in front of the camera, wherever the 3D cursor is
     textured_mean, twin_mean = render_mean_colours([textured, twin])
     print(f"rendered mean colour: textured {textured_mean.round(1)}, vertex colours {twin_mean.round(1)}")
     assert np.abs(textured_mean - twin_mean).max() <= 4.0, (textured_mean, twin_mean)
