@@ -103,7 +103,7 @@ def test_hub_cache_offline(tmp_path, small_model_dir, monkeypatch):
 
 def test_hub_cache_offline_nothing_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(WeightsError, match=r"openlrm-obj-base-1.1/config.json: not in the Hugging Face cache .*offline mode"):
+    with pytest.raises(WeightsError, match=r"openlrm-obj-base-1.1/config.json: not in the Hugging Face cache .*downloads are off \(Blender.s Allow Online Access, --offline or HF_HUB_OFFLINE\)"):
         resolve_model_dir("openlrm-obj-base-1.1", cache_dir=tmp_path / "empty")
 
 

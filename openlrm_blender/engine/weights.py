@@ -125,7 +125,11 @@ def download_model(
         except hub_errors.RevisionNotFoundError:
             raise WeightsError(f"{where}: revision {revision!r} not found") from None
         except hub_errors.LocalEntryNotFoundError:
-            reason = "downloads are off (offline mode)" if offline else "the Hub cannot be reached"
+            reason = (
+                "downloads are off (Blender's Allow Online Access, --offline or HF_HUB_OFFLINE)"
+                if offline
+                else "the Hub cannot be reached"
+            )
             raise WeightsError(
                 f"{where}/{filename}: not in the Hugging Face cache ({cache}) and {reason}; "
                 "download it once while online, or use a local model folder"
