@@ -186,7 +186,10 @@ class Install:
         if folder.exists():
             folder.rename(old)
         (self.staging / "site").rename(folder)
-        record = dict(report, variant=self.variant, index_url=self.index_url, installed=time.strftime("%Y-%m-%d"))
+        checked = Path(report["file"]).resolve().relative_to((self.staging / "site").resolve())
+        moved = folder / checked  # checked in staging, used from here
+        record = dict(report, file=str(moved), variant=self.variant, index_url=self.index_url)
+        record["installed"] = time.strftime("%Y-%m-%d")
         (self.root / MARKER).write_text(json.dumps(record, indent=1))
         shutil.rmtree(old, ignore_errors=True)
         self.result = record

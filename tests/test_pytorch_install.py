@@ -45,7 +45,7 @@ def test_install_checks_then_switches_and_remove_goes_back(tmp_path, torch_index
     assert install.error is None, install.error + "\n" + install.log[-2000:]
     record = pytorch_install.installed(root)
     assert record["version"].startswith("2.13.0") and record["variant"] == "CPU" and record["matmul"]
-    assert Path(record["file"]).parent.parent == root / "staging" / "site"  # where it was checked
+    assert Path(record["file"]) == root / "installed" / "torch" / "__init__.py"
     assert (root / "installed" / "torch" / "__init__.py").is_file() and not (root / "staging").exists()
     downloads = [message for _, message in seen if message.startswith("downloading:")]
     assert downloads, seen  # the download's progress in MB
