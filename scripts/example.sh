@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The main job on the bundled example: the tiny model in examples/tiny turns its
-# input.png into out/example.ply (engine, command line) and out/example.blend (the
-# add-on's operator, run headless in Blender).
+# input.png into out/example.ply (engine, command line), out/example.glb (simplified,
+# UV-mapped, with a baked texture) and out/example.blend (the add-on's operator, run
+# headless in Blender).
 . "$(dirname "$0")/venv.sh"
 mkdir -p out
 python -m openlrm_blender.engine examples/tiny/input.png -o out/example.ply \
     --weights examples/tiny --input-size 56 --grid 64
+python -m openlrm_blender.engine examples/tiny/input.png -o out/example.glb \
+    --weights examples/tiny --input-size 56 --grid 64 --faces 20000 --texture-size 512
 python - <<'PY'
 import bpy
 import addon_utils
