@@ -143,7 +143,8 @@ def _take_worker(low_priority: bool) -> Worker:
     return Worker(low_priority)
 
 
-def _keep_worker(worker: Worker) -> None:
+def _keep_worker(worker: Worker | None) -> None:
+    """``worker`` becomes the idle one; the one it replaces is ended."""
     global _idle
     with _idle_lock:
         previous, _idle = _idle, worker
@@ -153,11 +154,7 @@ def _keep_worker(worker: Worker) -> None:
 
 def free_models() -> None:
     """End the idle worker: all the model's memory goes back to the system at once."""
-    global _idle
-    with _idle_lock:
-        worker, _idle = _idle, None
-    if worker is not None:
-        worker.stop()
+    _keep_worker(None)
 
 
 def overall_fraction(stage: str, fraction: float) -> float:
