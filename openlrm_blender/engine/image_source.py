@@ -104,7 +104,7 @@ def _array_to_rgba(array: np.ndarray) -> np.ndarray:
     elif array.dtype == np.uint16:
         values = array.astype(np.float32) / 65535.0
     elif array.dtype == np.bool_ or np.issubdtype(array.dtype, np.floating):
-        values = np.clip(array.astype(np.float32), 0.0, 1.0)
+        values = np.clip(array.astype(np.float32, copy=False), 0.0, 1.0)  # one copy, not two
     else:
         raise ImageError(f"array of dtype {array.dtype} is not an image (expected uint8, uint16, bool or float)")
     channels = values.shape[2]

@@ -102,8 +102,9 @@ def finish_surface(
     def colour_at(points: np.ndarray, step: StepCallback) -> np.ndarray:
         return vertex_colours(decoder, planes, points, step)
 
+    # Vertices that moved are coloured anew; a textured mesh keeps them too (a PLY, the viewport).
+    colours = colour_at(vertices, report.span("surface", 0.2, 0.3)) if moved or options.smooth else mesh.colors[kept]
     if not options.texture_size:
-        colours = colour_at(vertices, report.span("surface", 0.5, 1.0)) if moved or options.smooth else mesh.colors[kept]
         return Mesh(vertices=vertices, faces=faces, colors=colours)
     report("surface", 0.3, "unwrapping UVs")
     unwrapped = unwrap(vertices, faces, options.texture_size)
@@ -114,10 +115,10 @@ def finish_surface(
         unwrapped.faces,
         unwrapped.uvs,
         options.texture_size,
-        lambda points: colour_at(points, report.span("surface", 0.5, 0.95)),
+        lambda points: colour_at(points, report.span("surface", 0.5, 1.0)),
     )
-    colours = colour_at(unwrapped.vertices, report.span("surface", 0.95, 1.0))  # for a PLY, and the viewport
     stopwatch.lap("bake")
+    colours = colours[unwrapped.source]  # the vertices split along the charts' seams are copies
     return Mesh(unwrapped.vertices, unwrapped.faces, colours, uvs=unwrapped.uvs, texture=texture)
 
 
