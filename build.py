@@ -72,8 +72,11 @@ PLATFORMS = {
 # What the add-on needs at run time (the engine's requirements less NumPy). torch is
 # fetched on its own without dependencies: pip judges its platform markers by this
 # machine, so for Windows or macOS it would ask for Linux's CUDA packages. Its pure-Python
-# dependencies are listed here instead (torch 2.13.0's Requires-Dist).
+# dependencies are listed here instead (torch 2.13.0's and 2.14.1's Requires-Dist).
 TORCH = "torch==2.13.0"
+# Windows: torch 2.13's wheel holds licence files 167 characters deep, past Windows' path
+# limit below Blender's folders; 2.14.1's deepest is 121 (openlrm_blender/windows_paths.py).
+PLATFORM_TORCH = {"windows-x64": "torch==2.14.1"}
 TORCH_REQUIREMENTS = [
     "filelock",
     "typing-extensions>=4.10.0",
@@ -141,7 +144,8 @@ def download_wheels(platform: str, line: BlenderLine, cache: Path, offline: bool
         command += ["--platform", tag]
     requirements = [line.numpy, *REQUIREMENTS, *PLATFORM_REQUIREMENTS.get(platform, [])]
     torch_arguments = torch.pip_arguments(platform, line.python)
-    if torch_arguments is not None and subprocess.run([*command, *torch_arguments, "--no-deps", TORCH]).returncode == 0:
+    torch_requirement = PLATFORM_TORCH.get(platform, TORCH)
+    if torch_arguments is not None and subprocess.run([*command, *torch_arguments, "--no-deps", torch_requirement]).returncode == 0:
         requirements += TORCH_REQUIREMENTS
     else:
         print(f"{platform}, Blender {line.version_min}+ (Python {line.python}): built without PyTorch")

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import CancelToken, Cancelled, EngineError, Mesh, Options, Result, background, require_torch
+from . import windows_paths
+from .engine.errors import MEMORY_ADVICE
+from .engine import CancelToken, Cancelled, EngineError, Mesh, Options, Result, background, require_torch, torch_available
 from .engine.image_source import ImageSource
 from .engine.protocol import read_message, write_message
 
@@ -119,7 +121,7 @@ class Worker:
         if code == -getattr(signal, "SIGKILL", 9):
             return (
                 "the model process was killed by the system (SIGKILL), most likely because memory ran out; Blender "
-                "and the scene are unchanged. Try a smaller model, a lower mesh resolution or bfloat16 precision"
+                f"and the scene are unchanged; {MEMORY_ADVICE}"
             )
         last = next((line for line in reversed(self.stderr_tail) if line.strip()), "")
         return (
@@ -268,8 +270,8 @@ class Job:
         return fields, arrays
 
     def _compute(self) -> Result:
-        if self.engine.target is None:
-            require_torch()
+        if self.engine.target is None and not torch_available():
+            require_torch(windows_paths.unpack_problem(Path(__file__).parent))
         fields, arrays = self._request()
         worker = _take_worker(self._low_priority)
         with self._lock:

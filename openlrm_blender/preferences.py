@@ -187,12 +187,12 @@ def torch_in_use() -> str:
 
 
 def pytorch_root(create: bool = False) -> Path:
-    """The add-on's folder for a PyTorch it installs: kept through updates of the add-on,
-    removed with the extension."""
+    """The add-on's user folder, where a PyTorch it installs goes: kept through updates of the
+    add-on, removed with the extension, and no deeper than it must be (Windows' path limit)."""
     try:
-        return Path(bpy.utils.extension_path_user(__package__, path="pytorch", create=create))
+        return Path(bpy.utils.extension_path_user(__package__, create=create))
     except ValueError:  # enabled as a plain add-on (a checkout): Blender's configuration folder
-        return Path(bpy.utils.user_resource("CONFIG", path=f"{__package__}/pytorch", create=create))
+        return Path(bpy.utils.user_resource("CONFIG", path=__package__, create=create))
 
 
 @functools.cache  # one look per session: nvidia-smi takes a moment

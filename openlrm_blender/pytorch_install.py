@@ -2,10 +2,13 @@
 folder with Blender's Python's pip, checked in a fresh process before it is used; never
 touches ``bpy``.
 
-Layout under the add-on's user folder (``root``): ``installed/`` (pip's ``--target``) with
-``installed.json`` beside it, written last, so a folder without it was never finished;
-``staging/`` for an install under way. Only a verified install replaces ``installed/``: a
-failed or cancelled one leaves the PyTorch in use as it was. The model runs in the worker
+Layout under the add-on's user folder (``root``): ``torch/`` (pip's ``--target``) with
+``torch.json`` beside it, written last, so a folder without it was never finished;
+``next/`` for an install under way and ``old/`` for the one it replaces; pip's own
+temporary files go to the system's temporary folder. The names are short on purpose:
+Windows' 260-character limit leaves about 130 characters below the user folder
+(``windows_paths``). Only a verified install replaces ``torch/``: a failed or cancelled
+one leaves the PyTorch in use as it was. The model runs in the worker
 process, which takes Blender's ``sys.path``, and Blender's own process never imports
 PyTorch, so a new PyTorch is used from the next run, with no restart.
 """
@@ -18,19 +21,22 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 from .engine import CancelToken, Cancelled, EngineError
+from .windows_paths import TORCH_DEPTH, too_long
 
 INDEXES = {  # PyTorch's own wheel indexes, by variant
     "CPU": "https://download.pytorch.org/whl/cpu",
     "CUDA": "https://download.pytorch.org/whl/cu128",
     "ROCM": "https://download.pytorch.org/whl/rocm6.4",
 }
-REQUIREMENT = "torch>=2.4"
-MARKER = "installed.json"
+# torch 2.13's Windows wheels hold files too deep for Windows' path limit (windows_paths).
+REQUIREMENT = "torch>=2.4,!=2.13.*" if sys.platform == "win32" else "torch>=2.4"
+INSTALLED, STAGING, PREVIOUS, MARKER = "torch", "next", "old", "torch.json"
 PROBE_SECONDS = 300
 _NO_WINDOW = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # Windows: no console window pops up
 
@@ -75,7 +81,7 @@ def installed(root: Path) -> dict | None:
 
 def activate(root: Path) -> Path | None:
     """Put the installed PyTorch ahead of the bundled one on ``sys.path`` (the worker's too)."""
-    folder = root / "installed"
+    folder = root / INSTALLED
     if installed(root) is None or not folder.is_dir():
         return None
     if str(folder) not in sys.path:
@@ -85,7 +91,7 @@ def activate(root: Path) -> Path | None:
 
 def remove(root: Path) -> None:
     """Back to the bundled PyTorch (or Blender's)."""
-    folder = root / "installed"
+    folder = root / INSTALLED
     if str(folder) in sys.path:
         sys.path.remove(str(folder))
     (root / MARKER).unlink(missing_ok=True)
@@ -141,20 +147,28 @@ class Install:
 
     @property
     def staging(self) -> Path:
-        return self.root / "staging"
+        return self.root / STAGING
 
-    def _pip(self) -> None:
+    def _check_path_lengths(self, temporary: Path) -> None:
+        """Refuse, before downloading, an install whose files Windows could not write."""
+        pip_target = temporary / "pip-target-xxxxxxxx" / "lib" / "python"  # where pip unpacks before moving
+        for folder in (self.staging, self.root / INSTALLED, self.root / PREVIOUS, pip_target):
+            problem = too_long(folder, TORCH_DEPTH, "PyTorch's files")
+            if problem:
+                raise InstallError(problem)
+
+    def _pip(self, temporary: Path) -> None:
         """pip into the staging folder, with the download's progress from its temporary files."""
-        temporary = self.staging / "tmp"
-        temporary.mkdir(parents=True)
+        self._check_path_lengths(temporary)
+        self.staging.mkdir(parents=True)
         command = [
             sys.executable, "-m", "pip", "install", "--isolated", "--disable-pip-version-check", "--no-cache-dir",
             "--progress-bar", "off", "--retries", "2", "--timeout", "30", "--only-binary", ":all:",
-            "--target", str(self.staging / "site"), "--index-url", self.index_url, REQUIREMENT,
+            "--target", str(self.staging), "--index-url", self.index_url, REQUIREMENT,
         ]  # fmt: skip
         # The user's pip configuration stays out: the index is the one chosen here.
         env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, TMPDIR=str(temporary), TEMP=str(temporary), TMP=str(temporary))
-        log_path = self.staging / "pip.log"
+        log_path = temporary / "pip.log"
         with open(log_path, "w") as log:
             self._process = subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=env, creationflags=_NO_WINDOW
@@ -165,7 +179,7 @@ class Install:
             while self._process.poll() is None:
                 time.sleep(0.2)
                 announced = sum(float(n) * _UNITS[unit] for n, unit in _ANNOUNCED.findall(log_path.read_text()))
-                done = max(done, _folder_bytes(temporary))
+                done = max(done, _folder_bytes(temporary) - log_path.stat().st_size)
                 if announced:
                     self.fraction = max(self.fraction, min(0.9 * done / announced, 0.9))
                     self.message = (
@@ -180,13 +194,13 @@ class Install:
 
     def _switch(self, report: dict) -> None:
         """The verified install becomes the one in use; the old one goes only after that."""
-        folder, old = self.root / "installed", self.root / "previous"
+        folder, old = self.root / INSTALLED, self.root / PREVIOUS
         (self.root / MARKER).unlink(missing_ok=True)
         shutil.rmtree(old, ignore_errors=True)
         if folder.exists():
             folder.rename(old)
-        (self.staging / "site").rename(folder)
-        checked = Path(report["file"]).resolve().relative_to((self.staging / "site").resolve())
+        self.staging.rename(folder)
+        checked = Path(report["file"]).resolve().relative_to(self.staging.resolve())
         moved = folder / checked  # checked in staging, used from here
         record = dict(report, file=str(moved), variant=self.variant, index_url=self.index_url)
         record["installed"] = time.strftime("%Y-%m-%d")
@@ -195,12 +209,13 @@ class Install:
         self.result = record
 
     def run(self) -> None:
+        temporary = Path(tempfile.mkdtemp(prefix="openlrm-pip-"))
         try:
             shutil.rmtree(self.staging, ignore_errors=True)
-            self._pip()
+            self._pip(temporary)
             self.fraction, self.message = 0.92, "checking the new PyTorch in a fresh process"
             device = "cpu" if self.variant == "CPU" else "cuda"  # ROCm builds answer to "cuda" too
-            report = probe(self.staging / "site", device)
+            report = probe(self.staging, device)
             self._token.check()
             self._switch(report)
             self.fraction, self.message = 1.0, f"PyTorch {report['version']} installed"
@@ -212,6 +227,7 @@ class Install:
             self.error = f"the PyTorch install failed ({error}); the PyTorch in use is unchanged"
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
+            shutil.rmtree(temporary, ignore_errors=True)
             self.finished = True
 
     def start(self) -> None:

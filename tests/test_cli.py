@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -13,9 +14,11 @@ import pytest
 from PIL import Image
 from plyfile import PlyData
 
+from openlrm_blender.engine import torch_available
 from openlrm_blender.engine.cli import main
+from openlrm_blender.engine.errors import MEMORY_ADVICE
 
-from .conftest import REPO, TINY_GRID, TINY_SIZE
+from .conftest import REPO, TINY_GRID, TINY_SIZE, reduced
 
 TINY_ARGS = ["--input-size", str(TINY_SIZE), "--grid", str(TINY_GRID), "--no-recenter", "-q"]
 
@@ -145,3 +148,53 @@ def test_outputs_get_a_plain_files_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE((tmp_path / "x.ply").stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+
+
+@pytest.mark.skipif(not torch_available(), reason="the real pipeline needs PyTorch")
+def test_out_of_memory_is_one_sentence_and_leaves_no_file(tmp_path):
+    """A grid of 1024 on a field dense everywhere needs over 4 GB at once: under a 3.5 GB
+    address-space cap PyTorch's allocation fails, and the command line says so in words."""
+    from openlrm_blender.engine.random_model import save_random_model
+
+    model = save_random_model(tmp_path / "model", reduced("small"), seed=3)
+    out = tmp_path / "out"
+    out.mkdir()
+    cap = 3584 * 2**20
+    command = [sys.executable, "-m", "openlrm_blender.engine", str(REPO / "examples" / "tiny" / "input.png")]
+    command += ["-o", str(out / "mesh.ply"), "--weights", str(model), "--grid", "1024", "--no-recenter", "-q"]
+    done = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=900,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)),
+    )  # fmt: skip
+    print(done.stderr)
+    assert done.returncode == 1
+    error = done.stderr.strip()
+    assert error.startswith(f"error: {REPO / 'examples' / 'tiny' / 'input.png'}: out of memory: the run needed"), error
+    assert error.endswith(MEMORY_ADVICE) and "\n" not in error and "Traceback" not in error
+    assert os.listdir(out) == []  # no mesh, no temporary file
+
+
+@pytest.mark.skipif(not torch_available(), reason="a real allocation failure comes from PyTorch's allocator")
+def test_out_of_memory_on_one_image_of_a_batch_lets_the_rest_go_on(tmp_path, tiny_dir, monkeypatch, capsys):
+    import torch
+
+    from openlrm_blender.engine import cli
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.png", "huge.png", "z.png"):
+        shutil.copy(tiny_dir / "input.png", images / name)
+    real_generate = cli.generate
+
+    def generate(image, options, **arguments):
+        if image.name == "huge.png":
+            torch.empty(2**50, dtype=torch.uint8)  # PyTorch's own allocator refuses a petabyte
+        return real_generate(image, options, **arguments)
+
+    monkeypatch.setattr(cli, "generate", generate)
+    out = tmp_path / "meshes"
+    assert main([str(images), "-o", str(out), "--weights", str(tiny_dir), *TINY_ARGS, "--no-remove-bg"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["a.ply", "z.ply"]
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors[0].startswith(f"error: {images / 'huge.png'}: out of memory: the run needed more memory than was free (")
+    assert errors[0].endswith(MEMORY_ADVICE) and errors[-1] == "1 of 3 images failed"

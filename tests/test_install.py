@@ -9,13 +9,17 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from openlrm_blender.windows_paths import LONGEST_PATH, TORCH_DEPTH, deepest, windows_length, written_paths
 
 from .conftest import REPO
 from .wheel_index import torch_index  # noqa: F401  (a fixture)
@@ -104,11 +108,70 @@ def test_each_zip_holds_only_wheels_its_blender_can_load(dist):
             # NumPy is Blender's own; PyMCubes (and the SciPy it pulls) is no longer needed.
             assert not any(name.startswith(("numpy-", "pymcubes-", "scipy-")) for name in wheels)
             assert not (platform != "windows_x64" and any(name.startswith("colorama-") for name in wheels))
-            has_torch = any(name.startswith("torch-2.13.0") for name in wheels)
+            has_torch = any(name.startswith("torch-") for name in wheels)
             assert has_torch == (line == "blender4.2-5.0" or platform != "linux_x64"), (path.name, has_torch)
             assert any(name.startswith("sympy-") for name in wheels) == has_torch  # torch's own dependencies
             names = zipfile.ZipFile(path).namelist()
             assert {"blender_manifest.toml", "__init__.py", "engine/marching_cubes.py"} <= set(names)
+
+
+# Where Blender for Windows puts an extension and its wheels, for a user name of 20
+# characters: each Blender line's newest version folder (all are three characters).
+WINDOWS_USER = "u" * 20
+WINDOWS_BLENDER = rf"C:\Users\{WINDOWS_USER}\AppData\Roaming\Blender Foundation\Blender\{{version}}"
+WINDOWS_TEMP = rf"C:\Users\{WINDOWS_USER}\AppData\Local\Temp"
+WINDOWS_LINES = {"blender4.2-5.0": ("5.0", "3.11"), "blender5.1-and-newer": ("5.3", "3.13")}
+
+
+def paths_over_the_limit(folder: str, names, pyc_tag: str) -> list[str]:
+    return [name for name in written_paths(names, pyc_tag) if windows_length(folder, name) > LONGEST_PATH]
+
+
+def test_every_file_of_the_windows_zips_fits_windows_path_limit(dist, tmp_path):
+    """The extension's own files below user_default\\openlrm_blender and every bundled wheel's
+    below .local\\lib\\python3.X\\site-packages, where Blender unpacks them."""
+    for line, (version, python) in WINDOWS_LINES.items():
+        blender = WINDOWS_BLENDER.format(version=version)
+        site = rf"{blender}\extensions\.local\lib\python{python}\site-packages"
+        tag = f"cpython-{python.replace('.', '')}"
+        with zipfile.ZipFile(dist / f"openlrm_blender-0.1.0-{line}-windows_x64.zip") as archive:
+            names = archive.namelist()
+            assert not paths_over_the_limit(rf"{blender}\extensions\user_default\openlrm_blender", names, tag)
+            for name in (name for name in names if name.endswith(".whl")):
+                wheel = Path(archive.extract(name, tmp_path))
+                longest = deepest(wheel, tag)
+                print(f"{line} {wheel.name}: deepest {len(longest)} characters, {windows_length(site, longest)} in all")
+                assert windows_length(site, longest) <= LONGEST_PATH, (wheel.name, longest)
+                if wheel.name.startswith("torch-"):
+                    assert len(longest) <= TORCH_DEPTH  # the installer's check before it downloads assumes this
+                wheel.unlink()
+
+
+def test_the_pytorch_installer_writes_within_windows_path_limit(dist, tmp_path):
+    """Every folder the installer has pip write to, below the extension's user folder and the
+    temporary folder, with the Windows PyTorch wheel's deepest file (the CPU build; the CUDA
+    builds, from PyTorch's own index that is out of reach here, carry the same licence tree)."""
+    from openlrm_blender.pytorch_install import INSTALLED, PREVIOUS, STAGING
+
+    with zipfile.ZipFile(dist / "openlrm_blender-0.1.0-blender4.2-5.0-windows_x64.zip") as archive:
+        torch_wheel = next(name for name in archive.namelist() if Path(name).name.startswith("torch-"))
+        longest = deepest(Path(archive.extract(torch_wheel, tmp_path)), "cpython-311")
+    root = rf"{WINDOWS_BLENDER.format(version='5.0')}\extensions\.user\user_default\openlrm_blender"
+    pip_target = rf"{WINDOWS_TEMP}\openlrm-pip-xxxxxxxx\pip-target-xxxxxxxx\lib\python"
+    for folder in (rf"{root}\{INSTALLED}", rf"{root}\{STAGING}", rf"{root}\{PREVIOUS}", pip_target):
+        print(f"{folder}: {windows_length(folder, longest)} characters at the deepest")
+        assert windows_length(folder, longest) <= LONGEST_PATH, folder
+
+
+def test_the_manifest_credits_every_bundled_wheel_and_names_every_download(dist):
+    manifest = tomllib.loads((REPO / "blender_manifest.toml").read_text(encoding="utf-8"))
+    credited = {re.sub(r"[-_.]+", "_", name).lower() for line in manifest["copyright"] for name in re.findall(r"[\w.-]+", line)}
+    for path in dist.glob("*.zip"):
+        for wheel in wheels_of(path):
+            project = wheel.split("-")[0].lower()
+            assert project in credited, f"{wheel} (in {path.name}) is not credited in the manifest's copyright"
+    network = manifest["permissions"]["network"].lower()
+    assert all(download in network for download in ("weights", "background removal models", "pytorch")), network
 
 
 def test_exactly_one_zip_for_each_blender_and_platform(dist):
@@ -214,7 +277,7 @@ def test_install_pytorch_from_the_preferences_into_a_zip_without_it(tiny_dir, tm
     assert report["after"].startswith("PyTorch 2.13.0") and report["after"].endswith("(installed by the add-on)")
     assert "RESULT ['FINISHED']" in report["new_blender"], report["new_blender"]
     loaded = next(line for line in report["new_blender"] if "Loading PyTorch: PyTorch 2.13.0" in line)
-    assert f" from {root}/installed/torch" in loaded, loaded  # the worker's own torch.__file__
+    assert f" from {root}/torch/torch" in loaded, loaded  # the worker's own torch.__file__
     assert report["remove"] == ["FINISHED"] and report["removed"] == "PyTorch: not installed"
-    assert "installed" not in report["root_left"] and "staging" not in report["root_left"]
+    assert not {"torch", "torch.json", "next", "old"} & set(report["root_left"]), report["root_left"]
     assert any(line.startswith("RESULT ['ERROR'] PyTorch is missing") for line in report["after_remove"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -38,15 +37,19 @@ def test_progress_runs_through_the_stages_in_order(tiny_dir):
     assert not any("download" in message.lower() for _, _, message in reports)
 
 
-def test_cancel_from_another_thread_stops_quickly(small_model_dir):
-    """The caller's thread cancels while the density grid is being filled."""
+def test_cancel_from_another_thread_stops_within_one_chunk(small_model_dir):
+    """The caller's thread cancels while the density grid is being filled: no chunk of the
+    grid is reported after the one under way (the token is checked at every report)."""
     token = CancelToken()
     started = threading.Event()
-    stopped_at = []
+    after_cancel = []
+    outcome = []
 
     def on_progress(stage, fraction, message):
         if stage == "mesh":
             started.set()
+            if token.cancelled:
+                after_cancel.append(fraction)
 
     def run():
         try:
@@ -56,17 +59,17 @@ def test_cancel_from_another_thread_stops_quickly(small_model_dir):
                 progress=on_progress,
                 cancel=token,
             )
+            outcome.append("finished")
         except Cancelled:
-            stopped_at.append(time.perf_counter())
+            outcome.append("cancelled")
 
     worker = threading.Thread(target=run)
     worker.start()
-    assert started.wait(60)
-    cancelled_at = time.perf_counter()
+    assert started.wait(600)
     token.cancel()
-    worker.join(30)
-    assert not worker.is_alive()
-    assert stopped_at and stopped_at[0] - cancelled_at < 1.0
+    worker.join()
+    assert outcome == ["cancelled"]
+    assert len(after_cancel) <= 1, after_cancel  # at most the report that was passing the check as it was set
 
 
 def test_cancelled_before_start(tiny_dir):

@@ -90,6 +90,7 @@ def test_the_real_pipeline_past_an_address_space_cap_leaves_blender_and_the_scen
     report = run_blender("-", {}, call, lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)))
     print(report["error"])
     assert report["first"] == ["ERROR"]
-    assert report["error"].startswith("out of memory: the model process needed more memory than was free"), report
+    assert report["error"].startswith("out of memory: the run needed more memory than was free"), report
+    assert report["error"].endswith("; Blender and the scene are unchanged"), report
     assert "Traceback" not in report["error"] and "alloc_cpu" not in report["error"]
     assert_survived(report)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .background import DEFAULT_MODEL as BACKGROUND_DEFAULT
 from .background import MODELS as BACKGROUND_MODELS
-from .errors import EngineError
+from .errors import EngineError, out_of_memory_message
 from .export import FORMATS, check_writable, write_mesh
 from .image_source import MAX_MEGAPIXELS, open_image
 from .config import DEFAULT_MODEL, PUBLISHED_MODELS
@@ -174,6 +174,12 @@ def main(argv: list[str] | None = None) -> int:
             result = generate(image, options, progress=bar)
         except EngineError as exc:
             failures[image] = _naming(image, str(exc))
+            continue
+        except (MemoryError, RuntimeError) as exc:  # PyTorch's allocators raise RuntimeError
+            message = out_of_memory_message(exc)
+            if message is None:
+                raise
+            failures[image] = _naming(image, message)  # the run's tensors are gone with it: the rest go on
             continue
         except KeyboardInterrupt:
             print("\ncancelled", file=sys.stderr)

@@ -47,6 +47,7 @@ def missing_torch_message() -> str:
     )
 
 
-def require_torch() -> None:
+def require_torch(reason: str | None = None) -> None:
+    """Stop a run that would need PyTorch where there is none; ``reason`` says why, if known."""
     if not torch_available():
-        raise PyTorchMissing(missing_torch_message())
+        raise PyTorchMissing(reason or missing_torch_message())

@@ -10,31 +10,15 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import sys
 import traceback
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import EngineError
+from .errors import EngineError, out_of_memory_message
 from .options import Options
 from .progress import CancelToken
 from .protocol import read_message, write_message
-
-OUT_OF_MEMORY = (
-    "out of memory: the model process needed more memory than was free{asked} and stopped; Blender and the "
-    "scene are unchanged. Try a smaller model, a lower mesh resolution or bfloat16 precision, or close other programs"
-)
-
-
-def out_of_memory_message(error: BaseException) -> str | None:
-    """Our message for an allocation failure (Python's, or PyTorch's on the CPU or a GPU)."""
-    text = str(error)
-    if not isinstance(error, MemoryError) and "can't allocate memory" not in text and "out of memory" not in text:
-        return None
-    asked = re.search(r"allocate (\d+) bytes", text)
-    return OUT_OF_MEMORY.format(asked=f" ({int(asked[1]) / 2**30:.1f} GB asked for at once)" if asked else "")
-
 
 def _engine(target: str | None, progress):
     """The function a run calls: the real pipeline (PyTorch loads here, on the process's
@@ -67,8 +51,8 @@ def run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
         return True
     except Exception as error:  # MemoryError included
         message = out_of_memory_message(error)
-        if message is not None:
-            write_message(replies, "error", message=message, ending=True)
+        if message is not None:  # the process ends: after a failed allocation its heap is in doubt
+            write_message(replies, "error", message=f"{message}; Blender and the scene are unchanged", ending=True)
             return False
         traceback.print_exc()  # a bug: its traceback goes to Blender's console
         write_message(replies, "error", message=f"internal error: {type(error).__name__}: {error}")
