@@ -34,9 +34,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from openlrm_blender.engine import Options  # noqa: E402
-from openlrm_blender.engine.config import ModelConfig  # noqa: E402
-from openlrm_blender.engine.pipeline import DTYPES, generate, get_model, pick_device, published_input_size  # noqa: E402
-from openlrm_blender.engine.random_model import PUBLISHED_CONFIGS, object_model, save_model  # noqa: E402
+from openlrm_blender.engine.models.openlrm.config import ModelConfig  # noqa: E402
+from openlrm_blender.engine.pipeline import generate, published_input_size  # noqa: E402
+from openlrm_blender.engine.runtime import DTYPES, get_model, pick_device  # noqa: E402
+from tests.support.random_models import PUBLISHED_CONFIGS, object_model, save_model  # noqa: E402
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "openlrm-blender" / "bench-models"
 # Table rows: (key in the figures, label).
@@ -100,9 +101,10 @@ def precision_effect(folder: Path, image: Path, options: Options, reduced_mesh) 
     """The reduced-precision run against float32 on the same image."""
     import torch
 
-    from openlrm_blender.engine.camera import source_camera
-    from openlrm_blender.engine.image import prepare_image
-    from openlrm_blender.engine.mesh import dense_density_grid
+    from openlrm_blender.engine.models.openlrm.camera import source_camera
+    from openlrm_blender.engine.input.prepare import prepare_image
+    from openlrm_blender.engine.input.read import read_rgba
+    from openlrm_blender.engine.geometry.density_grid import dense_density_grid
 
     reference = generate(image, dataclasses.replace(options, dtype="float32"))
     device = pick_device(options.device)
@@ -111,10 +113,10 @@ def precision_effect(folder: Path, image: Path, options: Options, reduced_mesh) 
         for dtype in (options.dtype, "float32"):
             model = get_model(folder, device, dtype)
             size = options.input_size or published_input_size(model)
-            pixels = prepare_image(image, size, None, options.recenter, options.foreground_ratio)
+            pixels = prepare_image(read_rgba(image), size, None, options.recenter, options.foreground_ratio)
             camera = source_camera(options.camera_distance)
             planes = model(pixels.to(device, DTYPES[dtype]), camera.to(device, DTYPES[dtype]))
-            grids[dtype] = dense_density_grid(model.synthesizer, planes, 128, lambda f, m: None).values
+            grids[dtype] = dense_density_grid(model.decoder, planes, 128, lambda f, m: None).values
     reduced, exact = grids[options.dtype], grids["float32"]
     return {
         "max_density_difference": float(np.abs(reduced - exact).max()),
@@ -135,7 +137,7 @@ def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namesp
             weights_dir=folder, resolution=resolution, device=args.device, dtype=args.dtype, remove_background=False
         )
         if texture_size:
-            options = dataclasses.replace(options, min_piece=0.01, faces=args.faces, texture_size=texture_size)
+            options = dataclasses.replace(options, min_piece=0.01, faces=args.faces, textured=True, texture_size=texture_size)
         cold = generate(image, options)
         warm = generate(image, options)
         stages = {key: warm.timings[key] for key, _ in STAGES if key in warm.timings}

@@ -26,7 +26,7 @@ def synthetic_mesh(vertices: int):
     return Mesh(
         vertices=rng.uniform(-1, 1, size=(vertices, 3)).astype(np.float32),
         faces=faces,
-        colors=rng.uniform(0, 1, size=(vertices, 3)).astype(np.float32),
+        colours=rng.uniform(0, 1, size=(vertices, 3)).astype(np.float32),
     )
 
 
@@ -39,11 +39,11 @@ def main() -> None:
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable("openlrm_blender", default_set=True, handle_error=None)
-    from openlrm_blender import importer
+    from openlrm_blender.addon import importer
 
     mesh = synthetic_mesh(args.vertices)
     started = time.perf_counter()
-    obj = importer.add_object(bpy.context, "bench", mesh, smooth=True)
+    obj = importer.add_object(bpy.context, "bench", mesh, smooth_shading=True)
     seconds = time.perf_counter() - started
     print(f"import: {len(obj.data.vertices):,} vertices, {len(obj.data.polygons):,} faces in {seconds:.2f} s "
           f"({seconds / (args.vertices / 1e6):.2f} s per million vertices)")

@@ -1,7 +1,10 @@
 """OpenLRM for Blender: one image to a coloured 3D mesh, in the sidebar's "Image to 3D" tab.
 
-``bpy`` is imported only in ``register()``, so ``python -m openlrm_blender.engine`` and
-the engine's tests run without Blender.
+The folders follow the data and the process boundary: ``addon/`` is all that imports
+``bpy``; ``jobs/`` is the work Blender's process does off its main thread; ``worker/`` is
+the model's own process and its pipe; ``engine/`` is image -> triplanes -> mesh -> file,
+plain PyTorch and NumPy. ``bpy`` is imported only in ``register()``, so
+``python -m openlrm_blender.engine`` and the engine's tests run without Blender.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import atexit
 def register() -> None:
     import bpy
 
-    from . import operators, panel, preferences, properties, pytorch_install
+    from .addon import lifecycle, operators, panel, preferences, properties
+    from .jobs import pytorch_install
 
     pytorch_install.activate(preferences.pytorch_root())  # a PyTorch the add-on installed comes first
     bpy.utils.register_class(properties.OpenLRMSettings)
@@ -20,21 +24,21 @@ def register() -> None:
     bpy.utils.register_class(preferences.OpenLRMPreferences)
     for cls in (*operators.classes, *panel.classes):
         bpy.utils.register_class(cls)
-    for handler_list, handler in operators.handlers:
+    for handler_list, handler in lifecycle.handlers:
         handler_list.append(handler)
     panel.register_previews()
-    atexit.register(operators.shut_down)  # quitting Blender ends the worker too
+    atexit.register(lifecycle.shut_down)  # quitting Blender ends the worker too
 
 
 def unregister() -> None:
     import bpy
 
-    from . import operators, panel, preferences, properties
+    from .addon import lifecycle, operators, panel, preferences, properties
 
-    atexit.unregister(operators.shut_down)
-    operators.shut_down()
+    atexit.unregister(lifecycle.shut_down)
+    lifecycle.shut_down()
     panel.unregister_previews()
-    for handler_list, handler in operators.handlers:
+    for handler_list, handler in lifecycle.handlers:
         if handler in handler_list:
             handler_list.remove(handler)
     for cls in reversed((*operators.classes, *panel.classes)):

@@ -6,9 +6,9 @@
 . "$(dirname "$0")/venv.sh"
 mkdir -p out
 python -m openlrm_blender.engine examples/tiny/input.png -o out/example.ply \
-    --weights examples/tiny --input-size 56 --grid 64
+    --weights examples/tiny --input-size 56 --resolution 64
 python -m openlrm_blender.engine examples/tiny/input.png -o out/example.glb \
-    --weights examples/tiny --input-size 56 --grid 64 --faces 20000 --texture-size 512
+    --weights examples/tiny --input-size 56 --resolution 64 --faces 20000 --texture-size 512
 python - <<'PY'
 import bpy
 import addon_utils

@@ -20,7 +20,7 @@ TINY_GRID = 32
 
 def reduced(size: str, **overrides) -> dict:
     """A published config.json at reduced depth: same widths and key layout, fewer blocks."""
-    from openlrm_blender.engine.random_model import PUBLISHED_CONFIGS
+    from tests.support.random_models import PUBLISHED_CONFIGS
 
     config = dict(PUBLISHED_CONFIGS[size])
     config.update(encoder_depth=1, transformer_layers=1)
@@ -45,7 +45,7 @@ def expected(tiny_dir: Path) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="session")
 def small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random model with the real small key layout (reduced depth), in the Hub file layout."""
-    from openlrm_blender.engine.random_model import save_random_model
+    from tests.support.random_models import save_random_model
 
     return save_random_model(tmp_path_factory.mktemp("small") / "model", reduced("small"), seed=1)
 
@@ -53,7 +53,7 @@ def small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random base-layout model: its cross-attention is stored packed."""
-    from openlrm_blender.engine.random_model import save_random_model
+    from tests.support.random_models import save_random_model
 
     return save_random_model(tmp_path_factory.mktemp("base") / "model", reduced("base"), seed=2)
 
@@ -61,8 +61,8 @@ def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def object_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Real small layout at reduced depth, shaped into one compact coloured object."""
-    from openlrm_blender.engine.config import ModelConfig
-    from openlrm_blender.engine.random_model import object_model, save_model
+    from openlrm_blender.engine.models.openlrm.config import ModelConfig
+    from tests.support.random_models import object_model, save_model
 
     raw = reduced("small")
     return save_model(object_model(ModelConfig.from_dict(raw), seed=0), tmp_path_factory.mktemp("object") / "model", raw)

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from openlrm_blender.engine import BackgroundModelError, Cancelled, Options
-from openlrm_blender.engine import background, download
-from openlrm_blender.engine.background import BackgroundRemover, ensure_model, get_background_remover
-from openlrm_blender.engine.download import DownloadError
+from openlrm_blender.engine.input import background, download
+from openlrm_blender.engine.input.background import BackgroundRemover, ensure_model, get_background_remover
+from openlrm_blender.engine.errors import DownloadError, Offline
+from openlrm_blender.engine.input.read import read_rgba
 
-from .images import non_white_box, object_on_white
-from .model_server import model_server, random_bytes  # noqa: F401  (a fixture)
+from tests.support.images import non_white_box, object_on_white
+from tests.support.model_server import model_server, random_bytes  # noqa: F401  (a fixture)
 
 
 def darkness_model(path, size: int = 320) -> bytes:
@@ -148,7 +149,7 @@ def test_missing_on_the_server(homes, model_server, monkeypatch):
 
 
 def test_offline_without_the_model_says_the_way_forward(homes):
-    with pytest.raises(BackgroundModelError) as raised:
+    with pytest.raises(Offline) as raised:
         ensure_model("u2net", offline=True)
     message = str(raised.value)
     assert "u2net is not on this machine and downloads are off" in message
@@ -196,10 +197,10 @@ def test_the_session_is_made_once(homes):
 
 def test_prepared_image_without_alpha_uses_the_model(homes):
     pytest.importorskip("torch", reason="the model's input is a PyTorch tensor")
-    from openlrm_blender.engine.image import prepare_image
+    from openlrm_blender.engine.input.prepare import prepare_image
 
     darkness_model(homes / "u2net.onnx")
-    tensor = prepare_image(object_on_white(), 56, remove_background=get_background_remover(str(homes)))
+    tensor = prepare_image(read_rgba(object_on_white()), 56, remove_background=get_background_remover(str(homes)))
     top, left, bottom, right = non_white_box(tensor)
     assert max(bottom - top, right - left) == pytest.approx(0.8 * 56, abs=3)
 

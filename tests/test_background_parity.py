@@ -9,11 +9,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from openlrm_blender.engine.background import BackgroundRemover
-from openlrm_blender.engine.image_source import read_rgba
+from openlrm_blender.engine.input.background import BackgroundRemover
+from openlrm_blender.engine.input.read import read_rgba
 
-from .conftest import REPO
-from .test_background import darkness_model
+from tests.conftest import REPO
+from tests.test_background import darkness_model
 
 REMBG_PYTHON = REPO / ".venv-rembg" / "bin" / "python"
 

@@ -21,13 +21,13 @@ from mathutils import Vector  # noqa: E402
 import openlrm_blender  # noqa: E402
 
 from openlrm_blender.engine import Options, missing_torch_message, torch_available  # noqa: E402
-from openlrm_blender.job import Engine, Job  # noqa: E402
+from openlrm_blender.jobs.job import Engine, Job  # noqa: E402
 
 # Blender 5.1+ test environments (Python 3.13) have no PyTorch: what needs the model is skipped there.
 needs_torch = pytest.mark.skipif(not torch_available(), reason="no PyTorch for this Python")
 
-from .conftest import REPO, TINY_GRID, TINY_SIZE  # noqa: E402
-from .model_server import model_server  # noqa: E402, F401  (a fixture)
+from tests.conftest import REPO, TINY_GRID, TINY_SIZE  # noqa: E402
+from tests.support.model_server import model_server  # noqa: E402, F401  (a fixture)
 
 ADDON = "openlrm_blender"
 
@@ -36,7 +36,7 @@ ADDON = "openlrm_blender"
 def addon():
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable(ADDON, default_set=True, handle_error=None)
-    from openlrm_blender import operators
+    from openlrm_blender.addon.operators import generate as operators
 
     yield operators
     addon_utils.disable(ADDON, default_set=True)
@@ -94,7 +94,7 @@ def layout_calls() -> list[tuple[str, str, dict]]:
     the keywords' values where they are constants)."""
     calls = []
     for module in ("panel.py", "preferences.py"):
-        tree = ast.parse((Path(openlrm_blender.__file__).parent / module).read_text(encoding="utf-8"))
+        tree = ast.parse((Path(openlrm_blender.__file__).parent / "addon" / module).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 owner = node.func.value
@@ -141,7 +141,7 @@ def test_headless_operator_matches_the_engine(clean_scene, tiny_dir):
     assert mesh.color_attributes.render_color_index == mesh.color_attributes.active_color_index
     colours = np.empty(len(mesh.vertices) * 4, dtype=np.float32)
     attribute.data.foreach_get("color_srgb", colours)
-    np.testing.assert_array_equal(np.round(colours.reshape(-1, 4)[:, :3] * 255).astype(np.uint8), expected.colors_u8)
+    np.testing.assert_array_equal(np.round(colours.reshape(-1, 4)[:, :3] * 255).astype(np.uint8), expected.colours_u8)
 
     material = mesh.materials[0]
     links = [(link.from_node.bl_idname, link.from_socket.name, link.to_node.bl_idname, link.to_socket.name) for link in material.node_tree.links]
@@ -161,7 +161,7 @@ def test_bad_input_is_reported_and_changes_nothing(clean_scene, tiny_dir, tmp_pa
     with pytest.raises(RuntimeError, match="there is no image named 'nothing'"):
         bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir, filepath="", image_name="nothing"))
     assert set(bpy.data.objects.keys()) == before
-    from openlrm_blender.operators import Runtime
+    from openlrm_blender.addon.state import Runtime
 
     assert "density never crosses" not in Runtime.last_error  # the last error is the last call's
     assert "there is no image named 'nothing'" in Runtime.last_error
@@ -192,7 +192,7 @@ def test_saved_and_reloaded_colours(clean_scene, tiny_dir, tmp_path):
 
 
 def test_out_of_range_values_from_python_are_reported_not_clamped(clean_scene, tiny_dir):
-    from openlrm_blender.operators import Runtime
+    from openlrm_blender.addon.state import Runtime
 
     before = set(bpy.data.objects.keys())
     for name, value, message in (
@@ -205,6 +205,31 @@ def test_out_of_range_values_from_python_are_reported_not_clamped(clean_scene, t
             bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir, **{name: value}))
         assert Runtime.last_error == message and Runtime.job is None
     assert set(bpy.data.objects.keys()) == before
+
+
+def test_the_operator_and_the_sidebar_take_the_engines_table(addon):
+    """Each setting of options.SETTINGS: the same default and range in the operator (soft
+    limits: out-of-range values are reported) and in the sidebar (hard limits)."""
+    from openlrm_blender.engine.options import SETTINGS
+
+    operator = bpy.ops.openlrm.image_to_3d.get_rna_type().properties
+    sidebar = bpy.types.Scene.bl_rna.properties["openlrm"].fixed_type.properties
+    for name, setting in SETTINGS.items():
+        default = setting.default if setting.blender_default is None else setting.blender_default
+        for properties, low, high in ((operator, "soft_min", "soft_max"), (sidebar, "hard_min", "hard_max")):
+            if name not in properties:
+                continue
+            prop = properties[name]
+            if prop.type == "ENUM":  # the sidebar's texture sizes: a menu within the range
+                sizes = [int(item) for item in prop.enum_items.keys()]
+                assert prop.default == str(default) and setting.minimum <= min(sizes) <= max(sizes) <= setting.maximum
+                continue
+            assert prop.default == pytest.approx(default) and prop.name == setting.label, (name, prop.default)
+            if setting.minimum is not None:
+                limits = (getattr(prop, low), getattr(prop, high))
+                assert limits == pytest.approx((setting.minimum, setting.maximum)), (name, limits)
+    assert {"foreground_ratio", "resolution", "threshold", "faces", "texture_size"} <= set(operator.keys())
+    assert {"foreground_ratio", "resolution", "threshold", "faces"} <= set(sidebar.keys())
 
 
 def test_enabling_imports_neither_pytorch_nor_model_code():
@@ -221,14 +246,17 @@ def test_enabling_imports_neither_pytorch_nor_model_code():
     report = json.loads(next(line[7:] for line in done.stdout.splitlines() if line.startswith("RESULT ")))
     print(f"enabling the add-on took {report['seconds'] * 1000:.0f} ms")
     assert report["enabled"]
-    torch_free = {"background", "config", "errors", "image_source", "options", "progress", "protocol", "pytorch", "result"}
+    torch_free = {
+        "errors", "input", "input.background", "input.read", "models", "models.openlrm", "models.openlrm.config",
+        "options", "progress", "pytorch", "result",
+    }  # fmt: skip
     assert set(report["loaded"]) <= {f"openlrm_blender.engine.{name}" for name in torch_free}, report["loaded"]
 
 
 @pytest.mark.skipif(torch_available(), reason="PyTorch is here: the Blender 5.1+ test environment has none")
 def test_without_pytorch_generate_says_how_to_get_it(clean_scene, tiny_dir):
-    from openlrm_blender.operators import Runtime
-    from openlrm_blender.preferences import torch_in_use
+    from openlrm_blender.addon.state import Runtime
+    from openlrm_blender.addon.preferences import torch_in_use
 
     before = set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())
     with pytest.raises(RuntimeError, match="PyTorch is missing") as raised:
@@ -237,6 +265,7 @@ def test_without_pytorch_generate_says_how_to_get_it(clean_scene, tiny_dir):
     assert "Traceback" not in str(raised.value)
     assert (set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())) == before
     assert Runtime.last_error == missing_torch_message() and Runtime.job is None
+    assert Runtime.last_error_kind == "PyTorchMissing"  # the sidebar's box knows it by its kind
     assert torch_in_use() == "PyTorch: not installed"
     assert bpy.ops.openlrm.copy_torch_command() == {"FINISHED"}  # the sidebar's button
 
@@ -245,12 +274,12 @@ def test_without_pytorch_generate_says_how_to_get_it(clean_scene, tiny_dir):
 
 
 def fake(name: str, **arguments) -> Engine:
-    return Engine(f"tests.fake_engines:{name}", arguments)
+    return Engine(f"tests.support.fake_engines:{name}", arguments)
 
 
 def start_run(addon, tiny_dir, engine: Engine):
     options = Options(weights_dir=tiny_dir)
-    run = addon.Run(Job(tiny_dir / "input.png", options, engine=engine), "fake", smooth=False)
+    run = addon.Run(Job(tiny_dir / "input.png", options, engine=engine), "fake", smooth_shading=False)
     run.job.start()
     return run
 
@@ -286,6 +315,8 @@ def test_interactive_ticks_show_rising_progress_then_import(clean_scene, addon, 
     assert outcome[0] == {"FINISHED"}
     assert len(set(fractions)) > 3 and fractions == sorted(fractions)
     assert "fake" in bpy.data.objects and addon.Runtime.job is None
+    last = run.job.poll()
+    assert (last.stage, last.fraction, last.message) == ("import", 1.0, "fake")  # the bar ends full, on the import
 
 
 def test_interactive_cancel_leaves_the_scene_unchanged(clean_scene, addon, tiny_dir):
@@ -332,16 +363,16 @@ def test_a_crash_in_the_model_process_leaves_blender_and_the_scene(clean_scene, 
 
 
 def test_the_worker_and_its_model_stay_between_runs_when_asked(clean_scene, addon, tiny_dir):
-    from openlrm_blender import job
+    from openlrm_blender.worker import client
 
     drive(start_run(addon, tiny_dir, fake("slow")), bpy.context)
-    kept = job._idle
+    kept = client._idle
     assert kept is not None and kept.alive
     run = start_run(addon, tiny_dir, fake("slow"))
     drive(run, bpy.context)
-    assert run.job._worker is kept and job._idle is kept
+    assert run.job._worker is kept and client._idle is kept
     assert bpy.ops.openlrm.free_model() == {"FINISHED"}
-    assert job._idle is None and kept.process.wait(timeout=120) is not None  # its memory is back with the system
+    assert client._idle is None and kept.process.wait(timeout=120) is not None  # its memory is back with the system
 
 
 def test_one_run_at_a_time(clean_scene, addon, tiny_dir):
@@ -400,7 +431,7 @@ def test_the_pytorch_in_use_is_named(addon, capsys, tiny_dir, clean_scene):
     """A Blender on its own Python's PyTorch (not the bundled one) says so."""
     import torch
 
-    from openlrm_blender.preferences import torch_in_use
+    from openlrm_blender.addon.preferences import torch_in_use
 
     summary = torch_in_use()
     assert f"PyTorch {torch.__version__}" in summary and str(torch.__file__).rsplit("/", 1)[0] in summary
@@ -433,9 +464,9 @@ def test_the_worker_gets_the_preferences_and_the_image(addon, clean_scene, tiny_
 def served_background_model(tmp_path, monkeypatch, model_server):
     """A stand-in u2net on a server on 127.0.0.1, rembg's folder empty, a fresh worker (it
     takes this environment), online access on."""
-    from openlrm_blender import job
+    from openlrm_blender.worker.client import free_models
 
-    from .test_background import darkness_model
+    from tests.test_background import darkness_model
 
     model_server.add("/u2net.onnx", darkness_model(tmp_path / "stand-in.onnx"))
     model_server.add("/u2netp.onnx", darkness_model(tmp_path / "stand-in.onnx"))
@@ -444,19 +475,19 @@ def served_background_model(tmp_path, monkeypatch, model_server):
     monkeypatch.setenv("REMBG_HOME", str(tmp_path / "rembg"))
     monkeypatch.setenv("OPENLRM_BACKGROUND_MODELS_URL", model_server.url)
     monkeypatch.setenv("MODEL_CHECKSUM_DISABLED", "1")  # rembg's switch: the stand-in is not rembg's file
-    job.free_models()
+    free_models()
     system = bpy.context.preferences.system
     online = system.use_online_access
     system.use_online_access = True
     photo = tmp_path / "photo.png"
     from PIL import Image
 
-    from .images import object_on_white
+    from tests.support.images import object_on_white
 
     Image.fromarray(object_on_white(128, (40, 24, 88, 72))).save(photo)
     yield photo, tmp_path / "rembg" / "models"
     system.use_online_access = online
-    job.free_models()
+    free_models()
 
 
 @needs_torch
@@ -490,7 +521,7 @@ def test_download_now_from_the_preferences(clean_scene, served_background_model)
     _, models = served_background_model
     assert bpy.ops.openlrm.download_background_model(model="u2netp") == {"FINISHED"}
     assert (models / "u2netp" / "u2netp.onnx").is_file()
-    from openlrm_blender.engine import background
+    from openlrm_blender.engine.input import background
 
     assert background.find_model("u2netp") == models / "u2netp" / "u2netp.onnx"
 
@@ -507,7 +538,7 @@ def test_check_names_what_the_pytorch_in_use_sees(addon):
 @needs_torch
 def test_textured_generate_makes_a_uv_mapped_object_with_its_baked_image(clean_scene, tiny_dir):
     before = set(bpy.data.images.keys()), set(bpy.data.materials.keys())
-    call = tiny_call(tiny_dir, resolution=48, output="TEXTURED", target_faces=3000, texture_size=256)
+    call = tiny_call(tiny_dir, resolution=48, output="TEXTURED", faces=3000, texture_size=256)
     assert bpy.ops.openlrm.image_to_3d(**call) == {"FINISHED"}
     obj = bpy.context.view_layer.objects.active
     assert len(obj.data.polygons) <= 3000 and obj.data.uv_layers.active.name == "UVMap"
@@ -561,14 +592,14 @@ def render_mean_colours(objects: list, size: int = 48) -> list[np.ndarray]:
 def test_a_textured_object_and_its_vertex_colour_twin_look_the_same(clean_scene, tiny_dir, object_model_dir):
     """The colour space of the bake: the same surface, once with its texture and once with
     its vertex colours, rendered alike, gives the same colours (no washed-out or dark bake)."""
-    from openlrm_blender import importer
+    from openlrm_blender.addon import importer
     from openlrm_blender.engine import Mesh
     from openlrm_blender.engine.pipeline import generate
 
-    options = Options(weights_dir=object_model_dir, input_size=56, resolution=96, recenter=False, texture_size=1024)
+    options = Options(weights_dir=object_model_dir, input_size=56, resolution=96, recenter=False, textured=True, texture_size=1024)
     baked = generate(tiny_dir / "input.png", options).mesh
     textured = importer.add_object(bpy.context, "textured", baked)
-    twin = importer.add_object(bpy.context, "twin", Mesh(baked.vertices, baked.faces, baked.colors))
+    twin = importer.add_object(bpy.context, "twin", Mesh(baked.vertices, baked.faces, baked.colours))
     textured.location = twin.location = (0.0, 0.0, 0.0)  # in front of the camera, wherever the 3D cursor is
     textured_mean, twin_mean = render_mean_colours([textured, twin])
     print(f"rendered mean colour: textured {textured_mean.round(1)}, vertex colours {twin_mean.round(1)}")
@@ -579,7 +610,7 @@ def test_a_textured_object_and_its_vertex_colour_twin_look_the_same(clean_scene,
 def test_blenders_gltf_importer_reads_the_glb_where_the_ply_is(clean_scene, tiny_dir, tmp_path):
     from openlrm_blender.engine.cli import main
 
-    arguments = [str(tiny_dir / "input.png"), "--weights", str(tiny_dir), "--input-size", "56", "--grid", "48", "--no-recenter", "-q"]
+    arguments = [str(tiny_dir / "input.png"), "--weights", str(tiny_dir), "--input-size", "56", "--resolution", "48", "--no-recenter", "-q"]
     assert main([*arguments, "-o", str(tmp_path / "object.glb"), "--texture-size", "256"]) == 0
     assert main([*arguments, "-o", str(tmp_path / "object.ply")]) == 0
     addon_utils.enable("io_scene_gltf2", default_set=True, handle_error=None)

@@ -18,9 +18,9 @@ from openlrm_blender.engine import torch_available
 from openlrm_blender.engine.cli import main
 from openlrm_blender.engine.errors import MEMORY_ADVICE
 
-from .conftest import REPO, TINY_GRID, TINY_SIZE, reduced
+from tests.conftest import REPO, TINY_GRID, TINY_SIZE, reduced
 
-TINY_ARGS = ["--input-size", str(TINY_SIZE), "--grid", str(TINY_GRID), "--no-recenter", "-q"]
+TINY_ARGS = ["--input-size", str(TINY_SIZE), "--resolution", str(TINY_GRID), "--no-recenter", "-q"]
 
 
 def test_ply_opens_with_the_right_counts_and_colours(tmp_path, tiny_dir, expected):
@@ -141,7 +141,7 @@ def test_outputs_get_a_plain_files_permissions(tmp_path):
     import stat
 
     from openlrm_blender.engine import Mesh
-    from openlrm_blender.engine.export import write_mesh
+    from openlrm_blender.engine.export.mesh_files import write_mesh
 
     mesh = Mesh(np.zeros((3, 3), np.float32), np.array([[0, 1, 2]], np.int32), np.zeros((3, 3), np.float32))
     write_mesh(mesh, tmp_path / "x.ply")
@@ -154,14 +154,14 @@ def test_outputs_get_a_plain_files_permissions(tmp_path):
 def test_out_of_memory_is_one_sentence_and_leaves_no_file(tmp_path):
     """A grid of 1024 on a field dense everywhere needs over 4 GB at once: under a 3.5 GB
     address-space cap PyTorch's allocation fails, and the command line says so in words."""
-    from openlrm_blender.engine.random_model import save_random_model
+    from tests.support.random_models import save_random_model
 
     model = save_random_model(tmp_path / "model", reduced("small"), seed=3)
     out = tmp_path / "out"
     out.mkdir()
     cap = 3584 * 2**20
     command = [sys.executable, "-m", "openlrm_blender.engine", str(REPO / "examples" / "tiny" / "input.png")]
-    command += ["-o", str(out / "mesh.ply"), "--weights", str(model), "--grid", "1024", "--no-recenter", "-q"]
+    command += ["-o", str(out / "mesh.ply"), "--weights", str(model), "--resolution", "1024", "--no-recenter", "-q"]
     done = subprocess.run(
         command, cwd=REPO, capture_output=True, text=True, timeout=900,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)),

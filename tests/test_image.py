@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 
 from openlrm_blender.engine import ImageError
-from openlrm_blender.engine.image import composite_on_white, has_mask, prepare_image
-from openlrm_blender.engine.image_source import MAX_MEGAPIXELS, WORKING_SIDE, read_rgba
+from openlrm_blender.engine.input.prepare import composite_on_white, has_mask, prepare_image
+from openlrm_blender.engine.input.read import MAX_MEGAPIXELS, WORKING_SIDE, read_rgba
 
-from .images import non_white_box, object_on_white, object_with_alpha
+from tests.support.images import non_white_box, object_on_white, object_with_alpha
 
 SIZE = 56
 
@@ -55,7 +55,7 @@ def test_formats_and_modes(tmp_path, mode, suffix):
     seen = composite_on_white(pixels)
     assert seen[32, 24].mean() < seen[2, 2].mean() - 0.2
     assert has_mask(pixels) == (mode in ("RGBA", "LA"))
-    tensor = prepare_image(path, SIZE, remove_background=None)
+    tensor = prepare_image(read_rgba(path), SIZE, remove_background=None)
     assert tensor.shape == (1, 3, SIZE, SIZE)
 
 
@@ -85,12 +85,12 @@ def test_arrays(dtype, channels):
 
 def test_alpha_mask_is_used_and_recentred():
     """The object's longer side becomes the foreground ratio of the square, centred."""
-    tensor = prepare_image(object_with_alpha(), SIZE, remove_background=None, foreground_ratio=0.8)
+    tensor = prepare_image(read_rgba(object_with_alpha()), SIZE, remove_background=None, foreground_ratio=0.8)
     top, left, bottom, right = non_white_box(tensor)
     assert max(bottom - top, right - left) == pytest.approx(0.8 * SIZE, abs=2)
     assert (top + bottom) / 2 == pytest.approx(SIZE / 2, abs=1.5)
     assert (left + right) / 2 == pytest.approx(SIZE / 2, abs=1.5)
-    smaller = prepare_image(object_with_alpha(), SIZE, remove_background=None, foreground_ratio=0.5)
+    smaller = prepare_image(read_rgba(object_with_alpha()), SIZE, remove_background=None, foreground_ratio=0.5)
     top, left, bottom, right = non_white_box(smaller)
     assert max(bottom - top, right - left) == pytest.approx(0.5 * SIZE, abs=2)
 
@@ -98,7 +98,7 @@ def test_alpha_mask_is_used_and_recentred():
 def test_no_recenter_keeps_the_layout_and_pads_non_square():
     wide = np.full((40, 80, 3), 255, dtype=np.uint8)
     wide[10:30, 60:70] = 0
-    tensor = prepare_image(wide, SIZE, remove_background=None, recenter_object=False)
+    tensor = prepare_image(read_rgba(wide), SIZE, remove_background=None, recenter_object=False)
     top, left, bottom, right = non_white_box(tensor)
     # 80 px wide canvas -> 56 px: the column 60..70 maps to about 42..49, rows pad by 20 px
     assert left == pytest.approx(60 * SIZE / 80, abs=2) and right == pytest.approx(70 * SIZE / 80, abs=2)
@@ -112,9 +112,9 @@ def test_mask_function_is_called_only_without_alpha():
         calls.append(rgb.shape)
         return (rgb.mean(axis=2) < 0.9).astype(np.float32)
 
-    prepare_image(object_with_alpha(), SIZE, remove_background=fake_mask)
+    prepare_image(read_rgba(object_with_alpha()), SIZE, remove_background=fake_mask)
     assert calls == []
-    tensor = prepare_image(object_on_white(), SIZE, remove_background=fake_mask)
+    tensor = prepare_image(read_rgba(object_on_white()), SIZE, remove_background=fake_mask)
     assert calls == [(64, 64, 3)]
     top, left, bottom, right = non_white_box(tensor)
     assert max(bottom - top, right - left) == pytest.approx(0.8 * SIZE, abs=2)
@@ -122,14 +122,14 @@ def test_mask_function_is_called_only_without_alpha():
 
 def test_empty_image():
     with pytest.raises(ImageError, match=r"the image is empty \(0x0 pixels\)"):
-        prepare_image(np.zeros((0, 0, 3), dtype=np.uint8), SIZE)
+        prepare_image(read_rgba(np.zeros((0, 0, 3), dtype=np.uint8)), SIZE)
 
 
 def test_fully_transparent_image(tmp_path):
     path = tmp_path / "clear.png"
     Image.new("RGBA", (32, 32), (255, 0, 0, 0)).save(path)
     with pytest.raises(ImageError, match="fully transparent"):
-        prepare_image(path, SIZE)
+        prepare_image(read_rgba(path), SIZE)
 
 
 def test_too_many_pixels(tmp_path):
@@ -137,7 +137,7 @@ def test_too_many_pixels(tmp_path):
     path = tmp_path / "huge.png"
     Image.new("L", (side, side)).save(path)  # compresses to a few kB; never decoded
     with pytest.raises(ImageError, match=rf"huge\.png: {side}x{side} pixels \(68 megapixels\) is more than the limit of 67"):
-        prepare_image(path, SIZE)
+        prepare_image(read_rgba(path), SIZE)
 
 
 @pytest.mark.parametrize("megapixels", [100, 200])
@@ -174,14 +174,14 @@ def test_not_an_image(tmp_path):
     path = tmp_path / "notes.png"
     path.write_text("hello")
     with pytest.raises(ImageError, match=r"notes\.png: not an image file that can be read"):
-        prepare_image(path, SIZE)
+        prepare_image(read_rgba(path), SIZE)
     with pytest.raises(ImageError, match=r"missing\.png: file not found"):
-        prepare_image(tmp_path / "missing.png", SIZE)
+        prepare_image(read_rgba(tmp_path / "missing.png"), SIZE)
 
 
 def test_no_object_found():
     with pytest.raises(ImageError, match="background removal found no object"):
-        prepare_image(object_on_white(), SIZE, remove_background=lambda rgb: np.zeros(rgb.shape[:2]))
+        prepare_image(read_rgba(object_on_white()), SIZE, remove_background=lambda rgb: np.zeros(rgb.shape[:2]))
 
 
 def test_a_photo_stands_as_it_was_taken(tmp_path):

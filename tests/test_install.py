@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from openlrm_blender.windows_paths import LONGEST_PATH, TORCH_DEPTH, deepest, windows_length, written_paths
+from openlrm_blender.jobs.windows_paths import LONGEST_PATH, TORCH_DEPTH, deepest, windows_length, written_paths
 
-from .conftest import REPO
-from .wheel_index import torch_index  # noqa: F401  (a fixture)
+from tests.conftest import REPO
+from tests.support.wheel_index import torch_index  # noqa: F401  (a fixture)
 
 pytest.importorskip("bpy", reason="Blender as a Python module runs the extension manager")
 
@@ -112,7 +112,11 @@ def test_each_zip_holds_only_wheels_its_blender_can_load(dist):
             assert has_torch == (line == "blender4.2-5.0" or platform != "linux_x64"), (path.name, has_torch)
             assert any(name.startswith("sympy-") for name in wheels) == has_torch  # torch's own dependencies
             names = zipfile.ZipFile(path).namelist()
-            assert {"blender_manifest.toml", "__init__.py", "engine/marching_cubes.py"} <= set(names)
+            assert {"blender_manifest.toml", "__init__.py", "engine/geometry/marching_cubes.py"} <= set(names)
+            assert {"addon/panel.py", "jobs/job.py", "worker/server.py", "engine/models/openlrm/model.py"} <= set(names)
+            # No test code ships: no test module, fixture or stand-in model.
+            test_code = re.compile(r"(^|/)(tests?|support)/|(^|/)(conftest|test_\w+|fake_engines?|random_models?)\.py$")
+            assert not [name for name in names if test_code.search(name)], path.name
 
 
 # Where Blender for Windows puts an extension and its wheels, for a user name of 20
@@ -151,7 +155,7 @@ def test_the_pytorch_installer_writes_within_windows_path_limit(dist, tmp_path):
     """Every folder the installer has pip write to, below the extension's user folder and the
     temporary folder, with the Windows PyTorch wheel's deepest file (the CPU build; the CUDA
     builds, from PyTorch's own index that is out of reach here, carry the same licence tree)."""
-    from openlrm_blender.pytorch_install import INSTALLED, PREVIOUS, STAGING
+    from openlrm_blender.jobs.pytorch_install import INSTALLED, PREVIOUS, STAGING
 
     with zipfile.ZipFile(dist / "openlrm_blender-0.1.0-blender4.2-5.0-windows_x64.zip") as archive:
         torch_wheel = next(name for name in archive.namelist() if Path(name).name.startswith("torch-"))

@@ -9,19 +9,20 @@ import signal
 import numpy as np
 import pytest
 
-from openlrm_blender import job
+from openlrm_blender.jobs import job
+from openlrm_blender.worker import client
 from openlrm_blender.engine import Options
-from openlrm_blender.engine.protocol import read_message, write_message
+from openlrm_blender.worker.protocol import read_message, write_message
 from openlrm_blender.engine.errors import MEMORY_ADVICE, out_of_memory_message
-from openlrm_blender.job import Engine, Job
+from openlrm_blender.jobs.job import Engine, Job
 
-from .conftest import REPO
+from tests.conftest import REPO
 
 IMAGE = REPO / "examples" / "tiny" / "input.png"
 
 
 def run_fake(name: str, image=IMAGE, **arguments) -> job.Status:
-    run = Job(image, Options(), engine=Engine(f"tests.fake_engines:{name}", arguments), keep_worker=False)
+    run = Job(image, Options(), engine=Engine(f"tests.support.fake_engines:{name}", arguments), keep_worker=False)
     run.run()
     return run.poll()
 
@@ -59,7 +60,7 @@ def test_pixels_travel_to_the_worker(tmp_path):
 
 
 def test_cancel_before_the_worker_starts():
-    run = Job(IMAGE, Options(), engine=Engine("tests.fake_engines:stuck"), keep_worker=False)
+    run = Job(IMAGE, Options(), engine=Engine("tests.support.fake_engines:stuck"), keep_worker=False)
     run.cancel()
     run.run()
     assert run.poll().cancelled and run.poll().stage == "startup"  # the stuck call never began
@@ -85,19 +86,19 @@ def test_other_errors_are_not_called_out_of_memory():
 
 
 def test_a_bug_in_the_engine_is_an_internal_error_and_the_worker_is_kept():
-    run = Job(IMAGE, Options(), engine=Engine("tests.fake_engines:record_options", {"path": "/nonexistent/x.json"}))
+    run = Job(IMAGE, Options(), engine=Engine("tests.support.fake_engines:record_options", {"path": "/nonexistent/x.json"}))
     run.run()
     assert run.poll().error.startswith("internal error: FileNotFoundError:"), run.poll().error
-    assert job._idle is run._worker and run._worker.alive  # its model is still good for the next run
-    job.free_models()
+    assert client._idle is run._worker and run._worker.alive  # its model is still good for the next run
+    client.free_models()
     assert run._worker.process.wait(timeout=120) is not None
 
 
 def test_a_worker_that_ran_out_of_memory_is_not_reused():
     """It ends itself after saying so: the next run must get a new one."""
-    run = Job(IMAGE, Options(), engine=Engine("tests.fake_engines:slow", {"fail_with_memory": True}))
+    run = Job(IMAGE, Options(), engine=Engine("tests.support.fake_engines:slow", {"fail_with_memory": True}))
     run.run()
     assert run.poll().error.startswith("out of memory:")
-    assert job._idle is None and not run._worker.alive
+    assert client._idle is None and not run._worker.alive
     status = run_fake("slow")
     assert status.result is not None, status.error

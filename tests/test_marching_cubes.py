@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from openlrm_blender.engine.marching_cubes import CORNERS, marching_cubes
+from openlrm_blender.engine.geometry.marching_cubes import CORNERS, marching_cubes
 
-from .conftest import TINY
+from tests.conftest import TINY
 
 def pymcubes():
     return pytest.importorskip("mcubes", reason="PyMCubes (the oracle) has wheels for Python 3.11 only")

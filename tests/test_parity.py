@@ -7,16 +7,18 @@ import pytest
 import torch
 
 from openlrm_blender.engine import Options
-from openlrm_blender.engine.camera import source_camera
-from openlrm_blender.engine.config import ModelConfig
-from openlrm_blender.engine.image import prepare_image
+from openlrm_blender.engine.models.openlrm.camera import source_camera
+from openlrm_blender.engine.models.openlrm.config import ModelConfig
+from openlrm_blender.engine.input.prepare import prepare_image
+from openlrm_blender.engine.input.read import read_rgba
 from openlrm_blender.engine.pipeline import generate
-from openlrm_blender.engine.mesh import dense_density_grid, extract_mesh, surface_density_grid
+from openlrm_blender.engine.geometry.density_grid import dense_density_grid, surface_density_grid
+from openlrm_blender.engine.geometry.extraction import extract_mesh
 from openlrm_blender.engine.progress import Reporter
-from openlrm_blender.engine.random_model import object_model
-from openlrm_blender.engine.weights import load_model
+from tests.support.random_models import object_model
+from openlrm_blender.engine.models.openlrm.weights import load_model
 
-from .conftest import TINY_GRID, TINY_SIZE, reduced
+from tests.conftest import TINY_GRID, TINY_SIZE, reduced
 
 ATOL = 1e-4
 
@@ -33,7 +35,7 @@ def planes(model, expected):
 
 
 def test_image(tiny_dir, expected):
-    image = prepare_image(tiny_dir / "input.png", TINY_SIZE, recenter_object=False)
+    image = prepare_image(read_rgba(tiny_dir / "input.png"), TINY_SIZE, recenter_object=False)
     np.testing.assert_allclose(image.numpy(), expected["image"], atol=ATOL, rtol=0)
 
 
@@ -62,19 +64,19 @@ def test_transformer_and_planes(model, expected, planes):
 
 @torch.no_grad()
 def test_points(model, expected, planes):
-    sigma, rgb = model.synthesizer.query(planes, torch.from_numpy(expected["points"]))
+    sigma, rgb = model.decoder.query(planes, torch.from_numpy(expected["points"]))
     np.testing.assert_allclose(sigma.numpy(), expected["points_sigma"], atol=ATOL, rtol=0)
     np.testing.assert_allclose(rgb.numpy(), expected["points_rgb"], atol=ATOL, rtol=0)
 
 
 def test_density_grid(model, expected, planes):
-    grid = dense_density_grid(model.synthesizer, planes, TINY_GRID, Reporter().span("mesh", 0.0, 1.0))
+    grid = dense_density_grid(model.decoder, planes, TINY_GRID, Reporter().span("mesh", 0.0, 1.0))
     assert grid.origin == (0, 0, 0) and grid.exact_cells is None and grid.exact.all()
     np.testing.assert_allclose(grid.values, expected["grid_sigma"], atol=ATOL, rtol=0)
 
 
 def test_surface_grid_is_exact_where_it_evaluates(model, expected, planes):
-    grid = surface_density_grid(model.synthesizer, planes, TINY_GRID, 3.0, Reporter().span("mesh", 0.0, 1.0))
+    grid = surface_density_grid(model.decoder, planes, TINY_GRID, 3.0, Reporter().span("mesh", 0.0, 1.0))
     box = tuple(slice(o, o + n) for o, n in zip(grid.origin, grid.values.shape))
     reference = expected["grid_sigma"][box]
     assert grid.exact_share > 0.0
@@ -87,10 +89,10 @@ def test_surface_grid_is_exact_where_it_evaluates(model, expected, planes):
 
 @pytest.mark.parametrize("dense", [False, True], ids=["fast", "dense"])
 def test_mesh(model, expected, planes, dense):
-    mesh = extract_mesh(model.synthesizer, planes, TINY_GRID, 3.0, dense=dense)
+    mesh = extract_mesh(model.decoder, planes, TINY_GRID, 3.0, dense=dense)
     np.testing.assert_array_equal(mesh.faces, expected["mesh_faces"])
     np.testing.assert_allclose(mesh.vertices, expected["mesh_vertices"], atol=ATOL, rtol=0)
-    difference = np.abs(mesh.colors_u8.astype(int) - expected["mesh_vertex_colors"].astype(int))
+    difference = np.abs(mesh.colours_u8.astype(int) - expected["mesh_vertex_colors"].astype(int))
     assert difference.max() <= 1
 
 
@@ -99,10 +101,10 @@ def test_pipeline_end_to_end(tiny_dir, expected):
     options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False)
     result = generate(tiny_dir / "input.png", options)
     assert result.mesh.vertices.dtype == np.float32 and result.mesh.faces.dtype == np.int32
-    assert result.mesh.colors_u8.dtype == np.uint8 and result.mesh.colors.dtype == np.float32
+    assert result.mesh.colours_u8.dtype == np.uint8 and result.mesh.colours.dtype == np.float32
     np.testing.assert_array_equal(result.mesh.faces, expected["mesh_faces"])
     np.testing.assert_allclose(result.mesh.vertices, expected["mesh_vertices"], atol=ATOL, rtol=0)
-    assert np.abs(result.mesh.colors_u8.astype(int) - expected["mesh_vertex_colors"]).max() <= 1
+    assert np.abs(result.mesh.colours_u8.astype(int) - expected["mesh_vertex_colors"]).max() <= 1
 
 
 # --- fast extraction: the same mesh as the dense published recipe ---------------------------
@@ -111,13 +113,13 @@ def test_pipeline_end_to_end(tiny_dir, expected):
 def assert_same_mesh(fast, dense):
     np.testing.assert_array_equal(fast.faces, dense.faces)
     np.testing.assert_allclose(fast.vertices, dense.vertices, atol=ATOL, rtol=0)
-    assert np.abs(fast.colors_u8.astype(int) - dense.colors_u8.astype(int)).max() <= 1
+    assert np.abs(fast.colours_u8.astype(int) - dense.colours_u8.astype(int)).max() <= 1
 
 
 @pytest.mark.parametrize("resolution", [64, 128])
 def test_fast_extraction_equals_dense_on_the_tiny_model(model, planes, resolution):
-    fast = extract_mesh(model.synthesizer, planes, resolution, 3.0, dense=False)
-    dense = extract_mesh(model.synthesizer, planes, resolution, 3.0, dense=True)
+    fast = extract_mesh(model.decoder, planes, resolution, 3.0, dense=False)
+    dense = extract_mesh(model.decoder, planes, resolution, 3.0, dense=True)
     assert_same_mesh(fast, dense)
 
 
@@ -130,10 +132,10 @@ def test_fast_extraction_equals_dense_on_a_real_layout_model(small_model_dir):
     """Untrained weights: noise through the whole volume, so every cell is evaluated."""
     model = load_model(small_model_dir)
     planes = real_layout_planes(model)
-    grid = surface_density_grid(model.synthesizer, planes, 160, 3.0, Reporter().span("mesh", 0.0, 1.0))
+    grid = surface_density_grid(model.decoder, planes, 160, 3.0, Reporter().span("mesh", 0.0, 1.0))
     assert grid.exact_share > 0.9
-    fast = extract_mesh(model.synthesizer, planes, 160, 3.0, dense=False)
-    dense = extract_mesh(model.synthesizer, planes, 160, 3.0, dense=True)
+    fast = extract_mesh(model.decoder, planes, 160, 3.0, dense=False)
+    dense = extract_mesh(model.decoder, planes, 160, 3.0, dense=True)
     assert len(fast.faces) > 1000
     assert_same_mesh(fast, dense)
 
@@ -143,11 +145,11 @@ def test_fast_extraction_equals_dense_on_a_real_layout_object(resolution):
     """Real-layout weights shaped into one object: only a thin band round it is evaluated."""
     model = object_model(ModelConfig.from_dict(reduced("small")), seed=3)
     planes = real_layout_planes(model)
-    grid = surface_density_grid(model.synthesizer, planes, resolution, 3.0, Reporter().span("mesh", 0.0, 1.0))
+    grid = surface_density_grid(model.decoder, planes, resolution, 3.0, Reporter().span("mesh", 0.0, 1.0))
     assert grid.exact_share < 0.2 and min(grid.origin) > 0
     assert grid.exact_share == pytest.approx(grid.exact.sum() / resolution**3)
-    fast = extract_mesh(model.synthesizer, planes, resolution, 3.0, dense=False)
-    dense = extract_mesh(model.synthesizer, planes, resolution, 3.0, dense=True)
+    fast = extract_mesh(model.decoder, planes, resolution, 3.0, dense=False)
+    dense = extract_mesh(model.decoder, planes, resolution, 3.0, dense=True)
     assert len(fast.faces) > 10000
     assert_same_mesh(fast, dense)
 
@@ -156,8 +158,8 @@ def test_fast_extraction_equals_dense_on_a_real_layout_object(resolution):
 def test_surface_grid_classifies_every_point_like_the_dense_grid(model, planes, resolution):
     """Every point of the box is on its dense side; every point outside it is outside."""
     step = Reporter().span("mesh", 0.0, 1.0)
-    dense = dense_density_grid(model.synthesizer, planes, resolution, step).values
-    surface = surface_density_grid(model.synthesizer, planes, resolution, 3.0, step)
+    dense = dense_density_grid(model.decoder, planes, resolution, step).values
+    surface = surface_density_grid(model.decoder, planes, resolution, 3.0, step)
     box = tuple(slice(o, o + n) for o, n in zip(surface.origin, surface.values.shape))
     assert surface.exact_share == pytest.approx(surface.exact.sum() / resolution**3)
     np.testing.assert_array_equal(surface.values > 3.0, dense[box] > 3.0)

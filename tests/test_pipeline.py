@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from openlrm_blender.engine import STAGES, CancelToken, Cancelled, EmptyMeshError, EngineError, Options, pipeline
-from openlrm_blender.engine.pipeline import generate, pick_device, unload_models
-from openlrm_blender.engine.mesh import DensityGrid, marching_cubes
+from openlrm_blender.engine import STAGES, CancelToken, Cancelled, EmptyMeshError, EngineError, Options, runtime
+from openlrm_blender.engine.pipeline import generate
+from openlrm_blender.engine.runtime import pick_device, unload_models
+from openlrm_blender.engine.geometry.density_grid import DensityGrid
+from openlrm_blender.engine.geometry.extraction import marching_cubes
 
-from .conftest import TINY_GRID, TINY_SIZE
+from tests.conftest import TINY_GRID, TINY_SIZE
 
 
 def tiny_options(tiny_dir, **changes) -> Options:
@@ -82,8 +84,8 @@ def test_cancelled_before_start(tiny_dir):
 def test_models_are_cached_between_calls(tiny_dir, monkeypatch):
     unload_models()
     loads = []
-    real_load = pipeline.load_model
-    monkeypatch.setattr(pipeline, "load_model", lambda *args: loads.append(args) or real_load(*args))
+    real_load = runtime.load_model
+    monkeypatch.setattr(runtime, "load_model", lambda *args: loads.append(args) or real_load(*args))
     first = generate(tiny_dir / "input.png", tiny_options(tiny_dir))
     second = generate(tiny_dir / "input.png", tiny_options(tiny_dir))
     assert len(loads) == 1
@@ -106,10 +108,11 @@ def test_device_choice():
     [
         (dict(device="tpu"), "unknown device 'tpu'"),
         (dict(dtype="int8"), "unknown precision 'int8'"),
-        (dict(foreground_ratio=1.5), r"foreground ratio must be in \(0, 1\]"),
+        (dict(foreground_ratio=1.5), "foreground_ratio = 1.5 is out of range: use 0.05 to 1"),
         (dict(input_size=100), "input size must be a multiple of 14"),
-        (dict(resolution=4), "mesh resolution must be between 8 and 1024"),
-        (dict(camera_distance=0.0), "camera distance must be positive"),
+        (dict(resolution=4), "resolution = 4 is out of range: use 8 to 1024"),
+        (dict(camera_distance=0.0), "camera_distance = 0 is out of range: use 0.1 to 10"),
+        (dict(textured=True, texture_size=32), "texture_size = 32 is out of range: use 64 to 8192"),
     ],
 )
 def test_bad_options(tiny_dir, change, message):
@@ -123,12 +126,12 @@ def test_unpublished_width_needs_an_input_size(tiny_dir):
 
 
 def test_no_surface_is_a_clear_error_with_the_right_advice(tiny_dir):
-    """Everything below the threshold: lower it; everything above (a negative threshold): raise it."""
+    """Everything below the threshold: lower it; everything above (threshold 0: the density is positive): raise it."""
     message = r"no surface: the density never crosses the threshold {} on .+ \(it ranges .+\); try a {} threshold$"
     with pytest.raises(EmptyMeshError, match=message.format(50, "lower")):
         generate(tiny_dir / "input.png", tiny_options(tiny_dir, threshold=50.0))
-    with pytest.raises(EmptyMeshError, match=message.format(-1, "higher")):
-        generate(tiny_dir / "input.png", tiny_options(tiny_dir, threshold=-1.0))
+    with pytest.raises(EmptyMeshError, match=message.format(0, "higher")):
+        generate(tiny_dir / "input.png", tiny_options(tiny_dir, threshold=0.0))
 
 
 def whole_grid(values: np.ndarray) -> DensityGrid:
@@ -157,11 +160,11 @@ def test_frame_is_the_specs(tiny_dir):
 def test_bfloat16_is_close_to_float32_and_never_nan(tiny_dir):
     """Reduced precision changes the result a little, and sampling stays finite (PyTorch's
     bfloat16 CPU sampler gives NaN at some points; sampling runs in float32)."""
-    from openlrm_blender.engine.triplane import sample_planes
+    from openlrm_blender.engine.models.openlrm.triplane import sample_planes
 
     exact = generate(tiny_dir / "input.png", tiny_options(tiny_dir, resolution=64))
     reduced = generate(tiny_dir / "input.png", tiny_options(tiny_dir, resolution=64, dtype="bfloat16"))
-    assert np.isfinite(reduced.mesh.vertices).all() and np.isfinite(reduced.mesh.colors).all()
+    assert np.isfinite(reduced.mesh.vertices).all() and np.isfinite(reduced.mesh.colours).all()
     assert abs(len(reduced.mesh.faces) - len(exact.mesh.faces)) < 0.2 * len(exact.mesh.faces)
     # Channels last, as the upsampler leaves them: the layout where the NaNs appeared.
     planes = torch.randn(1, 3, 64, 64, 32, generator=torch.Generator().manual_seed(0)).bfloat16()

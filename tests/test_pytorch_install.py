@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from openlrm_blender import pytorch_install
-from openlrm_blender.pytorch_install import Install
+from openlrm_blender.jobs import pytorch_install
+from openlrm_blender.jobs.pytorch_install import Install
 
-from .wheel_index import FolderServer, make_index, torch_index, torch_wheels  # noqa: F401  (a fixture)
+from tests.support.wheel_index import FolderServer, make_index, torch_index, torch_wheels  # noqa: F401  (a fixture)
 
 
 @pytest.fixture

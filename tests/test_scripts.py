@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from .conftest import REPO
+from tests.conftest import REPO
 
 
 def source_venv(tmp_path, version: str, requirements: str = "requirements-test.txt") -> subprocess.CompletedProcess:

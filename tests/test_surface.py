@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 
 from openlrm_blender.engine import Mesh, Options
-from openlrm_blender.engine.bake import bake_texture, dilate, texel_points
-from openlrm_blender.engine.cleanup import remove_small_pieces, taubin_smooth
-from openlrm_blender.engine.export import write_mesh
-from openlrm_blender.engine.gltf import glb_bytes
-from openlrm_blender.engine.simplify import simplify
-from openlrm_blender.engine.uv import unwrap
+from openlrm_blender.engine.surface.bake import bake_texture, dilate, texel_points
+from openlrm_blender.engine.surface.cleanup import remove_small_pieces, taubin_smooth
+from openlrm_blender.engine.export.mesh_files import write_mesh
+from openlrm_blender.engine.export.gltf import glb_bytes
+from openlrm_blender.engine.surface.simplify import simplify
+from openlrm_blender.engine.surface.uv import unwrap
 
-from .conftest import TINY_SIZE
+from tests.conftest import TINY_SIZE
 
 
 def sphere(radius: float = 1.0, centre=(0.0, 0.0, 0.0), steps: int = 24) -> tuple[np.ndarray, np.ndarray]:
@@ -114,13 +114,13 @@ def textured(tiny_dir):
 
     common = dict(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=48, recenter=False, min_piece=0.01)
     plain = generate(tiny_dir / "input.png", Options(**common)).mesh
-    baked = generate(tiny_dir / "input.png", Options(**common, texture_size=1024)).mesh
+    baked = generate(tiny_dir / "input.png", Options(**common, textured=True, texture_size=1024)).mesh
     return plain, baked
 
 
 def test_the_texture_at_each_vertex_is_its_vertex_colour(textured):
     _, baked = textured
-    difference = np.abs(bilinear(baked.texture, baked.uvs) - baked.colors_u8.astype(np.float64))
+    difference = np.abs(bilinear(baked.texture, baked.uvs) - baked.colours_u8.astype(np.float64))
     print(f"texture against vertex colours: median {np.median(difference):.2f}/255, 95th percentile {np.percentile(difference, 95):.1f}")
     assert np.median(difference) <= 6
 
@@ -197,7 +197,7 @@ def test_simplified_glb_from_the_command_line(tiny_dir, tmp_path):
 
     output = tmp_path / "light.glb"
     arguments = [str(tiny_dir / "input.png"), "-o", str(output), "--weights", str(tiny_dir), "--input-size", "56"]
-    assert main([*arguments, "--grid", "48", "--no-recenter", "--faces", "2000", "--texture-size", "256", "-q"]) == 0
+    assert main([*arguments, "--resolution", "48", "--no-recenter", "--faces", "2000", "--texture-size", "256", "-q"]) == 0
     document, binary = read_glb(output.read_bytes())
     primitive = document["meshes"][0]["primitives"][0]
     assert document["accessors"][primitive["indices"]]["count"] <= 3 * 2000
@@ -217,7 +217,7 @@ def test_the_surface_stage_reports_its_steps_in_order(tiny_dir):
     from openlrm_blender.engine.pipeline import generate
 
     reports = []
-    options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=32, recenter=False, faces=2000, texture_size=128)
+    options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=32, recenter=False, faces=2000, textured=True, texture_size=128)
     generate(tiny_dir / "input.png", options, progress=lambda *report: reports.append(report))
     fractions = [fraction for stage, fraction, _ in reports if stage == "surface"]
     messages = [message for stage, _, message in reports if stage == "surface"]

@@ -16,7 +16,7 @@ pytest.importorskip("bpy", reason="Blender as a Python module (bpy==4.2.*) is in
 
 from openlrm_blender.engine import torch_available  # noqa: E402
 
-from .conftest import REPO, reduced  # noqa: E402
+from tests.conftest import REPO, reduced  # noqa: E402
 
 SCRIPT = REPO / "tests" / "blender_scripts" / "survive_check.py"
 
@@ -58,7 +58,7 @@ def test_the_system_killing_the_model_for_memory_leaves_blender_and_the_scene(tm
     try:
         call = {"filepath": str(REPO / "examples" / "tiny" / "input.png")}
         report = run_blender(
-            "tests.fake_engines:hog",
+            "tests.support.fake_engines:hog",
             {"limit_mb": 8192},
             call,
             lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
@@ -77,7 +77,7 @@ def test_the_system_killing_the_model_for_memory_leaves_blender_and_the_scene(tm
 def test_the_real_pipeline_past_an_address_space_cap_leaves_blender_and_the_scene(tmp_path):
     """A grid of 1024 on a model whose field is dense everywhere needs over 4 GB at once; under
     a 3.5 GB address-space cap PyTorch's allocation fails in the worker."""
-    from openlrm_blender.engine.random_model import save_random_model
+    from tests.support.random_models import save_random_model
 
     model = save_random_model(tmp_path / "model", reduced("small"), seed=3)
     call = {

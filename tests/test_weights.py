@@ -17,12 +17,19 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from openlrm_blender.engine import WeightsError
-from openlrm_blender.engine.config import ModelConfig
-from openlrm_blender.engine.model import OpenLRM
-from openlrm_blender.engine.random_model import PUBLISHED_CONFIGS
-from openlrm_blender.engine.weights import download_model, load_model, repo_id_for, resolve_model_dir
+from openlrm_blender.engine.errors import Offline
+from openlrm_blender.engine.models.openlrm.config import ModelConfig
+from openlrm_blender.engine.models.openlrm.model import OpenLRM
+from tests.support.random_models import PUBLISHED_CONFIGS
+from openlrm_blender.engine.models.openlrm.weights import (
+    download_model,
+    load_model,
+    published_state,
+    repo_id_for,
+    resolve_model_dir,
+)
 
-from .conftest import REPO, SPEC, TINY_GRID, TINY_SIZE
+from tests.conftest import REPO, SPEC, TINY_GRID, TINY_SIZE
 
 
 def read_key_table(size: str) -> dict[str, tuple[int, ...]]:
@@ -41,7 +48,7 @@ def test_state_dict_layout_matches_real_weights(size):
     """Full-size models (built on the meta device) have exactly the published keys and shapes."""
     with torch.device("meta"):
         model = OpenLRM(ModelConfig.from_dict(PUBLISHED_CONFIGS[size]))
-    ours = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    ours = {key: tuple(value.shape) for key, value in published_state(model).items()}
     assert ours == read_key_table(size)
 
 
@@ -57,7 +64,7 @@ def test_cross_attention_layouts(small_model_dir, base_model_dir):
 
 def test_packed_and_separate_cross_attention_agree():
     """The packed weight split into q/k/v gives the same attention as the separate layout."""
-    from openlrm_blender.engine.transformer import MultiHeadAttention
+    from openlrm_blender.engine.models.openlrm.transformer import MultiHeadAttention
 
     torch.manual_seed(0)
     packed = MultiHeadAttention(64, 4)
@@ -103,7 +110,7 @@ def test_hub_cache_offline(tmp_path, small_model_dir, monkeypatch):
 
 def test_hub_cache_offline_nothing_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(WeightsError, match=r"openlrm-obj-base-1.1/config.json: not in the Hugging Face cache .*downloads are off \(Blender.s Allow Online Access, --offline or HF_HUB_OFFLINE\)"):
+    with pytest.raises(Offline, match=r"openlrm-obj-base-1.1/config.json: not in the Hugging Face cache .*downloads are off \(Blender.s Allow Online Access, --offline or HF_HUB_OFFLINE\)"):
         resolve_model_dir("openlrm-obj-base-1.1", cache_dir=tmp_path / "empty")
 
 
@@ -114,7 +121,7 @@ def test_hub_cache_via_hf_home_in_a_fresh_process(tmp_path, tiny_dir):
     env.pop("HF_HUB_CACHE", None)
     out = tmp_path / "tiny.ply"
     command = [sys.executable, "-m", "openlrm_blender.engine", str(tiny_dir / "input.png"), "-o", str(out)]
-    command += ["--model", "someone/tiny-lrm", "--input-size", str(TINY_SIZE), "--grid", str(TINY_GRID), "-q"]
+    command += ["--model", "someone/tiny-lrm", "--input-size", str(TINY_SIZE), "--resolution", str(TINY_GRID), "-q"]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert out.stat().st_size > 0
@@ -172,7 +179,7 @@ def test_download_through_the_hub_client(tmp_path, tiny_dir):
             env.pop(name, None)
         out = tmp_path / "tiny.ply"
         command = [sys.executable, "-m", "openlrm_blender.engine", str(tiny_dir / "input.png"), "-o", str(out)]
-        command += ["--model", "someone/tiny-lrm", "--input-size", str(TINY_SIZE), "--grid", str(TINY_GRID)]
+        command += ["--model", "someone/tiny-lrm", "--input-size", str(TINY_SIZE), "--resolution", str(TINY_GRID)]
         done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     finally:
         server.shutdown()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from openlrm_blender import pytorch_install, windows_paths
-from openlrm_blender.windows_paths import deepest, too_long, unpack_problem, windows_length, written_paths
+from openlrm_blender.jobs import pytorch_install, windows_paths
+from openlrm_blender.jobs.windows_paths import deepest, too_long, unpack_problem, windows_length, written_paths
 
 
 @pytest.fixture

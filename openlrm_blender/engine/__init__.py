@@ -5,16 +5,8 @@ this package loads no PyTorch (enabling the add-on stays fast, and works where P
 is missing); ``engine.pipeline.generate`` and the model modules do.
 """
 
-from .config import DEFAULT_MODEL, PUBLISHED_MODELS
-from .errors import (
-    BackgroundModelError,
-    Cancelled,
-    EmptyMeshError,
-    EngineError,
-    ImageError,
-    PyTorchMissing,
-    WeightsError,
-)
+from .models.openlrm.config import DEFAULT_MODEL, PUBLISHED_MODELS
+from .errors import BackgroundModelError, Cancelled, EmptyMeshError, EngineError, ImageError, PyTorchMissing, WeightsError
 from .options import DEVICES, PRECISIONS, Options
 from .progress import STAGES, CancelToken, ProgressCallback
 from .pytorch import missing_torch_message, require_torch, torch_available

@@ -6,16 +6,37 @@ import argparse
 import sys
 from pathlib import Path
 
-from .background import DEFAULT_MODEL as BACKGROUND_DEFAULT
-from .background import MODELS as BACKGROUND_MODELS
+from .input.background import DEFAULT_MODEL as BACKGROUND_DEFAULT
+from .input.background import MODELS as BACKGROUND_MODELS
 from .errors import EngineError, out_of_memory_message
-from .export import FORMATS, check_writable, write_mesh
-from .image_source import MAX_MEGAPIXELS, open_image
-from .config import DEFAULT_MODEL, PUBLISHED_MODELS
-from .options import DEVICES, PRECISIONS, Options
+from .export.mesh_files import FORMATS, check_writable, write_mesh
+from .input.read import open_image
+from .models.openlrm.config import DEFAULT_MODEL, PUBLISHED_MODELS
+from .options import DEVICES, PRECISIONS, SETTINGS, Options, Setting
 from .pipeline import generate
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+# The table's settings, grouped as --help shows them; the surface steps come after marching cubes.
+RECIPE = ("resolution", "threshold", "dense", "remove_background", "recenter", "foreground_ratio", "input_size",
+          "camera_distance", "max_megapixels")  # fmt: skip
+SURFACE = ("textured", "texture_size", "faces", "min_piece", "smooth_iterations")
+
+
+def add_setting(group: argparse._ActionsContainer, setting: Setting) -> None:
+    """One of ``options.SETTINGS`` as an argument: its flags, default, range and help."""
+    if isinstance(setting.default, bool):
+        action = "store_false" if setting.default else "store_true"
+        group.add_argument(*setting.command_line_flags, dest=setting.name, action=action, help=setting.help)
+        return
+    group.add_argument(
+        *setting.command_line_flags,
+        dest=setting.name,
+        type=type(setting.default),
+        default=setting.default,
+        help=f"{setting.help} ({setting.minimum:g} to {setting.maximum:g}; default {setting.default:g})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,10 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", help="Hugging Face token (default: HF_TOKEN or the saved login)")
     parser.add_argument("--cache-dir", type=Path, help="Hugging Face cache folder (default: HF_HUB_CACHE / HF_HOME)")
     parser.add_argument("--offline", action="store_true", default=None, help="use only the Hugging Face cache")
-    parser.add_argument("--grid", type=int, default=384, help="marching-cubes grid points per axis (default 384)")
-    parser.add_argument("--threshold", type=float, default=3.0, help="density threshold (default 3.0)")
-    parser.add_argument("--dense", action="store_true", help="evaluate the density on every grid point (published recipe; slow)")
-    parser.add_argument("--no-remove-bg", action="store_true", help="do not remove the background")
     parser.add_argument(
         "--background-model",
         default=BACKGROUND_DEFAULT,
@@ -45,26 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"one of rembg's models ({', '.join(BACKGROUND_MODELS)}; downloaded on first use into rembg's folder) "
         f"or an .onnx file (default: {BACKGROUND_DEFAULT})",
     )
-    parser.add_argument("--no-recenter", action="store_true", help="do not crop and recentre the object")
-    parser.add_argument("--foreground-ratio", type=float, default=0.8, help="object size in the recentred image (default 0.8)")
-    parser.add_argument("--input-size", type=int, default=0, help="model input size in pixels (default: the model's published size)")
-    parser.add_argument("--camera-distance", type=float, default=2.0, help="source camera distance (default 2.0)")
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--dtype", choices=list(PRECISIONS), default="float32", help="precision of the model (default float32)")
-    parser.add_argument(
-        "--max-megapixels",
-        type=float,
-        default=MAX_MEGAPIXELS,
-        help=f"refuse larger image files before decoding them (default {MAX_MEGAPIXELS:g})",
-    )
-    surface = parser.add_argument_group("surface", "after marching cubes; GLB output is always textured")
-    surface.add_argument("--textured", action="store_true", help="UV-unwrap and bake a colour texture (OBJ: .mtl and .png)")
-    surface.add_argument("--texture-size", type=int, default=1024, help="texture pixels per side (default 1024)")
-    surface.add_argument("--faces", type=int, default=0, help="simplify to about this many faces (default 0: keep all)")
-    surface.add_argument(
-        "--min-piece", type=float, default=0.0, help="drop pieces with less than this share of the faces (e.g. 0.01)"
-    )
-    surface.add_argument("--smooth", type=int, default=0, help="Taubin smoothing iterations (default 0)")
+    for name in RECIPE:
+        add_setting(parser, SETTINGS[name])
+    surface = parser.add_argument_group("surface", "after marching cubes; GLB output is always textured (OBJ: .mtl and .png)")
+    for name in SURFACE:
+        add_setting(surface, SETTINGS[name])
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -133,7 +137,6 @@ def _naming(image: Path, message: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     suffix = f".{args.format}" if args.format else (args.output.suffix.lower() or ".ply")
-    textured = args.textured or suffix == ".glb"
     options = Options(
         model=args.model,
         weights_dir=args.weights,
@@ -143,21 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         offline=args.offline,
         device=args.device,
         dtype=args.dtype,
-        remove_background=not args.no_remove_bg,
         background_model=args.background_model,
-        recenter=not args.no_recenter,
-        foreground_ratio=args.foreground_ratio,
-        input_size=args.input_size,
-        camera_distance=args.camera_distance,
-        resolution=args.grid,
-        threshold=args.threshold,
-        dense=args.dense,
-        max_megapixels=args.max_megapixels,
-        min_piece=args.min_piece,
-        smooth=args.smooth,
-        faces=args.faces,
-        texture_size=args.texture_size if textured else 0,
+        **{name: getattr(args, name) for name in (*RECIPE, *SURFACE)},
     )
+    options.textured = options.textured or suffix == ".glb"
     try:
         options.validate()
         jobs = plan_outputs(args.image, args.output, args.format)
@@ -165,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    failures = check_images(jobs, args.max_megapixels)
+    failures = check_images(jobs, options.max_megapixels)
     for image, output in jobs:
         if image in failures:
             continue

@@ -1,7 +1,9 @@
 """Errors the engine raises on purpose, and the one sentence for running out of memory.
 
 Every message is one line that names the file or value at fault, so the Blender
-add-on can show it in the status bar as it is.
+add-on can show it in the status bar as it is. Errors cross the process boundary as
+their kind (the class name) and message, so the add-on tells them apart by kind, never
+by their words.
 """
 
 from __future__ import annotations
@@ -37,6 +39,42 @@ class Cancelled(EngineError):
 
 class PyTorchMissing(EngineError):
     """No PyTorch can be imported: the model cannot run."""
+
+
+class Offline(EngineError):
+    """Something must be downloaded, and downloads are off."""
+
+
+class DownloadError(EngineError):
+    """A file could not be downloaded, or came corrupt."""
+
+
+class OutOfMemory(EngineError):
+    """A run needed more memory than was free."""
+
+
+class ModelProcessLost(EngineError):
+    """The model's worker process ended without an answer (a native crash)."""
+
+
+class InternalError(EngineError):
+    """A bug: an exception the engine did not raise on purpose."""
+
+
+def kind_of(error: EngineError) -> str:
+    return type(error).__name__
+
+
+def _kinds(base: type[EngineError]) -> dict[str, type[EngineError]]:
+    found = {base.__name__: base}
+    for subclass in base.__subclasses__():
+        found.update(_kinds(subclass))
+    return found
+
+
+def error_of_kind(kind: str, message: str) -> EngineError:
+    """The error a message of this kind stands for (an unknown kind: a plain EngineError)."""
+    return _kinds(EngineError).get(kind, EngineError)(message)
 
 
 def out_of_memory_message(error: BaseException) -> str | None:

@@ -1,18 +1,81 @@
-"""What a run is asked to do: the model, the device and every setting of the recipe."""
+"""What a run is asked to do: the model, the device and every setting of the recipe.
+
+``SETTINGS`` is the one table of the settings people choose: their defaults, valid ranges
+and words. ``Options`` takes its defaults from it, ``Options.validate`` its ranges, the
+command line its arguments (``cli``) and Blender its operator and sidebar properties
+(``addon.properties``), so the same number means the same everywhere.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import background
-from .config import DEFAULT_MODEL
 from .errors import EngineError
-from .image_source import MAX_MEGAPIXELS
+from .input import background
+from .input.read import MAX_MEGAPIXELS
+from .models.openlrm.config import DEFAULT_MODEL
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("float32", "bfloat16", "float16")  # torch dtype names
 _PATHS = ("weights_dir", "cache_dir")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting people choose, the same in the operator, the sidebar and the command line."""
+
+    name: str  # the Options field, the operator's property
+    default: bool | int | float
+    label: str  # Blender's
+    help: str  # Blender's tooltip and the command line's help
+    minimum: float | None = None  # valid range, both ends included
+    maximum: float | None = None
+    flags: tuple[str, ...] = ()  # the command line's (default: --name-with-dashes; a bool: what flips it)
+    blender_default: bool | int | float | None = None  # where Blender's sidebar starts elsewhere
+
+    @property
+    def command_line_flags(self) -> tuple[str, ...]:
+        if self.flags:
+            return self.flags
+        dashed = self.name.replace("_", "-")
+        return (f"--no-{dashed}",) if self.default is True else (f"--{dashed}",)
+
+    def check(self, value: float) -> None:
+        if self.minimum is not None and not self.minimum <= value <= self.maximum:
+            raise EngineError(f"{self.name} = {value:g} is out of range: use {self.minimum:g} to {self.maximum:g}")
+
+
+SETTINGS = {
+    setting.name: setting
+    for setting in (
+        Setting("remove_background", True, "Remove Background", "Cut the object out when the image has no "
+                "transparency", flags=("--no-remove-bg",)),
+        Setting("recenter", True, "Recenter", "Crop the object and centre it on a square canvas"),
+        Setting("foreground_ratio", 0.8, "Foreground Ratio", "The object's size in the recentred image", 0.05, 1.0),
+        Setting("input_size", 0, "Input Size", "Model input pixels, a multiple of 14 (0: the model's published "
+                "size)", 0, 1008),
+        Setting("camera_distance", 2.0, "Camera Distance", "The source camera's distance from the object", 0.1, 10.0),
+        Setting("resolution", 384, "Mesh Resolution", "Marching-cubes grid points per axis", 8, 1024,
+                flags=("--resolution", "--grid")),
+        Setting("threshold", 3.0, "Density Threshold", "The density at which the surface lies", 0.0, 100.0),
+        Setting("dense", False, "Dense", "Evaluate the density on every grid point (the published recipe; slow)"),
+        Setting("min_piece", 0.0, "Smallest Piece", "Drop disconnected pieces with less than this share of the "
+                "faces", 0.0, 0.99),
+        Setting("smooth_iterations", 0, "Smoothing Iterations", "Taubin smoothing iterations", 0, 100,
+                flags=("--smooth-iterations", "--smooth")),
+        Setting("textured", False, "Textured", "UV-unwrap and bake a colour texture"),
+        Setting("faces", 0, "Faces", "Simplify to about this many faces (0: keep every face)", 0, 10_000_000,
+                blender_default=50_000),
+        Setting("texture_size", 1024, "Texture Size", "Texture pixels per side", 64, 8192),
+        Setting("max_megapixels", MAX_MEGAPIXELS, "Megapixel Limit", "Refuse larger image files before decoding "
+                "them", 0.01, 10_000.0),
+    )
+}  # fmt: skip
+
+
+def _default(name: str):
+    return field(default=SETTINGS[name].default)
 
 
 @dataclass
@@ -27,21 +90,22 @@ class Options:
     offline: bool | None = None  # None: huggingface_hub's own setting (HF_HUB_OFFLINE)
     device: str = "auto"
     dtype: str = "float32"
-    remove_background: bool = True
+    remove_background: bool = _default("remove_background")
     background_model: str = background.DEFAULT_MODEL  # a name of background.MODELS, or an .onnx file
-    recenter: bool = True
-    foreground_ratio: float = 0.8
-    input_size: int = 0  # 0: the model's published size
-    camera_distance: float = 2.0
-    resolution: int = 384
-    threshold: float = 3.0
-    dense: bool = False
-    max_megapixels: float = MAX_MEGAPIXELS  # larger image files are refused before decoding
-    # After marching cubes, each optional (0: off):
-    min_piece: float = 0.0  # drop disconnected pieces with less than this share of the faces
-    smooth: int = 0  # Taubin smoothing iterations
-    faces: int = 0  # simplify to about this many faces
-    texture_size: int = 0  # UV-unwrap and bake a square colour texture of this many pixels
+    recenter: bool = _default("recenter")
+    foreground_ratio: float = _default("foreground_ratio")
+    input_size: int = _default("input_size")  # 0: the model's published size
+    camera_distance: float = _default("camera_distance")
+    resolution: int = _default("resolution")
+    threshold: float = _default("threshold")
+    dense: bool = _default("dense")
+    max_megapixels: float = _default("max_megapixels")  # larger image files are refused before decoding
+    # After marching cubes, each optional (0 / False: off):
+    min_piece: float = _default("min_piece")  # drop disconnected pieces with less than this share of the faces
+    smooth_iterations: int = _default("smooth_iterations")  # Taubin smoothing
+    faces: int = _default("faces")  # simplify to about this many faces
+    textured: bool = _default("textured")  # UV-unwrap and bake a square colour texture ...
+    texture_size: int = _default("texture_size")  # ... of this many pixels
 
     def to_fields(self) -> dict:
         """Plain values (paths as text), to send to the worker process."""
@@ -51,24 +115,17 @@ class Options:
     def from_fields(cls, fields: dict) -> Options:
         return cls(**{name: Path(value) if name in _PATHS and value is not None else value for name, value in fields.items()})
 
+    @property
+    def finishes_surface(self) -> bool:
+        """Whether any step after marching cubes is asked for."""
+        return bool(self.min_piece or self.smooth_iterations or self.faces or self.textured)
+
     def validate(self) -> None:
         if self.device not in DEVICES:
             raise EngineError(f"unknown device {self.device!r}: use one of {', '.join(DEVICES)}")
         if self.dtype not in PRECISIONS:
             raise EngineError(f"unknown precision {self.dtype!r}: use one of {', '.join(PRECISIONS)}")
-        if not 0.0 < self.foreground_ratio <= 1.0:
-            raise EngineError(f"foreground ratio must be in (0, 1], got {self.foreground_ratio}")
-        if self.input_size < 0 or (self.input_size and self.input_size % 14):
+        for setting in SETTINGS.values():
+            setting.check(getattr(self, setting.name))
+        if self.input_size % 14:
             raise EngineError(f"input size must be a multiple of 14 (or 0 for the model's own), got {self.input_size}")
-        if not 8 <= self.resolution <= 1024:
-            raise EngineError(f"mesh resolution must be between 8 and 1024, got {self.resolution}")
-        if self.max_megapixels <= 0:
-            raise EngineError(f"the image size limit must be positive, got {self.max_megapixels} megapixels")
-        if not 0.0 <= self.min_piece < 1.0:
-            raise EngineError(f"the smallest piece kept must be a share in [0, 1), got {self.min_piece}")
-        if self.smooth < 0 or self.faces < 0:
-            raise EngineError(f"smoothing and the face count cannot be negative, got {self.smooth} and {self.faces}")
-        if self.texture_size and not 64 <= self.texture_size <= 8192:
-            raise EngineError(f"texture size must be 0 (vertex colours) or 64 to 8192 pixels, got {self.texture_size}")
-        if self.camera_distance <= 0:
-            raise EngineError(f"camera distance must be positive, got {self.camera_distance}")

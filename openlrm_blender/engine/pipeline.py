@@ -2,76 +2,25 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
-
+import numpy as np
 import torch
 
-import numpy as np
-
-from .bake import bake_texture
-from .background import get_background_remover
-from .camera import source_camera
+from .surface.bake import bake_texture
+from .input.background import get_background_remover
+from .models.openlrm.camera import source_camera
 from .errors import EngineError
-from .image import ImageSource, has_mask, prepare_image
-from .image_source import read_rgba
-from .cleanup import remove_small_pieces, taubin_smooth
-from .mesh import extract_mesh, vertex_colours
-from .model import OpenLRM
+from .input.prepare import has_mask, prepare_image
+from .input.read import ImageSource, read_rgba
+from .surface.cleanup import remove_small_pieces, taubin_smooth
+from .geometry.extraction import extract_mesh, vertex_colours
+from .models.openlrm.model import OpenLRM
+from .options import Options
 from .progress import CancelToken, ProgressCallback, Reporter, StepCallback, Stopwatch
-from .options import PRECISIONS, Options
 from .result import Mesh, Result
-from .simplify import simplify
-from .uv import unwrap
-from .weights import load_model, offline_default, resolve_model_dir
-
-DTYPES = {name: getattr(torch, name) for name in PRECISIONS}
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """CUDA, then Apple MPS, then CPU for "auto"; a named device must be there."""
-    cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if name == "auto":
-        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
-    if name == "cuda" and not cuda:
-        raise EngineError(f"CUDA was asked for but this PyTorch ({torch.__version__}) sees no CUDA GPU")
-    if name == "mps" and not mps:
-        raise EngineError(f"Apple MPS was asked for but this PyTorch ({torch.__version__}) cannot use it here")
-    return torch.device(name)
-
-
-def torch_summary() -> str:
-    """Which PyTorch runs the model and what it can use, for people to read."""
-    devices = ["CPU"]
-    if torch.cuda.is_available():
-        devices.append(f"CUDA {torch.version.cuda}")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        devices.append("MPS")
-    return f"PyTorch {torch.__version__} ({', '.join(devices)}) from {Path(torch.__file__).parent}"
-
-
-_models: dict[tuple[Path, str, str], OpenLRM] = {}
-_models_lock = threading.Lock()
-
-
-def get_model(folder: Path, device: torch.device, dtype: str) -> OpenLRM:
-    """The loaded model for these files, device and precision, loading it once."""
-    key = (folder.resolve(), str(device), dtype)
-    with _models_lock:
-        if key not in _models:
-            _models.clear()  # one model at a time: they are large
-            _models[key] = load_model(folder, device, DTYPES[dtype])
-        return _models[key]
-
-
-def unload_models() -> None:
-    """Free the cached models' memory."""
-    with _models_lock:
-        _models.clear()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
+from .runtime import DTYPES, get_model, pick_device
+from .surface.simplify import simplify
+from .surface.uv import unwrap
+from .models.openlrm.weights import offline_default, resolve_model_dir
 
 def published_input_size(model: OpenLRM) -> int:
     size = model.config.published_input_size
@@ -91,7 +40,7 @@ def finish_surface(
     stopwatch = Stopwatch(timings)
     report("surface", 0.0, "removing small pieces")
     vertices, faces, kept = remove_small_pieces(mesh.vertices, mesh.faces, options.min_piece)
-    vertices = taubin_smooth(vertices, faces, options.smooth)
+    vertices = taubin_smooth(vertices, faces, options.smooth_iterations)
     stopwatch.lap("cleanup")
     report("surface", 0.1, f"simplifying {len(faces):,} faces to {options.faces:,}" if options.faces else "")
     simplified = simplify(vertices, faces, options.faces)
@@ -103,9 +52,9 @@ def finish_surface(
         return vertex_colours(decoder, planes, points, step)
 
     # Vertices that moved are coloured anew; a textured mesh keeps them too (a PLY, the viewport).
-    colours = colour_at(vertices, report.span("surface", 0.2, 0.3)) if moved or options.smooth else mesh.colors[kept]
-    if not options.texture_size:
-        return Mesh(vertices=vertices, faces=faces, colors=colours)
+    colours = colour_at(vertices, report.span("surface", 0.2, 0.3)) if moved or options.smooth_iterations else mesh.colours[kept]
+    if not options.textured:
+        return Mesh(vertices=vertices, faces=faces, colours=colours)
     report("surface", 0.3, "unwrapping UVs")
     unwrapped = unwrap(vertices, faces, options.texture_size)
     stopwatch.lap("unwrap")
@@ -173,7 +122,7 @@ def generate(
 
     size = options.input_size or published_input_size(model)
     report("preprocess", 0.0, "preparing the image")
-    pixels = prepare_image(rgba, size, remover, options.recenter, options.foreground_ratio, options.max_megapixels)
+    pixels = prepare_image(rgba, size, remover, options.recenter, options.foreground_ratio)
     report("preprocess", 1.0, "image ready")
     stopwatch.lap("preprocess")
 
@@ -186,10 +135,10 @@ def generate(
     )
     stopwatch.lap("encode")
 
-    mesh = extract_mesh(model.synthesizer, planes, options.resolution, options.threshold, options.dense, report, timings)
+    mesh = extract_mesh(model.decoder, planes, options.resolution, options.threshold, options.dense, report, timings)
     stopwatch.lap("mesh")
-    if options.min_piece or options.smooth or options.faces or options.texture_size:
-        mesh = finish_surface(mesh, options, model.synthesizer, planes, report, timings)
+    if options.finishes_surface:
+        mesh = finish_surface(mesh, options, model.decoder, planes, report, timings)
         stopwatch.lap("surface")
     timings["total"] = stopwatch.total()
     return Result(mesh=mesh, model_dir=folder, device=str(device), timings=timings)

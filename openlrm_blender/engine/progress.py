@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .errors import Cancelled
 
@@ -13,7 +14,39 @@ ProgressCallback = Callable[[str, float, str], None]
 # fraction of one step done (0..1), message: what a step of a stage reports
 StepCallback = Callable[[float, str], None]
 
-STAGES = ("model", "preprocess", "encode", "mesh", "surface")  # "surface" only when asked for
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str  # what progress reports carry
+    label: str  # what people read
+    share: float  # of one progress bar over the whole run
+
+
+# Every stage of a run, in order: one vocabulary for the engine, the add-on's job and the
+# tests. "startup" is the worker's PyTorch import (a fresh worker only), "surface" runs
+# only when asked for, and "import" is Blender making the object.
+RUN_STAGES = (
+    Stage("startup", "Loading PyTorch", 0.05),
+    Stage("model", "Getting the model", 0.10),
+    Stage("preprocess", "Preparing image", 0.05),
+    Stage("encode", "Encoding", 0.35),
+    Stage("mesh", "Building mesh", 0.35),
+    Stage("surface", "Finishing the surface", 0.05),
+    Stage("import", "Importing", 0.05),
+)
+STAGE = {stage.name: stage for stage in RUN_STAGES}
+STAGES = ("model", "preprocess", "encode", "mesh", "surface")  # the engine's own, in order
+
+
+def overall_fraction(stage: str, fraction: float) -> float:
+    """Position on one bar for the whole run, from a stage and the fraction done within it."""
+    done = 0.0
+    for each in RUN_STAGES:
+        if each.name == stage:
+            return done + each.share * fraction
+        done += each.share
+    return done
 
 
 class CancelToken:

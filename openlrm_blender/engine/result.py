@@ -17,13 +17,13 @@ def to_u8(colours: np.ndarray) -> np.ndarray:
 class Mesh:
     vertices: np.ndarray  # float32 (V, 3), x right, y away from the input camera, z up
     faces: np.ndarray  # int32 (F, 3), counter-clockwise seen from outside
-    colors: np.ndarray  # float32 (V, 3), sRGB values in [0, 1] as the model produced them
+    colours: np.ndarray  # float32 (V, 3), sRGB values in [0, 1] as the model produced them
     uvs: np.ndarray | None = None  # float32 (V, 2) in [0, 1], v up, when textured
     texture: np.ndarray | None = None  # uint8 (S, S, 3) sRGB, row 0 at the top, when textured
 
     @property
-    def colors_u8(self) -> np.ndarray:
-        return to_u8(self.colors)
+    def colours_u8(self) -> np.ndarray:
+        return to_u8(self.colours)
 
     @property
     def textured(self) -> bool:

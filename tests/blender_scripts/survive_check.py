@@ -15,12 +15,13 @@ import addon_utils  # noqa: E402  (importable once bpy is)
 
 target, engine_arguments, call = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 addon_utils.enable("openlrm_blender", default_set=True, handle_error=None)
-from openlrm_blender import job, operators  # noqa: E402
+from openlrm_blender.addon.state import Runtime  # noqa: E402
+from openlrm_blender.jobs.job import Engine  # noqa: E402
 
 bpy.ops.mesh.primitive_cube_add()
 bpy.context.object.name = "Keep"
 before = sorted(bpy.data.objects.keys()), sorted(bpy.data.meshes.keys())
-operators.Runtime.engine = job.Engine(None if target == "-" else target, engine_arguments)
+Runtime.engine = Engine(None if target == "-" else target, engine_arguments)
 report = {}
 try:
     report["first"] = sorted(bpy.ops.openlrm.image_to_3d(**call))
@@ -30,7 +31,7 @@ except RuntimeError as error:  # the operator's error report
 report["scene_unchanged"] = (sorted(bpy.data.objects.keys()), sorted(bpy.data.meshes.keys())) == before
 report["torch_in_blender"] = "torch" in sys.modules
 # Blender is alive and the add-on still works: a second run, in a new worker.
-operators.Runtime.engine = job.Engine("tests.fake_engines:slow")
+Runtime.engine = Engine("tests.support.fake_engines:slow")
 report["second"] = sorted(bpy.ops.openlrm.image_to_3d(**call))
 report["objects_after_second"] = sorted(bpy.data.objects.keys())
 print("RESULT " + json.dumps(report), flush=True)

@@ -36,7 +36,7 @@ def generate_in_a_new_blender() -> list[str]:
 report = {}
 bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
 module = next(name for name in bpy.context.preferences.addons.keys() if name.endswith(".openlrm_blender"))
-preferences = sys.modules[module + ".preferences"]
+preferences = sys.modules[module + ".addon.preferences"]
 report["before"] = preferences.torch_in_use()
 bpy.context.preferences.system.use_online_access = False
 try:

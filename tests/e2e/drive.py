@@ -49,7 +49,7 @@ def screenshot(name: str) -> subprocess.Popen:
 
 
 def runtime():
-    return sys.modules[ADDON + ".operators"].Runtime
+    return sys.modules[ADDON + ".addon.state"].Runtime
 
 
 def mesh_objects() -> list[str]:

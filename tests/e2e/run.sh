@@ -56,8 +56,8 @@ timed "object model (small layout)" python - "$CACHE/small-object" <<'EOF'
 import sys
 from pathlib import Path
 
-from openlrm_blender.engine.config import ModelConfig
-from openlrm_blender.engine.random_model import PUBLISHED_CONFIGS, object_model, save_model
+from openlrm_blender.engine.models.openlrm.config import ModelConfig
+from tests.support.random_models import PUBLISHED_CONFIGS, object_model, save_model
 
 folder = Path(sys.argv[1])
 if not (folder / "model.safetensors").is_file():

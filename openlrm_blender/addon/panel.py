@@ -1,0 +1,128 @@
+"""The "Image to 3D" tab of the 3D viewport's sidebar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+import bpy.utils.previews
+
+from ..engine import PyTorchMissing, torch_available
+from .state import Runtime
+
+_previews = None
+
+
+def _file_preview(filepath: str) -> int:
+    """Icon id of a preview of an image file, loaded once per path."""
+    path = bpy.path.abspath(filepath)
+    if _previews is None or not Path(path).is_file():
+        return 0
+    if path not in _previews:
+        _previews.load(path, path, "IMAGE")
+    return _previews[path].icon_id
+
+
+class OPENLRM_PT_image_to_3d(bpy.types.Panel):
+    bl_label = "Image to 3D"
+    bl_idname = "OPENLRM_PT_image_to_3d"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Image to 3D"
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        settings = context.scene.openlrm
+        layout.row().prop(settings, "source", expand=True)
+        if settings.source == "FILE":
+            layout.prop(settings, "filepath", text="")
+            icon = _file_preview(settings.filepath) if settings.filepath else 0
+        else:
+            layout.template_ID(settings, "image", open="image.open")
+            icon = settings.image.preview.icon_id if settings.image else 0
+        if icon:
+            layout.template_icon(icon_value=icon, scale=6.0)
+
+        layout.prop(settings, "model")
+        layout.label(text="Weights: CC BY-NC 4.0, non-commercial", icon="INFO")
+
+        column = layout.column(align=True)
+        column.use_property_split = True
+        column.prop(settings, "remove_background")
+        column.prop(settings, "recenter")
+        column.prop(settings, "foreground_ratio")
+        column.prop(settings, "camera_distance")
+        column.prop(settings, "resolution")
+        column.prop(settings, "threshold")
+        column.prop(settings, "smooth_shading")
+        column.prop(settings, "remove_floaters")
+
+        layout.row().prop(settings, "output", expand=True)
+        if settings.output == "TEXTURED":
+            column = layout.column(align=True)
+            column.use_property_split = True
+            column.prop(settings, "faces")
+            column.prop(settings, "texture_size")
+
+        if not torch_available():
+            _torch_missing_box(context, layout)
+        status = Runtime.status
+        if Runtime.job is not None and status is not None:
+            layout.progress(factor=status.fraction, type="BAR", text=f"{status.label} ({status.fraction:.0%})")
+            layout.operator("openlrm.cancel", icon="CANCEL")
+        else:
+            layout.operator("openlrm.image_to_3d", text="Generate", icon="MESH_MONKEY")
+        if Runtime.last_error and Runtime.last_error_kind != PyTorchMissing.__name__:  # that one has its box
+            _message_box(context, layout, Runtime.last_error)
+        elif Runtime.last_info:
+            layout.label(text=Runtime.last_info, icon="CHECKMARK")
+
+
+def _line_width(context: bpy.types.Context) -> int:
+    """About how many characters fit on a label beside an icon in this region."""
+    pixels = context.region.width / context.preferences.system.ui_scale
+    return max(16, int((pixels - 50) / 7))
+
+
+def _message_box(context: bpy.types.Context, layout: bpy.types.UILayout, text: str) -> None:
+    """An error in a box, wrapped to the region's width."""
+    box = layout.box()
+    for index, line in enumerate(_wrap(text, _line_width(context))):
+        box.label(text=line, icon="ERROR" if index == 0 else "BLANK1")
+
+
+def _torch_missing_box(context: bpy.types.Context, layout: bpy.types.UILayout) -> None:
+    """What to do without PyTorch, short enough for the sidebar; the full command is copied."""
+    box = layout.box()
+    box.label(text="PyTorch is missing", icon="ERROR")
+    advice = "This build of the add-on comes without it. Install it into Blender's Python with this command:"
+    for line in _wrap(advice, _line_width(context)):
+        box.label(text=line, icon="BLANK1")
+    box.operator("openlrm.copy_torch_command", icon="COPYDOWN")
+    box.label(text="Then restart Blender.", icon="BLANK1")
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return lines + [line] if line else lines
+
+
+def register_previews() -> None:
+    global _previews
+    _previews = bpy.utils.previews.new()
+
+
+def unregister_previews() -> None:
+    global _previews
+    if _previews is not None:
+        bpy.utils.previews.remove(_previews)
+        _previews = None
+
+
+classes = (OPENLRM_PT_image_to_3d,)

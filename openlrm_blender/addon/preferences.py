@@ -1,0 +1,203 @@
+"""Add-on preferences: where weights come from, the device, memory; saved with Blender's
+preferences, never in a .blend (the Hub token included)."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import bpy
+
+from ..engine import DEFAULT_MODEL
+from ..engine.input import background
+from ..engine.pytorch import torch_found
+from ..jobs import pytorch_install
+from . import ADDON_PACKAGE
+from .state import Runtime
+from .properties import MODEL_ITEMS
+
+DEVICE_ITEMS = [
+    ("auto", "Auto", "CUDA if present, then Apple MPS, then the CPU"),
+    ("cuda", "CUDA", "NVIDIA GPU"),
+    ("mps", "MPS", "Apple Silicon GPU"),
+    ("cpu", "CPU", "Processor only"),
+]
+
+BACKGROUND_ITEMS = [
+    *((name, name, f"{model.description} ({model.megabytes} MB)") for name, model in background.MODELS.items()),
+    ("FILE", "File", "An .onnx file of rembg's u2net or isnet layout"),
+]
+
+TORCH_VARIANT_ITEMS = [
+    ("CPU", "CPU", "Any machine"),
+    ("CUDA", "CUDA 12", "NVIDIA GPUs (driver 570 or newer)"),
+    *([("ROCM", "ROCm", "AMD GPUs on Linux")] if sys.platform.startswith("linux") else []),
+]
+
+PRECISION_ITEMS = [
+    ("float32", "Full (float32)", "The published numbers"),
+    (
+        "bfloat16",
+        "bfloat16",
+        "Half the model memory; faster on CUDA and on CPUs with bfloat16 instructions. The mesh moves slightly",
+    ),
+    ("float16", "float16", "Half the model memory, for CUDA and Apple MPS. The mesh moves slightly"),
+]
+
+
+class OpenLRMPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON_PACKAGE
+
+    default_model: bpy.props.EnumProperty(name="Default Model", items=MODEL_ITEMS, default=DEFAULT_MODEL)
+    weights_source: bpy.props.EnumProperty(
+        name="Weights",
+        items=[
+            ("HUB", "Hugging Face Hub", "Download the published weights into the Hugging Face cache"),
+            ("FOLDER", "Local Folder", "A folder with config.json and model.safetensors"),
+        ],
+        default="HUB",
+    )
+    hub_token: bpy.props.StringProperty(
+        name="Token", description="Hugging Face token (optional; stored in the preferences only)", subtype="PASSWORD"
+    )
+    weights_dir: bpy.props.StringProperty(name="Model Folder", subtype="DIR_PATH")
+    cache_dir: bpy.props.StringProperty(
+        name="Cache Folder", description="Hugging Face cache (empty: HF_HOME or ~/.cache/huggingface)", subtype="DIR_PATH"
+    )
+    device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
+    precision: bpy.props.EnumProperty(name="Precision", items=PRECISION_ITEMS, default="float32")
+    background_model_name: bpy.props.EnumProperty(
+        name="Background Removal",
+        description="The model that cuts the object out of a photo without transparency (rembg's)",
+        items=BACKGROUND_ITEMS,
+        default=background.DEFAULT_MODEL,
+    )
+    background_model_file: bpy.props.StringProperty(
+        name="Model File", description="An .onnx file of rembg's u2net or isnet layout", subtype="FILE_PATH"
+    )
+    torch_variant: bpy.props.EnumProperty(name="Install", items=TORCH_VARIANT_ITEMS, default="CPU")
+    torch_index_url: bpy.props.StringProperty(
+        name="Index URL", description="Where pip gets PyTorch (a mirror or a folder); empty: PyTorch's own index"
+    )
+    keep_model_loaded: bpy.props.BoolProperty(
+        name="Keep Model Loaded",
+        description="Keep the model's process, with the model in memory, between runs (faster; off: all its memory "
+        "goes back to the system after each run)",
+        default=True,
+    )
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        layout.use_property_split = True
+        layout.prop(self, "default_model")
+        layout.prop(self, "weights_source")
+        if self.weights_source == "HUB":
+            layout.prop(self, "hub_token")
+            layout.prop(self, "cache_dir")
+        else:
+            layout.prop(self, "weights_dir")
+        layout.prop(self, "device")
+        layout.prop(self, "precision")
+        layout.prop(self, "background_model_name")
+        if self.background_model_name == "FILE":
+            layout.prop(self, "background_model_file")
+        else:
+            self._draw_background_model(layout)
+        row = layout.row()
+        row.prop(self, "keep_model_loaded")
+        row.operator("openlrm.free_model", icon="TRASH")
+        self._draw_pytorch(context, layout.box())
+        layout.label(text="The OpenLRM weights are licensed CC BY-NC 4.0: non-commercial use only.", icon="INFO")
+
+
+    def _draw_background_model(self, layout: bpy.types.UILayout) -> None:
+        """Whether the chosen model is here, its download's progress, or a button to get it."""
+        name = self.background_model_name
+        row = layout.row()
+        download = Runtime.download
+        found = background.find_model(name)
+        if download is not None:
+            row.progress(factor=download.fraction, type="BAR", text=f"Downloading {name}: {download.fraction:.0%}")
+            row.operator("openlrm.cancel_task", text="", icon="CANCEL").slot = "download"
+        elif found is not None:
+            row.label(text=f"On this machine: {found}", icon="CHECKMARK")
+        else:
+            row.label(text=f"Downloaded on first use ({background.MODELS[name].megabytes} MB)", icon="URL")
+            row.operator("openlrm.download_background_model", icon="IMPORT").model = name
+            if not bpy.app.online_access:
+                layout.label(text="Online access is off (Preferences > System): no downloads", icon="INFO")
+
+    def _draw_pytorch(self, context: bpy.types.Context, box: bpy.types.UILayout) -> None:
+        """The PyTorch in use, what it and the machine have, and installing another."""
+        box.label(text=torch_in_use(), icon="SCRIPTPLUGINS")
+        record = pytorch_install.installed(pytorch_root())
+        if record is not None:
+            box.label(text=f"Installed by the add-on: {record['variant']} from {record['index_url']}")
+        row = box.row()
+        seen = Runtime.torch_devices or (pytorch_install.describe_devices(record) if record else "")
+        row.label(text=f"Devices it sees: {seen or 'not checked yet'}")
+        if torch_found() is not None:
+            row.operator("openlrm.check_torch", icon="VIEWZOOM")
+        box.label(text=f"This machine: {', '.join(machine_gpus()) or 'no NVIDIA or AMD GPU found'}", icon="DESKTOP")
+        install = Runtime.torch_install
+        if install is not None:
+            row = box.row()
+            row.progress(factor=install.fraction, type="BAR", text=f"Installing PyTorch: {install.message}")
+            row.operator("openlrm.cancel_task", text="", icon="CANCEL").slot = "torch_install"
+            return
+        column = box.column()
+        column.prop(self, "torch_variant")
+        column.prop(self, "torch_index_url", placeholder=pytorch_install.INDEXES[self.torch_variant])
+        row = box.row()
+        operator = row.operator("openlrm.install_torch", icon="IMPORT")
+        operator.variant, operator.index_url = self.torch_variant, self.torch_index_url
+        if record is not None:
+            row.operator("openlrm.remove_torch", icon="TRASH")
+        if not bpy.app.online_access:
+            box.label(text="Online access is off (Preferences > System): no downloads", icon="INFO")
+        if Runtime.last_torch_error:
+            lines = [line for line in Runtime.last_torch_log.splitlines() if line.strip()][-8:]
+            message = box.box()
+            message.label(text=Runtime.last_torch_error, icon="ERROR")
+            for line in lines:  # the end of pip's log
+                message.label(text=line.strip()[:160])
+
+    def background_choice(self) -> str:
+        """What the engine's ``background_model`` option takes: a model's name or a file."""
+        return bpy.path.abspath(self.background_model_file) if self.background_model_name == "FILE" else self.background_model_name
+
+
+@functools.cache  # fixed for the session; the preferences draw it on every redraw
+def torch_in_use() -> str:
+    """The PyTorch the worker runs on, and whether it came with the add-on or with Blender's
+    Python (builds for a Linux distribution's Blender leave it out). Read from its files:
+    importing it would take seconds, and the model runs in the worker, not here."""
+    found = torch_found()
+    if found is None:
+        return "PyTorch: not installed"
+    version, folder = found
+    bundled = Path(bpy.utils.user_resource("EXTENSIONS", path=".local")).resolve()
+    if folder.resolve().is_relative_to(pytorch_root().resolve()):
+        origin = "installed by the add-on"
+    else:
+        origin = "bundled" if folder.resolve().is_relative_to(bundled) else "Blender's Python"
+    return f"PyTorch {version} from {folder} ({origin})"
+
+
+def pytorch_root(create: bool = False) -> Path:
+    """The add-on's user folder, where a PyTorch it installs goes: kept through updates of the
+    add-on, removed with the extension, and no deeper than it must be (Windows' path limit)."""
+    try:
+        return Path(bpy.utils.extension_path_user(ADDON_PACKAGE, create=create))
+    except ValueError:  # enabled as a plain add-on (a checkout): Blender's configuration folder
+        return Path(bpy.utils.user_resource("CONFIG", path=ADDON_PACKAGE, create=create))
+
+
+@functools.cache  # one look per session: nvidia-smi takes a moment
+def machine_gpus() -> list[str]:
+    return pytorch_install.machine_gpus()
+
+
+def get_preferences(context: bpy.types.Context) -> OpenLRMPreferences:
+    return context.preferences.addons[ADDON_PACKAGE].preferences

@@ -1,0 +1,79 @@
+"""Per-scene generation settings shown in the sidebar (saved with the .blend), and the
+Blender property of any engine setting, made from the engine's one table of them."""
+
+from __future__ import annotations
+
+import bpy
+
+from ..engine import PUBLISHED_MODELS
+from ..engine.options import SETTINGS
+
+_SIZES = {"small": "0.45 GB, 224 px", "base": "1.0 GB, 336 px", "large": "1.8 GB, 448 px"}
+_DATA = {"obj": "trained on Objaverse", "mix": "trained on Objaverse and MVImgNet, better for photos"}
+
+MODEL_ITEMS = [
+    (
+        name,
+        f"{name.split('-')[1].capitalize()} {name.split('-')[2].capitalize()}",
+        f"{name}: {_SIZES[name.split('-')[2]]}, {_DATA[name.split('-')[1]]}. Weights: CC BY-NC 4.0 (non-commercial)",
+    )
+    for name in PUBLISHED_MODELS
+]
+
+
+OUTPUT_ITEMS = [
+    ("VERTEX_COLOURS", "Vertex Colours", "A dense mesh whose vertices carry the colours (the published output)"),
+    ("TEXTURED", "Textured", "A simplified, UV-mapped mesh with a baked colour texture (for games, the web, other tools)"),
+]
+TEXTURE_SIZE_ITEMS = [(str(size), f"{size} px", f"A {size} x {size} texture") for size in (512, 1024, 2048, 4096)]
+FLOATER_SHARE = 0.01  # Remove Floaters drops pieces with less than this share of the faces
+
+
+def setting_property(name: str, *, hard_limits: bool, **extra) -> bpy.props._PropertyDeferred:
+    """One of the engine's settings (``options.SETTINGS``) as a Blender property: the sidebar
+    clamps to the valid range (hard limits); the operator only suggests it (soft limits),
+    so a value from Python outside it is reported by ``Options.validate``, not clamped."""
+    setting = SETTINGS[name]
+    default = setting.default if setting.blender_default is None else setting.blender_default
+    common = dict(name=setting.label, description=setting.help, default=default, **extra)
+    if isinstance(setting.default, bool):
+        return bpy.props.BoolProperty(**common)
+    kind = bpy.props.IntProperty if isinstance(setting.default, int) else bpy.props.FloatProperty
+    low, high = ("min", "max") if hard_limits else ("soft_min", "soft_max")
+    return kind(**common, **{low: setting.minimum, high: setting.maximum})
+
+
+class OpenLRMSettings(bpy.types.PropertyGroup):
+    source: bpy.props.EnumProperty(
+        name="Source",
+        items=[("FILE", "File", "An image file on disk"), ("IMAGE", "Image", "An image already in Blender")],
+        default="FILE",
+    )
+    filepath: bpy.props.StringProperty(name="Image File", subtype="FILE_PATH")
+    image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image)
+    model: bpy.props.EnumProperty(
+        name="Model",
+        items=[("DEFAULT", "Default", "The default model set in the add-on's preferences"), *MODEL_ITEMS],
+        default="DEFAULT",
+    )
+    remove_background: setting_property("remove_background", hard_limits=True)
+    recenter: setting_property("recenter", hard_limits=True)
+    foreground_ratio: setting_property("foreground_ratio", hard_limits=True)
+    camera_distance: setting_property("camera_distance", hard_limits=True)
+    resolution: setting_property("resolution", hard_limits=True)
+    threshold: setting_property("threshold", hard_limits=True)
+    smooth_shading: bpy.props.BoolProperty(name="Smooth Shading", default=True)
+    output: bpy.props.EnumProperty(
+        name="Output",
+        items=OUTPUT_ITEMS,
+        default="VERTEX_COLOURS",
+    )
+    faces: setting_property("faces", hard_limits=True)
+    texture_size: bpy.props.EnumProperty(
+        name="Texture Size", items=TEXTURE_SIZE_ITEMS, default=str(SETTINGS["texture_size"].default)
+    )
+    remove_floaters: bpy.props.BoolProperty(
+        name="Remove Floaters",
+        description="Drop disconnected pieces with less than 1% of the faces (off: the published mesh as it is)",
+        default=False,
+    )

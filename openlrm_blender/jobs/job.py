@@ -1,0 +1,169 @@
+"""A generation run as the add-on sees it, off Blender's main thread and never touching
+``bpy``: computed in the model's own process (``worker.server``, through ``worker.client``).
+
+A thread of Blender's process sends the run to the worker and reads its replies;
+Blender's main thread asks ``poll()`` on each timer tick for the latest progress and, at
+the end, the result or the error. The model never runs in Blender's process: its
+imports and loops cannot hold Blender's interpreter, running out of memory or crashing
+ends only the worker, and Cancel kills the worker, which acts at once in any stage.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..engine import CancelToken, Cancelled, EngineError, Mesh, Options, Result, require_torch, torch_available
+from ..engine.errors import error_of_kind, kind_of
+from ..engine.input.read import ImageSource
+from ..engine.progress import STAGE, overall_fraction
+from ..worker.client import Worker, keep_idle, take_worker
+from . import windows_paths
+
+@dataclass(frozen=True)
+class Engine:
+    """What the worker runs: the published pipeline, or a function that tests name."""
+
+    target: str | None = None  # "module:function"; None: engine.pipeline.generate
+    arguments: dict = field(default_factory=dict)
+
+
+@dataclass
+class Status:
+    stage: str = "startup"
+    fraction: float = 0.0  # of the whole run
+    message: str = ""
+    finished: bool = False
+    result: Result | None = None
+    error: str | None = None  # one line for the status bar
+    error_kind: str | None = None  # the EngineError subclass it came as (errors.kind_of)
+    cancelled: bool = False
+
+    @property
+    def label(self) -> str:
+        label = STAGE[self.stage].label
+        return f"{label}: {self.message}" if self.message else label
+
+
+class Job:
+    """Runs one image through the worker and keeps the run's status."""
+
+    def __init__(
+        self,
+        image: ImageSource,
+        options: Options,
+        engine: Engine = Engine(),
+        listener: Callable[[Status], None] | None = None,
+        keep_worker: bool = True,
+        low_priority: bool = False,
+    ) -> None:
+        """``image`` is a file or RGBA pixels; ``listener`` hears each status change in the
+        running thread (for printing); ``keep_worker`` keeps the worker, and the model in
+        it, for the next run; ``low_priority`` lets Blender's interface go first."""
+        self.image = image
+        self.options = options
+        self.engine = engine
+        self._listener = listener
+        self._keeps_worker = keep_worker
+        self._low_priority = low_priority
+        self._token = CancelToken()
+        self._lock = threading.Lock()
+        self._status = Status()
+        self._thread: threading.Thread | None = None
+        self._worker: Worker | None = None
+
+    def progress(self, stage: str, fraction: float, message: str) -> None:
+        """A progress report: the worker's, or Blender's own for the last stage ("import")."""
+        with self._lock:
+            self._status.stage = stage
+            self._status.fraction = max(self._status.fraction, overall_fraction(stage, fraction))
+            self._status.message = message
+            snapshot = Status(**vars(self._status))
+        if self._listener is not None:
+            self._listener(snapshot)
+
+    def _finish(self, **outcome) -> None:
+        with self._lock:
+            for key, value in outcome.items():
+                setattr(self._status, key, value)
+            self._status.finished = True
+
+    def _request(self) -> tuple[dict, dict[str, np.ndarray]]:
+        image = self.image
+        arrays = {"image": np.asarray(image)} if not isinstance(image, (str, Path)) else {}
+        fields = dict(
+            image=None if arrays else str(image),
+            options=self.options.to_fields(),
+            engine=self.engine.target,
+            engine_arguments=self.engine.arguments,
+        )
+        return fields, arrays
+
+    def _compute(self) -> Result:
+        if self.engine.target is None and not torch_available():
+            require_torch(windows_paths.unpack_problem(Path(__file__).parent))
+        fields, arrays = self._request()
+        worker = take_worker(self._low_priority)
+        with self._lock:
+            self._worker = worker
+            if self._token.cancelled:
+                worker.kill()
+        try:
+            worker.send("run", arrays, **fields)
+            while (message := worker.receive()) is not None:
+                kind, reply, arrays = message
+                if kind == "progress":
+                    self.progress(reply["stage"], reply["fraction"], reply["message"])
+                elif kind == "error":
+                    if reply.get("ending"):  # the worker ends itself (out of memory)
+                        worker.stop()
+                    raise error_of_kind(reply["error_kind"], reply["message"])
+                elif kind == "result":
+                    mesh = Mesh(**arrays)
+                    return Result(mesh, Path(reply["model_dir"]), reply["device"], reply["timings"])
+            self._token.check()
+            raise worker.death()
+        finally:
+            if self._keeps_worker and not self._token.cancelled and worker.alive:
+                keep_idle(worker)
+            else:
+                worker.stop()
+
+    def run(self) -> None:
+        """Run to the end in this thread; the outcome is in ``poll()``."""
+        try:
+            result = self._compute()
+        except Cancelled:
+            self._finish(cancelled=True)
+        except EngineError as exc:
+            self._finish(error=str(exc), error_kind=kind_of(exc))
+        else:
+            self._finish(result=result)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="openlrm-job", daemon=True)
+        self._thread.start()
+
+    def cancel(self, wait: float | None = None) -> None:
+        """Stop the run now (the worker is killed); with ``wait``, wait up to that many
+        seconds for the run's thread to see it."""
+        with self._lock:
+            self._token.cancel()
+            worker = self._worker
+        if worker is not None:
+            worker.kill()
+        if wait is not None and self._thread is not None:
+            self._thread.join(wait)
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._token.cancelled
+
+    def poll(self) -> Status:
+        """A snapshot of the status, safe to read from Blender's main thread."""
+        with self._lock:
+            return Status(**vars(self._status))

@@ -1,0 +1,98 @@
+"""The model's own process: Blender starts it, sends runs on its stdin and reads progress
+and results from its stdout (``protocol``). It never imports ``bpy``.
+
+A run that runs out of memory or crashes in a native library ends this process, not
+Blender, so the user's unsaved scene is never at stake; Cancel kills it, which acts at
+once in every stage, native calls included. Between runs it keeps the loaded model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import BinaryIO
+
+from ..engine.errors import EngineError, InternalError, OutOfMemory, kind_of, out_of_memory_message
+from ..engine.options import Options
+from ..engine.progress import CancelToken
+from .protocol import read_message, write_message
+
+
+def _engine(target: str | None, progress):
+    """The function a run calls: the real pipeline (PyTorch loads here, on the process's
+    first run), or one named "module:function" (tests)."""
+    if target:
+        module, name = target.split(":")
+        return getattr(importlib.import_module(module), name)
+    if "torch" not in sys.modules:
+        progress("startup", 0.0, "first run of this session (longest after installing)")
+    from ..engine.pipeline import generate
+    from ..engine.runtime import torch_summary
+
+    progress("startup", 1.0, torch_summary())
+    return generate
+
+
+def run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
+    """One run, its progress and outcome written to ``replies``; False when this process
+    should end (after running out of memory its heap is in doubt)."""
+
+    def progress(stage: str, fraction: float, message: str = "") -> None:
+        write_message(replies, "progress", stage=stage, fraction=fraction, message=message)
+
+    try:
+        engine = _engine(fields["engine"], progress)
+        image = arrays["image"] if "image" in arrays else Path(fields["image"])
+        options = Options.from_fields(fields["options"])
+        result = engine(image, options, progress=progress, cancel=CancelToken(), **fields["engine_arguments"])
+    except EngineError as error:
+        write_message(replies, "error", error_kind=kind_of(error), message=str(error))
+        return True
+    except Exception as error:  # MemoryError included
+        message = out_of_memory_message(error)
+        if message is not None:  # the process ends: after a failed allocation its heap is in doubt
+            message = f"{message}; Blender and the scene are unchanged"
+            write_message(replies, "error", error_kind=OutOfMemory.__name__, message=message, ending=True)
+            return False
+        traceback.print_exc()  # a bug: its traceback goes to Blender's console
+        message = f"internal error: {type(error).__name__}: {error}"
+        write_message(replies, "error", error_kind=InternalError.__name__, message=message)
+        return True
+    mesh = result.mesh
+    arrays = {"vertices": mesh.vertices, "faces": mesh.faces, "colours": mesh.colours}
+    if mesh.textured:
+        arrays.update(uvs=mesh.uvs, texture=mesh.texture)
+    write_message(
+        replies,
+        "result",
+        arrays,
+        model_dir=str(result.model_dir),
+        device=result.device,
+        timings=result.timings,
+    )
+    return True
+
+
+def _first_to_go() -> None:
+    """Ask Linux's out-of-memory killer to pick this process before any other (Blender)."""
+    try:
+        Path("/proc/self/oom_score_adj").write_text("1000")
+    except OSError:
+        pass
+
+
+def main() -> None:
+    # The replies get a stream of their own; whatever a library prints goes to stderr.
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    if "--low-priority" in sys.argv and hasattr(os, "nice"):
+        os.nice(10)  # Blender's interface first; the model takes the rest of the CPU
+    _first_to_go()
+    requests = sys.stdin.buffer
+    while (message := read_message(requests)) is not None:
+        kind, fields, arrays = message
+        if kind == "run" and not run(fields, arrays, replies):
+            break

@@ -1,0 +1,80 @@
+"""Engines the worker process runs in place of the model (``Engine("tests.support.fake_engines:NAME")``):
+each behaves like one way a real run goes, in less time and with no PyTorch."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from openlrm_blender.engine import EngineError, Mesh, Result
+from openlrm_blender.engine.progress import STAGES as ENGINE_STAGES
+
+STAGES = ENGINE_STAGES[:4]  # the engine's own, less "surface" (only when asked for)
+
+
+def triangle(options) -> Result:
+    mesh = Mesh(
+        vertices=np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float32),
+        faces=np.array([[0, 1, 2]], dtype=np.int32),
+        colours=np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32),
+    )
+    return Result(mesh=mesh, model_dir=options.weights_dir or Path("."), device="cpu", timings={"total": 0.1})
+
+
+def slow(
+    image, options, progress, cancel, steps: int = 20, delay: float = 0.02, fail: str | None = None,
+    fail_with_memory: bool = False,
+) -> Result:
+    """Progress through every stage, then a triangle (or, midway, ``fail`` as an engine error
+    or PyTorch's allocation failure)."""
+    for step in range(steps):
+        time.sleep(delay)
+        progress(STAGES[step * 4 // steps], (step % (steps // 4) + 1) / (steps // 4), f"step {step}")
+        if fail and step == steps // 2:
+            raise EngineError(fail)
+        if fail_with_memory and step == steps // 2:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 4294967296 bytes.")
+    return triangle(options)
+
+
+def stuck(image, options, progress, cancel, stage: str = "encode", seconds: float = 600.0) -> Result:
+    """One long call that never looks at the cancel token, like a native library's."""
+    progress(stage, 0.5, "in a long native call")
+    time.sleep(seconds)
+    return triangle(options)
+
+
+def hog(image, options, progress, cancel, chunk_mb: int = 64, limit_mb: int = 8192) -> Result:
+    """Takes memory (touched, so it is really used) until the system stops it, or ``limit_mb``."""
+    held = []
+    for taken in range(chunk_mb, limit_mb + 1, chunk_mb):
+        held.append(np.ones(chunk_mb * 2**20, dtype=np.uint8))
+        progress("mesh", taken / limit_mb, f"{taken} MB")
+    raise EngineError(f"the memory cap was never reached ({limit_mb} MB taken)")
+
+
+def crash(image, options, progress, cancel) -> Result:
+    """A native library's fault: the process ends at once, with no Python error to catch."""
+    progress("encode", 0.2, "about to crash")
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def record_options(image, options, progress, cancel, path: str) -> Result:
+    """Writes what the worker was given (options and image), for the test to read."""
+    source = {"shape": list(image.shape)} if isinstance(image, np.ndarray) else {"path": str(image)}
+    Path(path).write_text(json.dumps({"options": options.to_fields(), "image": source}))
+    return triangle(options)
+
+
+def chatty(image, options, progress, cancel) -> Result:
+    """Prints to stdout, as libraries do: the replies must not be corrupted by it."""
+    print("a library's chatter on stdout\n" * 100, flush=True)
+    import os
+
+    os.write(1, b"\x00\x01 raw bytes on file descriptor 1\n")
+    return triangle(options)
