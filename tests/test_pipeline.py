@@ -160,7 +160,7 @@ def test_frame_is_the_specs(tiny_dir):
 def test_bfloat16_is_close_to_float32_and_never_nan(tiny_dir):
     """Reduced precision changes the result a little, and sampling stays finite (PyTorch's
     bfloat16 CPU sampler gives NaN at some points; sampling runs in float32)."""
-    from openlrm_blender.engine.models.openlrm.triplane import sample_planes
+    from openlrm_blender.engine.models.openlrm.triplane import OpenLRMDecoder
 
     exact = generate(tiny_dir / "input.png", tiny_options(tiny_dir, resolution=64))
     reduced = generate(tiny_dir / "input.png", tiny_options(tiny_dir, resolution=64, dtype="bfloat16"))
@@ -171,5 +171,5 @@ def test_bfloat16_is_close_to_float32_and_never_nan(tiny_dir):
     planes = planes.permute(0, 1, 4, 2, 3)
     axis = torch.linspace(-1.0, 1.0, 64)
     points = torch.stack(torch.meshgrid(axis, axis, axis[:8], indexing="ij"), dim=-1).reshape(1, -1, 3)
-    samples = sample_planes(planes, points.bfloat16())
+    samples = OpenLRMDecoder(32).sample_planes(planes, points.bfloat16())
     assert samples.dtype == torch.bfloat16 and torch.isfinite(samples).all()

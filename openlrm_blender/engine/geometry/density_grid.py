@@ -1,6 +1,7 @@
 """The density grid marching cubes runs on, filled from the triplanes.
 
-The grid is the published one: G points per axis over [-1, 1], indexed [i, j, k] =
+The grid is the published one: G points per axis over the field's box ([-1, 1] scaled by
+the decoder's radius; the grid's own coordinates stay in [-1, 1]), indexed [i, j, k] =
 (x_i, y_j, z_k). Two ways to fill it:
 
 - ``dense_density_grid``: the published recipe, every point through the sampler and
@@ -39,7 +40,7 @@ import torch
 
 from ..errors import EmptyMeshError
 from ..progress import StepCallback
-from ..models.openlrm.triplane import TriplaneDecoder, bilinear, density_from_raw
+from ..models.triplane import TriplaneDecoder, bilinear
 
 POINTS_PER_CHUNK = 1 << 18  # the dense recipe's and the colours' chunks of points
 TABLE_POINTS_PER_CHUNK = 1 << 14  # hidden vectors of 64 floats: 4 MB, kept in cache
@@ -109,7 +110,7 @@ def dense_density_grid(
     out = torch.empty(points.shape[1], dtype=torch.float32)
     for start in range(0, points.shape[1], POINTS_PER_CHUNK):
         chunk = points[:, start : start + POINTS_PER_CHUNK]
-        sigma, _ = decoder.query(planes, chunk.to(planes.dtype))
+        sigma, _ = decoder.query(planes, chunk.to(planes.dtype) * decoder.radius)
         out[start : start + chunk.shape[1]] = sigma.reshape(-1).float().cpu()
         step((start + chunk.shape[1]) / points.shape[1], "density grid (dense)")
     return DensityGrid(out.reshape(resolution, resolution, resolution).numpy(), (0, 0, 0), resolution)
@@ -123,18 +124,19 @@ def _padded_axis(resolution: int, size: int, device: torch.device) -> torch.Tens
 
 
 def _plane_tables(decoder: TriplaneDecoder, planes: torch.Tensor, axis: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Projected planes sampled at the axis points: xy[i, j] (plane 0, with the first
-    layer's bias added), xz[i, k] (plane 1), yz[j, k] (plane 2)."""
-    projected = decoder.project(planes)[0]  # 3, HIDDEN, H, W
+    """Projected planes sampled at the axis points (in [-1, 1]): xy[i, j] (plane 0, with the
+    first layer's bias added), xz[i, k] (plane 1), yz[j, k] (plane 2)."""
+    projected = decoder.project(planes)[0]  # 3, hidden, H, W
     # Sampling coordinates (width, height) = (first, second) index of the table.
     coords = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1)[None]  # 1, n, n, 2
-    tables = bilinear(projected, coords.expand(3, -1, -1, -1))  # 3, HIDDEN, n, n
-    xy, xz, zy = tables.permute(0, 2, 3, 1)  # each n, n, HIDDEN
-    return xy + decoder.first_layer.bias.to(xy.dtype), xz, zy.transpose(0, 1)
+    tables = bilinear(projected, coords.expand(3, -1, -1, -1)).permute(0, 2, 3, 1)  # 3, n, n, hidden
+    # Each table indexed by its plane's two coordinates in increasing order: [i, j], [i, k], [j, k].
+    xy, xz, yz = (table if axes[0] < axes[1] else table.transpose(0, 1) for table, axes in zip(tables, decoder.plane_axes))
+    return xy + decoder.first_layer.bias.to(xy.dtype), xz, yz
 
 
 def _density(decoder: TriplaneDecoder, hidden: torch.Tensor) -> torch.Tensor:
-    return density_from_raw(decoder.decode_hidden(hidden)[..., 0]).float().cpu()
+    return decoder.density_from_raw(decoder.decode_hidden(hidden)[..., 0]).float().cpu()
 
 
 @torch.no_grad()

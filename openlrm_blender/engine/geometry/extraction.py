@@ -9,12 +9,13 @@ import torch
 from . import marching_cubes as mc
 from ..progress import Reporter, StepCallback, Stopwatch
 from ..result import Mesh
-from ..models.openlrm.triplane import TriplaneDecoder, colour_from_raw
+from ..models.triplane import TriplaneDecoder
 from .density_grid import POINTS_PER_CHUNK, DensityGrid, dense_density_grid, no_surface, surface_density_grid
 
 
-def marching_cubes(grid: DensityGrid, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Surface where density crosses ``threshold`` (inside is above), in [-1, 1] coordinates.
+def marching_cubes(grid: DensityGrid, threshold: float, radius: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Surface where density crosses ``threshold`` (inside is above), in the field's box
+    (each coordinate within ``radius``).
 
     PyMCubes' mesh, which winds the triangles so that their normals point out of the
     region above the threshold (tests/test_pipeline.py checks this on a ball).
@@ -23,6 +24,8 @@ def marching_cubes(grid: DensityGrid, threshold: float) -> tuple[np.ndarray, np.
     if len(faces) == 0:
         raise no_surface(threshold, "the grid", float(grid.values.min()), float(grid.values.max()))
     vertices = (vertices + grid.origin) / (grid.resolution - 1) * 2.0 - 1.0
+    if radius != 1.0:
+        vertices = vertices * radius
     return vertices.astype(np.float32), faces.astype(np.int32)
 
 
@@ -34,9 +37,10 @@ def vertex_colours(
     colours = np.empty_like(vertices, dtype=np.float32)
     projected = decoder.project(planes)
     for start in range(0, len(vertices), POINTS_PER_CHUNK):
-        chunk = torch.from_numpy(vertices[start : start + POINTS_PER_CHUNK]).to(planes.device, planes.dtype)[None]
+        chunk = torch.from_numpy(vertices[start : start + POINTS_PER_CHUNK] / np.float32(decoder.radius))
+        chunk = chunk.to(planes.device, planes.dtype)[None]
         raw = decoder.decode_hidden(decoder.hidden_from_projected(projected, chunk))
-        colours[start : start + len(chunk[0])] = colour_from_raw(raw[0, :, 1:]).float().cpu().numpy()
+        colours[start : start + len(chunk[0])] = decoder.colour_from_raw(raw[0, :, 1:]).float().cpu().numpy()
         step((start + len(chunk[0])) / len(vertices), "vertex colours")
     return colours
 
@@ -63,7 +67,7 @@ def extract_mesh(
         grid = surface_density_grid(decoder, planes, resolution, threshold, density_step)
     stopwatch.lap("density")
     report("mesh", 0.8, "marching cubes")
-    vertices, faces = marching_cubes(grid, threshold)
+    vertices, faces = marching_cubes(grid, threshold, decoder.radius)
     stopwatch.lap("mcubes")
     colours = vertex_colours(decoder, planes, vertices, report.span("mesh", 0.85, 1.0))
     stopwatch.lap("colours")

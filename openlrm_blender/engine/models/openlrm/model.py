@@ -11,7 +11,7 @@ from .camera import CameraEmbedder
 from .config import ModelConfig
 from .encoder import ImageEncoder
 from .transformer import TriplaneTransformer
-from .triplane import TriplaneDecoder
+from .triplane import OpenLRMDecoder
 
 
 class OpenLRM(nn.Module):
@@ -30,7 +30,7 @@ class OpenLRM(nn.Module):
             condition_dim=config.camera_embed_dim,
         )
         self.upsampler = nn.ConvTranspose2d(width, config.triplane_dim, kernel_size=2, stride=2)
-        self.decoder = TriplaneDecoder(config.triplane_dim)
+        self.decoder = OpenLRMDecoder(config.triplane_dim)
 
     def to_planes(self, tokens: torch.Tensor) -> torch.Tensor:
         """(N, 3*r*r, D) tokens -> (N, 3, C, 2r, 2r) planes; plane, row, column order."""
