@@ -91,6 +91,7 @@ REQUIREMENTS = [
     "huggingface_hub>=0.25",
     "pillow>=10",
     "onnxruntime>=1.18",
+    "pyyaml>=6",  # TripoSR's config.yaml
     "xatlas==0.0.11",  # UVs for textured output
     "fast-simplification==0.2.0",  # simplification for textured output
 ]

@@ -1,13 +1,15 @@
 """Stage times and peak memory of image -> mesh, against the dense published recipe.
 
-    python benchmarks/bench.py [--models base] [--grids 128 256 384] [--compare-dense]
+    python benchmarks/bench.py [--models base large triposr] [--grids 128 256 384] [--compare-dense]
                                [--textures 0 1024 2048] [--faces 50000]
                                [--device auto] [--dtype float32] [--json FILE]
 
-The real weights are not needed: models with the real small/base/large key layouts are
-made once (random weights shaped into one compact object of about 10% of the volume,
-so mesh extraction sees what a trained model gives) and kept on disk in the Hub's file
-layout (config.json + model.safetensors). Each (model, grid) runs in a fresh process,
+The real weights are not needed: models with the real small/base/large key layouts of
+OpenLRM, and TripoSR's, are made once (random weights shaped into one compact object of
+about 10% of the volume, so mesh extraction sees what a trained model gives) and kept on
+disk in the file layout of their Hub repositories. The table also gives the encoder's
+floating-point work (PyTorch's FLOP counter) over this machine's fp32 matrix-product peak,
+measured in the same run: the fastest the encoder could be here. Each (model, grid) runs in a fresh process,
 so its peak memory is its own: the first call loads the weights, the second is timed
 with the weights loaded, and ``--compare-dense`` then runs the published per-point
 recipe on the same image. ``--textures`` adds textured runs (floaters dropped,
@@ -35,8 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from openlrm_blender.engine import Options  # noqa: E402
 from openlrm_blender.engine.models.openlrm.config import ModelConfig  # noqa: E402
-from openlrm_blender.engine.pipeline import generate, published_input_size  # noqa: E402
+from openlrm_blender.engine.pipeline import generate  # noqa: E402
 from openlrm_blender.engine.runtime import DTYPES, get_model, pick_device  # noqa: E402
+from openlrm_blender.engine.models.triposr.config import TripoSRConfig  # noqa: E402
+from tests.support import random_triposr as triposr  # noqa: E402
 from tests.support.random_models import PUBLISHED_CONFIGS, object_model, save_model  # noqa: E402
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "openlrm-blender" / "bench-models"
@@ -57,14 +61,51 @@ STAGES = (
 SURFACE_STAGES = ("cleanup", "simplify", "unwrap", "bake")
 
 
+MODELS = (*PUBLISHED_CONFIGS, "triposr")  # OpenLRM's sizes, then TripoSR
+
+
 def model_folder(size: str, cache: Path) -> Path:
-    """The benchmark model of this size, made on first use."""
+    """The benchmark model of this size (or TripoSR), made on first use."""
     folder = cache / f"{size}-object-seed0"
     if not (folder / "model.safetensors").is_file():
         print(f"making the {size} benchmark model in {folder} ...", file=sys.stderr)
-        raw = PUBLISHED_CONFIGS[size]
-        save_model(object_model(ModelConfig.from_dict(raw), seed=0), folder, raw)
+        if size == "triposr":
+            triposr.save_model(triposr.object_model(TripoSRConfig.from_yaml(triposr.PUBLISHED_CONFIG)), folder)
+        else:
+            raw = PUBLISHED_CONFIGS[size]
+            save_model(object_model(ModelConfig.from_dict(raw), seed=0), folder, raw)
     return folder
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """This machine's fp32 matrix-product rate now: the best of a few 2048^3 products."""
+    import timeit
+
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b  # warm-up
+    best = min(timeit.repeat(lambda: a @ b, number=1, repeat=repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def encoder_gflop(folder: Path, image: Path, options: Options) -> float:
+    """Floating-point work of one encode (matrix products and convolutions), counted by PyTorch."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from openlrm_blender.engine.input.read import read_rgba
+    from openlrm_blender.engine.models.registry import family_of_folder
+
+    family = family_of_folder(folder)
+    recipe, options = family.recipe(), options.for_family(family.settings)
+    model = get_model(folder, pick_device(options.device), options.dtype)
+    pixels = recipe.prepare_image(read_rgba(image), recipe.input_size(model, options.input_size), None, options.recenter,
+                                  options.foreground_ratio)  # fmt: skip
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        recipe.encode(model, pixels, options.camera_distance, after_layer=None)
+    return counter.get_total_flops() / 1e9
 
 
 def test_image(path: Path) -> Path:
@@ -101,21 +142,21 @@ def precision_effect(folder: Path, image: Path, options: Options, reduced_mesh) 
     """The reduced-precision run against float32 on the same image."""
     import torch
 
-    from openlrm_blender.engine.models.openlrm.camera import source_camera
-    from openlrm_blender.engine.input.prepare import prepare_image
-    from openlrm_blender.engine.input.read import read_rgba
     from openlrm_blender.engine.geometry.density_grid import dense_density_grid
+    from openlrm_blender.engine.input.read import read_rgba
+    from openlrm_blender.engine.models.registry import family_of_folder
 
+    family = family_of_folder(folder)
+    recipe, options = family.recipe(), options.for_family(family.settings)
     reference = generate(image, dataclasses.replace(options, dtype="float32"))
     device = pick_device(options.device)
     grids = {}
     with torch.inference_mode():
         for dtype in (options.dtype, "float32"):
             model = get_model(folder, device, dtype)
-            size = options.input_size or published_input_size(model)
-            pixels = prepare_image(read_rgba(image), size, None, options.recenter, options.foreground_ratio)
-            camera = source_camera(options.camera_distance)
-            planes = model(pixels.to(device, DTYPES[dtype]), camera.to(device, DTYPES[dtype]))
+            size = recipe.input_size(model, options.input_size)
+            pixels = recipe.prepare_image(read_rgba(image), size, None, options.recenter, options.foreground_ratio)
+            planes = recipe.encode(model, pixels, options.camera_distance, after_layer=None)
             grids[dtype] = dense_density_grid(model.decoder, planes, 128, lambda f, m: None).values
     reduced, exact = grids[options.dtype], grids["float32"]
     return {
@@ -145,6 +186,7 @@ def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namesp
         # The weights are memory-mapped: the first run pages them in (and warms kernels up).
         run_seconds = [run.timings["encode"] + run.timings["mesh"] for run in (cold, warm)]
         figures = {
+            "encoder_gflop": encoder_gflop(folder, image, options),
             "model": size,
             "grid": resolution,
             "texture_size": texture_size,
@@ -171,10 +213,11 @@ def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namesp
     return figures
 
 
-def print_table(results: list[dict]) -> None:
+def print_table(results: list[dict], peak_gflops: float) -> None:
     columns = [f"{r['model']} {r['grid']}" + (f" tex{r['texture_size']}" if r["texture_size"] else "") for r in results]
     width = max(12, *(len(c) for c in columns)) + 2
     print(f"\n{results[0]['device']}, {results[0]['dtype']}; seconds unless marked")
+    print(f"fp32 matmul peak of this run: {peak_gflops:.0f} GFLOP/s (2048^3 products, best of 5)")
     print(f"{'':26}" + "".join(f"{c:>{width}}" for c in columns))
 
     def row(label: str, values: list) -> None:
@@ -185,6 +228,9 @@ def print_table(results: list[dict]) -> None:
             row(label, [f"{r['stages'][key]:.2f}" if key in r["stages"] else "-" for r in results])
         if key == "load":
             row("  first run's extra", [f"{r['first_run_extra_s']:.2f}" for r in results])
+    row("  encoder GFLOP", [f"{r['encoder_gflop']:.0f}" for r in results])
+    row("  encoder floor at peak", [f"{r['encoder_gflop'] / peak_gflops:.2f}" for r in results])
+    row("  encoder / floor", [f"{r['stages']['encode'] / (r['encoder_gflop'] / peak_gflops):.2f}x" for r in results])
     mesh_keys = ("density", "mcubes", "colours")
     row("  mesh (grid+mc+colours)", [f"{sum(r['stages'][k] for k in mesh_keys):.2f}" for r in results])
     if any(r["texture_size"] for r in results):
@@ -210,7 +256,7 @@ def print_table(results: list[dict]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["base"], choices=sorted(PUBLISHED_CONFIGS))
+    parser.add_argument("--models", nargs="+", default=["base"], choices=MODELS)
     parser.add_argument("--grids", nargs="+", type=int, default=[128, 256, 384])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
@@ -241,9 +287,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(run.stderr, file=sys.stderr)
                     return run.returncode
                 results.append(json.loads(run.stdout.strip().splitlines()[-1]))
-    print_table(results)
+    peak = matmul_peak_gflops()
+    print_table(results, peak)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+        args.json.write_text(json.dumps({"matmul_peak_gflops": peak, "runs": results}, indent=2), encoding="utf-8")
     return 0
 
 

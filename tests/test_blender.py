@@ -26,7 +26,7 @@ from openlrm_blender.jobs.job import Engine, Job  # noqa: E402
 # Blender 5.1+ test environments (Python 3.13) have no PyTorch: what needs the model is skipped there.
 needs_torch = pytest.mark.skipif(not torch_available(), reason="no PyTorch for this Python")
 
-from tests.conftest import REPO, TINY_GRID, TINY_SIZE  # noqa: E402
+from tests.conftest import REPO, SHARED, TINY_GRID, TINY_SIZE  # noqa: E402
 from tests.support.model_server import model_server  # noqa: E402, F401  (a fixture)
 
 ADDON = "openlrm_blender"
@@ -248,6 +248,7 @@ def test_enabling_imports_neither_pytorch_nor_model_code():
     assert report["enabled"]
     torch_free = {
         "errors", "input", "input.background", "input.read", "models", "models.openlrm", "models.openlrm.config",
+        "models.registry",
         "options", "progress", "pytorch", "result",
     }  # fmt: skip
     assert set(report["loaded"]) <= {f"openlrm_blender.engine.{name}" for name in torch_free}, report["loaded"]
@@ -628,3 +629,42 @@ def test_blenders_gltf_importer_reads_the_glb_where_the_ply_is(clean_scene, tiny
     print(f"bounding boxes: glb {boxes['glb']}, ply {boxes['ply']}")
     np.testing.assert_allclose(boxes["glb"][0], boxes["ply"][0], atol=1e-5)  # upright, facing the front view
     np.testing.assert_allclose(boxes["glb"][1], boxes["ply"][1], atol=1e-5)
+
+
+TRIPOSR_VECTOR = SHARED / "vectors" / "triposr-tiny"
+
+
+def test_the_sidebar_shows_the_chosen_models_published_settings(addon, clean_scene):
+    settings = clean_scene.openlrm
+    settings.model = "triposr"
+    assert (settings.foreground_ratio, settings.resolution, settings.threshold) == (pytest.approx(0.85), 256, 25.0)
+    assert settings.settings_family == "triposr"
+    settings.model = "openlrm-obj-small-1.1"
+    assert (settings.foreground_ratio, settings.resolution, settings.threshold) == (pytest.approx(0.8), 384, 3.0)
+    settings.model = "DEFAULT"
+
+
+def test_a_run_of_another_family_takes_its_published_settings(addon, clean_scene, tmp_path):
+    """Sidebar numbers set for OpenLRM are not handed to a TripoSR run; what the caller gives is."""
+    record = tmp_path / "seen.json"
+    addon.Runtime.engine = fake("record_options", path=str(record))
+    call = dict(filepath=str(TRIPOSR_VECTOR / "input.png"), weights_dir=str(TRIPOSR_VECTOR))
+    assert clean_scene.openlrm.settings_family == "openlrm"
+    assert bpy.ops.openlrm.image_to_3d(**call) == {"FINISHED"}
+    seen = json.loads(record.read_text())["options"]
+    assert (seen["resolution"], seen["threshold"], seen["foreground_ratio"]) == (None, None, None)
+    assert bpy.ops.openlrm.image_to_3d(**call, resolution=48) == {"FINISHED"}
+    assert json.loads(record.read_text())["options"]["resolution"] == 48
+
+
+@needs_torch
+def test_headless_triposr_from_a_model_folder(clean_scene):
+    """The tiny TripoSR in its real file layout: the object is the engine's mesh."""
+    meta = json.loads((TRIPOSR_VECTOR / "meta.json").read_text())
+    call = dict(
+        filepath=str(TRIPOSR_VECTOR / "input.png"), weights_dir=str(TRIPOSR_VECTOR), resolution=meta["grid"],
+        threshold=meta["threshold"],
+    )  # fmt: skip
+    assert bpy.ops.openlrm.image_to_3d(**call) == {"FINISHED"}
+    obj = bpy.context.active_object
+    assert len(obj.data.vertices) == meta["vertices"] and len(obj.data.polygons) == meta["faces"]

@@ -99,8 +99,9 @@ def test_each_zip_holds_only_wheels_its_blender_can_load(dist):
             path = dist / f"openlrm_blender-0.1.0-{line}-{platform}.zip"
             wheels = wheels_of(path)
             native = [name for name in wheels if not name.endswith("-none-any.whl")]
-            for package in ("xatlas-", "fast_simplification-", "onnxruntime-"):  # textured output, background removal
-                assert any(name.startswith(package) for name in wheels), (path.name, package)
+            # textured output, background removal, TripoSR's config.yaml
+            for package in ("xatlas-", "fast_simplification-", "onnxruntime-", "pyyaml-"):
+                assert any(name.lower().startswith(package) for name in wheels), (path.name, package)
             assert native and all(f"-{abi}-" in name or "-abi3-" in name for name in native), native
             other_platforms = {"linux_x64": "linux", "windows_x64": "win_amd64", "macos_arm64": "macosx"}
             other_platforms.pop(platform)

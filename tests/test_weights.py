@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -22,6 +19,7 @@ from openlrm_blender.engine.models.openlrm.config import ModelConfig
 from openlrm_blender.engine.models.openlrm.model import OpenLRM
 from tests.support.random_models import PUBLISHED_CONFIGS
 from openlrm_blender.engine.models.openlrm.weights import (
+    MODEL_FILES,
     download_model,
     load_model,
     published_state,
@@ -30,6 +28,7 @@ from openlrm_blender.engine.models.openlrm.weights import (
 )
 
 from tests.conftest import REPO, SPEC, TINY_GRID, TINY_SIZE
+from tests.support.hub import FakeHub, HubServer, make_hub_cache
 
 
 def read_key_table(size: str) -> dict[str, tuple[int, ...]]:
@@ -88,20 +87,8 @@ def test_model_names_and_repo_ids():
         repo_id_for("openlrm-huge")
 
 
-def make_hub_cache(cache: Path, model_dir: Path, repo_id: str, commit: str = "a" * 40) -> Path:
-    """The huggingface_hub cache layout: refs/main -> snapshots/<commit>/files."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(commit)
-    for name in ("config.json", "model.safetensors"):
-        shutil.copy(model_dir / name, snapshot / name)
-    return snapshot
-
-
 def test_hub_cache_offline(tmp_path, small_model_dir, monkeypatch):
-    snapshot = make_hub_cache(tmp_path / "hub", small_model_dir, "zxhezexin/openlrm-mix-small-1.1")
+    snapshot = make_hub_cache(tmp_path / "hub", small_model_dir, "zxhezexin/openlrm-mix-small-1.1", MODEL_FILES)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = download_model("openlrm-mix-small-1.1", cache_dir=tmp_path / "hub")
     assert folder == snapshot
@@ -116,7 +103,7 @@ def test_hub_cache_offline_nothing_cached(tmp_path, monkeypatch):
 
 def test_hub_cache_via_hf_home_in_a_fresh_process(tmp_path, tiny_dir):
     """HF_HOME and HF_HUB_OFFLINE as a user sets them, through the command line."""
-    make_hub_cache(tmp_path / "home" / "hub", tiny_dir, "someone/tiny-lrm")
+    make_hub_cache(tmp_path / "home" / "hub", tiny_dir, "someone/tiny-lrm", MODEL_FILES)
     env = dict(os.environ, HF_HOME=str(tmp_path / "home"), HF_HUB_OFFLINE="1")
     env.pop("HF_HUB_CACHE", None)
     out = tmp_path / "tiny.ply"
@@ -127,62 +114,17 @@ def test_hub_cache_via_hf_home_in_a_fresh_process(tmp_path, tiny_dir):
     assert out.stat().st_size > 0
 
 
-class FakeHub(http.server.BaseHTTPRequestHandler):
-    """Answers huggingface_hub's file requests (HEAD for metadata, GET for bytes) from a folder."""
-
-    folder: Path
-    commit = "b" * 40
-
-    def _file(self) -> Path | None:
-        parts = self.path.split("?")[0].strip("/").split("/")
-        if len(parts) == 5 and parts[2] == "resolve" and (self.folder / parts[4]).is_file():
-            return self.folder / parts[4]
-        return None
-
-    def _headers(self, path: Path) -> None:
-        data = path.read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
-        self.send_header("X-Repo-Commit", self.commit)
-        self.end_headers()
-
-    def do_HEAD(self) -> None:
-        path = self._file()
-        if path is None:
-            self.send_error(404)
-            return
-        self._headers(path)
-
-    def do_GET(self) -> None:
-        path = self._file()
-        if path is None:
-            self.send_error(404)
-            return
-        self._headers(path)
-        self.wfile.write(path.read_bytes())
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 def test_download_through_the_hub_client(tmp_path, tiny_dir):
     """A real download over HTTP (a local stand-in for the Hub, via HF_ENDPOINT): files land in
     the HF_HOME cache, byte progress reaches the progress bar, the mesh is written."""
-    handler = type("Handler", (FakeHub,), {"folder": tiny_dir})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        env = dict(os.environ, HF_HOME=str(tmp_path / "home"), HF_ENDPOINT=f"http://127.0.0.1:{server.server_port}")
+    with HubServer(tiny_dir) as endpoint:
+        env = dict(os.environ, HF_HOME=str(tmp_path / "home"), HF_ENDPOINT=endpoint)
         for name in ("HF_HUB_OFFLINE", "HF_HUB_CACHE"):
             env.pop(name, None)
         out = tmp_path / "tiny.ply"
         command = [sys.executable, "-m", "openlrm_blender.engine", str(tiny_dir / "input.png"), "-o", str(out)]
         command += ["--model", "someone/tiny-lrm", "--input-size", str(TINY_SIZE), "--resolution", str(TINY_GRID)]
         done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-    finally:
-        server.shutdown()
     assert done.returncode == 0, done.stderr
     assert "100% model: downloading model.safetensors" in done.stderr
     snapshot = tmp_path / "home" / "hub" / "models--someone--tiny-lrm" / "snapshots" / FakeHub.commit

@@ -8,6 +8,7 @@ import bpy
 import bpy.utils.previews
 
 from ..engine import PyTorchMissing, torch_available
+from .preferences import get_preferences
 from .state import Runtime
 
 _previews = None
@@ -44,7 +45,9 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
             layout.template_icon(icon_value=icon, scale=6.0)
 
         layout.prop(settings, "model")
-        layout.label(text="Weights: CC BY-NC 4.0, non-commercial", icon="INFO")
+        family = get_preferences(context).family(None if settings.model == "DEFAULT" else settings.model)
+        for index, line in enumerate(_wrap(family.licence, _line_width(context))):
+            layout.label(text=line, icon="INFO" if index == 0 else "BLANK1")
 
         column = layout.column(align=True)
         column.use_property_split = True

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import bpy
 
-from ..engine import DEFAULT_MODEL
+from ..engine import DEFAULT_MODEL, WeightsError
+from ..engine.models.registry import FAMILIES, OPENLRM, Family, family_of_folder, family_of_name
 from ..engine.input import background
 from ..engine.pytorch import torch_found
 from ..jobs import pytorch_install
 from . import ADDON_PACKAGE
 from .state import Runtime
-from .properties import MODEL_ITEMS
+from .properties import MODEL_ITEMS, use_published_settings
 
 DEVICE_ITEMS = [
     ("auto", "Auto", "CUDA if present, then Apple MPS, then the CPU"),
@@ -46,22 +47,32 @@ PRECISION_ITEMS = [
 ]
 
 
+def _model_source_changed(preferences: bpy.types.AddonPreferences, context: bpy.types.Context) -> None:
+    """The sidebar follows the model its runs will now use (when it uses the default)."""
+    scene = context.scene
+    if scene is not None and scene.openlrm.model == "DEFAULT":
+        use_published_settings(scene.openlrm, preferences.family(None))
+
+
 class OpenLRMPreferences(bpy.types.AddonPreferences):
     bl_idname = ADDON_PACKAGE
 
-    default_model: bpy.props.EnumProperty(name="Default Model", items=MODEL_ITEMS, default=DEFAULT_MODEL)
+    default_model: bpy.props.EnumProperty(
+        name="Default Model", items=MODEL_ITEMS, default=DEFAULT_MODEL, update=_model_source_changed
+    )
     weights_source: bpy.props.EnumProperty(
         name="Weights",
         items=[
             ("HUB", "Hugging Face Hub", "Download the published weights into the Hugging Face cache"),
-            ("FOLDER", "Local Folder", "A folder with config.json and model.safetensors"),
+            ("FOLDER", "Local Folder", "A model folder: OpenLRM's config.json, or TripoSR's config.yaml, with its weights"),
         ],
         default="HUB",
+        update=_model_source_changed,
     )
     hub_token: bpy.props.StringProperty(
         name="Token", description="Hugging Face token (optional; stored in the preferences only)", subtype="PASSWORD"
     )
-    weights_dir: bpy.props.StringProperty(name="Model Folder", subtype="DIR_PATH")
+    weights_dir: bpy.props.StringProperty(name="Model Folder", subtype="DIR_PATH", update=_model_source_changed)
     cache_dir: bpy.props.StringProperty(
         name="Cache Folder", description="Hugging Face cache (empty: HF_HOME or ~/.cache/huggingface)", subtype="DIR_PATH"
     )
@@ -87,6 +98,21 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
         default=True,
     )
 
+    def weights_folder(self) -> Path | None:
+        """The local model folder runs use, if the weights come from one."""
+        return Path(bpy.path.abspath(self.weights_dir)) if self.weights_source == "FOLDER" and self.weights_dir else None
+
+    def family(self, model: str | None) -> Family:
+        """The family a run of ``model`` (None: the default model) will use: the local
+        folder's, told by its files, else the name's."""
+        folder = self.weights_folder()
+        if folder is not None:
+            try:
+                return family_of_folder(folder)
+            except WeightsError:
+                pass  # the run will say what is wrong with the folder
+        return family_of_name(model or self.default_model) or OPENLRM
+
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.use_property_split = True
@@ -108,7 +134,8 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
         row.prop(self, "keep_model_loaded")
         row.operator("openlrm.free_model", icon="TRASH")
         self._draw_pytorch(context, layout.box())
-        layout.label(text="The OpenLRM weights are licensed CC BY-NC 4.0: non-commercial use only.", icon="INFO")
+        for family in FAMILIES:
+            layout.label(text=f"{family.licence}.", icon="INFO")
 
 
     def _draw_background_model(self, layout: bpy.types.UILayout) -> None:

@@ -6,19 +6,38 @@ from __future__ import annotations
 import bpy
 
 from ..engine import PUBLISHED_MODELS
-from ..engine.options import SETTINGS
+from ..engine.models.registry import TRIPOSR, Family, family_of_name
+from ..engine.options import SETTINGS, Options
+from . import ADDON_PACKAGE
 
 _SIZES = {"small": "0.45 GB, 224 px", "base": "1.0 GB, 336 px", "large": "1.8 GB, 448 px"}
 _DATA = {"obj": "trained on Objaverse", "mix": "trained on Objaverse and MVImgNet, better for photos"}
 
-MODEL_ITEMS = [
-    (
-        name,
-        f"{name.split('-')[1].capitalize()} {name.split('-')[2].capitalize()}",
-        f"{name}: {_SIZES[name.split('-')[2]]}, {_DATA[name.split('-')[1]]}. Weights: CC BY-NC 4.0 (non-commercial)",
-    )
-    for name in PUBLISHED_MODELS
-]
+
+def _model_item(name: str) -> tuple[str, str, str]:
+    family = family_of_name(name)
+    if family is TRIPOSR:
+        return name, "TripoSR", f"stabilityai/TripoSR: 1.7 GB, 512 px. {family.licence}"
+    data, size = name.split("-")[1:3]
+    return name, f"OpenLRM {data.capitalize()} {size.capitalize()}", f"{name}: {_SIZES[size]}, {_DATA[data]}. {family.licence}"
+
+
+MODEL_ITEMS = [_model_item(name) for name in PUBLISHED_MODELS]
+
+
+def use_published_settings(settings: bpy.types.PropertyGroup, family: Family) -> None:
+    """The sidebar's per-model numbers set to what ``family`` publishes, so the sidebar shows
+    the values a run will use; ``settings_family`` remembers whose they are."""
+    published = Options().for_family(family.settings)
+    for name, setting in SETTINGS.items():
+        if setting.per_model:
+            setattr(settings, name, getattr(published, name))
+    settings.settings_family = family.name
+
+
+def _model_chosen(settings: bpy.types.PropertyGroup, context: bpy.types.Context) -> None:
+    preferences = context.preferences.addons[ADDON_PACKAGE].preferences
+    use_published_settings(settings, preferences.family(None if settings.model == "DEFAULT" else settings.model))
 
 
 OUTPUT_ITEMS = [
@@ -55,7 +74,12 @@ class OpenLRMSettings(bpy.types.PropertyGroup):
         name="Model",
         items=[("DEFAULT", "Default", "The default model set in the add-on's preferences"), *MODEL_ITEMS],
         default="DEFAULT",
+        update=_model_chosen,
     )
+    settings_family: bpy.props.StringProperty(
+        name="Settings Family", description="The model family the per-model numbers below were set for",
+        default="openlrm", options={"HIDDEN"},
+    )  # fmt: skip
     remove_background: setting_property("remove_background", hard_limits=True)
     recenter: setting_property("recenter", hard_limits=True)
     foreground_ratio: setting_property("foreground_ratio", hard_limits=True)

@@ -5,7 +5,7 @@ this package loads no PyTorch (enabling the add-on stays fast, and works where P
 is missing); ``engine.pipeline.generate`` and the model modules do.
 """
 
-from .models.openlrm.config import DEFAULT_MODEL, PUBLISHED_MODELS
+from .models.registry import DEFAULT_MODEL, PUBLISHED_MODELS
 from .errors import BackgroundModelError, Cancelled, EmptyMeshError, EngineError, ImageError, PyTorchMissing, WeightsError
 from .options import DEVICES, PRECISIONS, Options
 from .progress import STAGES, CancelToken, ProgressCallback

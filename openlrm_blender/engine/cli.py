@@ -11,7 +11,7 @@ from .input.background import MODELS as BACKGROUND_MODELS
 from .errors import EngineError, out_of_memory_message
 from .export.mesh_files import FORMATS, check_writable, write_mesh
 from .input.read import open_image
-from .models.openlrm.config import DEFAULT_MODEL, PUBLISHED_MODELS
+from .models.registry import DEFAULT_MODEL, FAMILIES, PUBLISHED_MODELS
 from .options import DEVICES, PRECISIONS, SETTINGS, Options, Setting
 from .pipeline import generate
 
@@ -30,19 +30,24 @@ def add_setting(group: argparse._ActionsContainer, setting: Setting) -> None:
         action = "store_false" if setting.default else "store_true"
         group.add_argument(*setting.command_line_flags, dest=setting.name, action=action, help=setting.help)
         return
+    if setting.per_model:
+        published = ", ".join(f"{family.title} {family.settings.get(setting.name, setting.default):g}" for family in FAMILIES)
+        default, said = None, f"default: the model's own, {published}"
+    else:
+        default, said = setting.default, f"default {setting.default:g}"
     group.add_argument(
         *setting.command_line_flags,
         dest=setting.name,
         type=type(setting.default),
-        default=setting.default,
-        help=f"{setting.help} ({setting.minimum:g} to {setting.maximum:g}; default {setting.default:g})",
+        default=default,
+        help=f"{setting.help} ({setting.minimum:g} to {setting.maximum:g}; {said})",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m openlrm_blender.engine",
-        description="Turn one image (or a folder of images) into coloured meshes with OpenLRM v1.1.",
+        description="Turn one image (or a folder of images) into coloured meshes with OpenLRM v1.1 or TripoSR.",
     )
     parser.add_argument("image", type=Path, help="an image file, or a folder of images")
     parser.add_argument("-o", "--output", type=Path, required=True, help="OUT.ply / OUT.obj / OUT.glb, or a folder for a folder of images")
@@ -50,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=[f[1:] for f in FORMATS], help="mesh format (default: the output's suffix, else ply)"
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(PUBLISHED_MODELS)} or a Hub repo id")
-    parser.add_argument("--weights", type=Path, help="local folder with config.json and model.safetensors (instead of --model)")
+    parser.add_argument(
+        "--weights", type=Path,
+        help="a local model folder (instead of --model): OpenLRM's config.json and model.safetensors, or TripoSR's "
+        "config.yaml and model.safetensors or model.ckpt",
+    )  # fmt: skip
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     parser.add_argument("--token", help="Hugging Face token (default: HF_TOKEN or the saved login)")
     parser.add_argument("--cache-dir", type=Path, help="Hugging Face cache folder (default: HF_HUB_CACHE / HF_HOME)")

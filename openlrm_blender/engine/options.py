@@ -8,13 +8,13 @@ command line its arguments (``cli``) and Blender its operator and sidebar proper
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import EngineError
 from .input import background
 from .input.read import MAX_MEGAPIXELS
-from .models.openlrm.config import DEFAULT_MODEL
+from .models.registry import DEFAULT_MODEL
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = ("float32", "bfloat16", "float16")  # torch dtype names
@@ -33,6 +33,7 @@ class Setting:
     maximum: float | None = None
     flags: tuple[str, ...] = ()  # the command line's (default: --name-with-dashes; a bool: what flips it)
     blender_default: bool | int | float | None = None  # where Blender's sidebar starts elsewhere
+    per_model: bool = False  # each model family publishes its own value (``default`` is OpenLRM's)
 
     @property
     def command_line_flags(self) -> tuple[str, ...]:
@@ -52,13 +53,15 @@ SETTINGS = {
         Setting("remove_background", True, "Remove Background", "Cut the object out when the image has no "
                 "transparency", flags=("--no-remove-bg",)),
         Setting("recenter", True, "Recenter", "Crop the object and centre it on a square canvas"),
-        Setting("foreground_ratio", 0.8, "Foreground Ratio", "The object's size in the recentred image", 0.05, 1.0),
-        Setting("input_size", 0, "Input Size", "Model input pixels, a multiple of 14 (0: the model's published "
-                "size)", 0, 1008),
+        Setting("foreground_ratio", 0.8, "Foreground Ratio", "The object's size in the recentred image", 0.05, 1.0,
+                per_model=True),
+        Setting("input_size", 0, "Input Size", "Model input pixels, a multiple of the encoder's patch (0: the "
+                "model's published size)", 0, 1024),
         Setting("camera_distance", 2.0, "Camera Distance", "The source camera's distance from the object", 0.1, 10.0),
         Setting("resolution", 384, "Mesh Resolution", "Marching-cubes grid points per axis", 8, 1024,
-                flags=("--resolution", "--grid")),
-        Setting("threshold", 3.0, "Density Threshold", "The density at which the surface lies", 0.0, 100.0),
+                flags=("--resolution", "--grid"), per_model=True),
+        Setting("threshold", 3.0, "Density Threshold", "The density at which the surface lies", 0.0, 100.0,
+                per_model=True),
         Setting("dense", False, "Dense", "Evaluate the density on every grid point (the published recipe; slow)"),
         Setting("min_piece", 0.0, "Smallest Piece", "Drop disconnected pieces with less than this share of the "
                 "faces", 0.0, 0.99),
@@ -75,7 +78,9 @@ SETTINGS = {
 
 
 def _default(name: str):
-    return field(default=SETTINGS[name].default)
+    """The table's default; None for a per-model setting (the model's published value)."""
+    setting = SETTINGS[name]
+    return field(default=None if setting.per_model else setting.default)
 
 
 @dataclass
@@ -93,11 +98,12 @@ class Options:
     remove_background: bool = _default("remove_background")
     background_model: str = background.DEFAULT_MODEL  # a name of background.MODELS, or an .onnx file
     recenter: bool = _default("recenter")
-    foreground_ratio: float = _default("foreground_ratio")
+    # None: the model family's published value (models.registry), else the table's.
+    foreground_ratio: float | None = _default("foreground_ratio")
     input_size: int = _default("input_size")  # 0: the model's published size
     camera_distance: float = _default("camera_distance")
-    resolution: int = _default("resolution")
-    threshold: float = _default("threshold")
+    resolution: int | None = _default("resolution")
+    threshold: float | None = _default("threshold")
     dense: bool = _default("dense")
     max_megapixels: float = _default("max_megapixels")  # larger image files are refused before decoding
     # After marching cubes, each optional (0 / False: off):
@@ -115,6 +121,16 @@ class Options:
     def from_fields(cls, fields: dict) -> Options:
         return cls(**{name: Path(value) if name in _PATHS and value is not None else value for name, value in fields.items()})
 
+    def for_family(self, published: dict[str, float]) -> Options:
+        """A copy with each per-model setting left unset taken from the model family's
+        ``published`` settings (where it has one), else from the table."""
+        unset = {
+            name: published.get(name, setting.default)
+            for name, setting in SETTINGS.items()
+            if setting.per_model and getattr(self, name) is None
+        }
+        return replace(self, **unset)
+
     @property
     def finishes_surface(self) -> bool:
         """Whether any step after marching cubes is asked for."""
@@ -126,6 +142,5 @@ class Options:
         if self.dtype not in PRECISIONS:
             raise EngineError(f"unknown precision {self.dtype!r}: use one of {', '.join(PRECISIONS)}")
         for setting in SETTINGS.values():
-            setting.check(getattr(self, setting.name))
-        if self.input_size % 14:
-            raise EngineError(f"input size must be a multiple of 14 (or 0 for the model's own), got {self.input_size}")
+            if getattr(self, setting.name) is not None:
+                setting.check(getattr(self, setting.name))

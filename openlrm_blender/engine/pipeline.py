@@ -5,35 +5,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .surface.bake import bake_texture
-from .input.background import get_background_remover
-from .models.openlrm.camera import source_camera
-from .errors import EngineError
-from .input.prepare import has_mask, prepare_image
-from .input.read import ImageSource, read_rgba
-from .surface.cleanup import remove_small_pieces, taubin_smooth
 from .geometry.extraction import extract_mesh, vertex_colours
-from .models.openlrm.model import OpenLRM
+from .input.background import get_background_remover
+from .input.prepare import has_mask
+from .input.read import ImageSource, read_rgba
+from .models.hub import offline_default
+from .models.registry import resolve_model_dir
+from .models.triplane import TriplaneDecoder
 from .options import Options
 from .progress import CancelToken, ProgressCallback, Reporter, StepCallback, Stopwatch
 from .result import Mesh, Result
-from .runtime import DTYPES, get_model, pick_device
+from .runtime import get_model, pick_device
+from .surface.bake import bake_texture
+from .surface.cleanup import remove_small_pieces, taubin_smooth
 from .surface.simplify import simplify
 from .surface.uv import unwrap
-from .models.openlrm.weights import offline_default, resolve_model_dir
-
-def published_input_size(model: OpenLRM) -> int:
-    size = model.config.published_input_size
-    if size is None:
-        raise EngineError(
-            f"this model (transformer_dim {model.config.transformer_dim}) has no published input size: "
-            "give the input size"
-        )
-    return size
-
 
 def finish_surface(
-    mesh: Mesh, options: Options, decoder, planes: torch.Tensor, report: Reporter, timings: dict[str, float]
+    mesh: Mesh, options: Options, decoder: TriplaneDecoder, planes: torch.Tensor, report: Reporter,
+    timings: dict[str, float],
 ) -> Mesh:
     """Clean-up, simplification, then either a baked texture on UVs or the vertices
     coloured again (simplifying moves them): what ``options`` asks for."""
@@ -54,7 +44,7 @@ def finish_surface(
     # Vertices that moved are coloured anew; a textured mesh keeps them too (a PLY, the viewport).
     colours = colour_at(vertices, report.span("surface", 0.2, 0.3)) if moved or options.smooth_iterations else mesh.colours[kept]
     if not options.textured:
-        return Mesh(vertices=vertices, faces=faces, colours=colours)
+        return Mesh(vertices=vertices, faces=faces, colours=colours, rounding=mesh.rounding)
     report("surface", 0.3, "unwrapping UVs")
     unwrapped = unwrap(vertices, faces, options.texture_size)
     stopwatch.lap("unwrap")
@@ -65,10 +55,11 @@ def finish_surface(
         unwrapped.uvs,
         options.texture_size,
         lambda points: colour_at(points, report.span("surface", 0.5, 1.0)),
+        rounding=mesh.rounding,
     )
     stopwatch.lap("bake")
     colours = colours[unwrapped.source]  # the vertices split along the charts' seams are copies
-    return Mesh(unwrapped.vertices, unwrapped.faces, colours, uvs=unwrapped.uvs, texture=texture)
+    return Mesh(unwrapped.vertices, unwrapped.faces, colours, uvs=unwrapped.uvs, texture=texture, rounding=mesh.rounding)
 
 
 @torch.inference_mode()
@@ -105,7 +96,7 @@ def generate(
         )
     where = f"the folder {options.weights_dir}" if options.weights_dir else f"{options.model} on the Hugging Face Hub"
     report("model", remover_share, f"finding {where}")
-    folder = resolve_model_dir(
+    family, folder = resolve_model_dir(
         options.model,
         options.weights_dir,
         revision=options.revision,
@@ -116,29 +107,33 @@ def generate(
             "model", remover_share + (1 - remover_share) * done / max(total, 1), f"downloading {name}"
         ),
     )
-    report("model", 1.0, f"loading the weights from {folder.name}")
+    options = options.for_family(family.settings)  # what the user left unset: the family's published settings
+    recipe = family.recipe()
+    report("model", 1.0, f"loading the {family.title} weights from {folder.name}")
     model = get_model(folder, device, options.dtype)
     stopwatch.lap("load")
 
-    size = options.input_size or published_input_size(model)
+    size = recipe.input_size(model, options.input_size)
     report("preprocess", 0.0, "preparing the image")
-    pixels = prepare_image(rgba, size, remover, options.recenter, options.foreground_ratio)
+    pixels = recipe.prepare_image(rgba, size, remover, options.recenter, options.foreground_ratio)
     report("preprocess", 1.0, "image ready")
     stopwatch.lap("preprocess")
 
-    dtype = DTYPES[options.dtype]
     report("encode", 0.0, "encoding the image")
-    planes = model(
-        pixels.to(device, dtype),
-        source_camera(options.camera_distance).to(device, dtype),
+    planes = recipe.encode(
+        model,
+        pixels,
+        options.camera_distance,
         after_layer=lambda done, total: report("encode", done / total, f"transformer layer {done}/{total}"),
     )
     stopwatch.lap("encode")
 
     mesh = extract_mesh(model.decoder, planes, options.resolution, options.threshold, options.dense, report, timings)
+    mesh.rounding = recipe.ROUNDING
     stopwatch.lap("mesh")
     if options.finishes_surface:
         mesh = finish_surface(mesh, options, model.decoder, planes, report, timings)
         stopwatch.lap("surface")
+    mesh.vertices = recipe.to_output_frame(mesh.vertices)  # every step above works in the model's own frame
     timings["total"] = stopwatch.total()
     return Result(mesh=mesh, model_dir=folder, device=str(device), timings=timings)

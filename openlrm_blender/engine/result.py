@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 
-def to_u8(colours: np.ndarray) -> np.ndarray:
-    """8-bit colours the published way: floor(colour * 255)."""
-    return np.clip(np.floor(colours * 255.0), 0, 255).astype(np.uint8)
+def to_u8(colours: np.ndarray, rounding: str = "floor") -> np.ndarray:
+    """8-bit colours the published way: floor(colour * 255) for OpenLRM, round for TripoSR."""
+    scaled = colours * 255.0
+    return np.clip(np.floor(scaled) if rounding == "floor" else np.round(scaled), 0, 255).astype(np.uint8)
 
 
 @dataclass
@@ -20,10 +21,11 @@ class Mesh:
     colours: np.ndarray  # float32 (V, 3), sRGB values in [0, 1] as the model produced them
     uvs: np.ndarray | None = None  # float32 (V, 2) in [0, 1], v up, when textured
     texture: np.ndarray | None = None  # uint8 (S, S, 3) sRGB, row 0 at the top, when textured
+    rounding: str = "floor"  # how the model family's published export makes 8-bit colours (to_u8)
 
     @property
     def colours_u8(self) -> np.ndarray:
-        return to_u8(self.colours)
+        return to_u8(self.colours, self.rounding)
 
     @property
     def textured(self) -> bool:

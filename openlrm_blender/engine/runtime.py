@@ -6,10 +6,10 @@ import threading
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .errors import EngineError
-from .models.openlrm.model import OpenLRM
-from .models.openlrm.weights import load_model
+from .models.registry import family_of_folder
 from .options import PRECISIONS
 
 DTYPES = {name: getattr(torch, name) for name in PRECISIONS}
@@ -38,11 +38,11 @@ def torch_summary() -> str:
     return f"PyTorch {torch.__version__} ({', '.join(devices)}) from {Path(torch.__file__).parent}"
 
 
-_models: dict[tuple[Path, str, str], OpenLRM] = {}
+_models: dict[tuple[Path, str, str], nn.Module] = {}
 _models_lock = threading.Lock()
 
 
-def get_model(folder: Path, device: torch.device, dtype: str) -> OpenLRM:
+def get_model(folder: Path, device: torch.device, dtype: str) -> nn.Module:
     """The loaded model for these files, device and precision, loading it once."""
     key = (folder.resolve(), str(device), dtype)
     with _models_lock:
@@ -50,6 +50,11 @@ def get_model(folder: Path, device: torch.device, dtype: str) -> OpenLRM:
             _models.clear()  # one model at a time: they are large
             _models[key] = load_model(folder, device, DTYPES[dtype])
         return _models[key]
+
+
+def load_model(folder: Path, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """The model in ``folder``, of whichever family its files say."""
+    return family_of_folder(folder).recipe().load_model(folder, device, dtype)
 
 
 def unload_models() -> None:

@@ -123,7 +123,7 @@ class Job:
                         worker.stop()
                     raise error_of_kind(reply["error_kind"], reply["message"])
                 elif kind == "result":
-                    mesh = Mesh(**arrays)
+                    mesh = Mesh(**arrays, rounding=reply["rounding"])
                     return Result(mesh, Path(reply["model_dir"]), reply["device"], reply["timings"])
             self._token.check()
             raise worker.death()

@@ -70,6 +70,7 @@ def run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
         "result",
         arrays,
         model_dir=str(result.model_dir),
+        rounding=mesh.rounding,
         device=result.device,
         timings=result.timings,
     )

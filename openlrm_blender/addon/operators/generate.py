@@ -15,6 +15,7 @@ from ..blender_image import image_pixels
 from ..lifecycle import remove_timer, stop_running_job
 from ..preferences import DEVICE_ITEMS, get_preferences, torch_in_use
 from ...engine.errors import kind_of
+from ...engine.models.registry import family_of_folder, family_of_name
 from ...engine.options import SETTINGS
 from ..properties import FLOATER_SHARE, MODEL_ITEMS, OUTPUT_ITEMS, setting_property
 from ..state import TICK_SECONDS, Runtime
@@ -127,10 +128,10 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
                 raise EngineError("choose an image file first")
             source = Path(bpy.path.abspath(filepath))
             name = source.stem
-        from_folder = prefs.weights_source == "FOLDER" and prefs.weights_dir
-        weights_dir = self._value("weights_dir", bpy.path.abspath(prefs.weights_dir) if from_folder else "")
+        weights_dir = self._value("weights_dir", str(prefs.weights_folder() or ""))
+        model = self._value("model", prefs.default_model if settings.model == "DEFAULT" else settings.model)
         options = Options(
-            model=self._value("model", prefs.default_model if settings.model == "DEFAULT" else settings.model),
+            model=model,
             weights_dir=Path(weights_dir) if weights_dir else None,
             token=prefs.hub_token or None,
             offline=None if bpy.app.online_access else True,  # Blender's "Allow Online Access"
@@ -140,13 +141,17 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             remove_background=self._value("remove_background", settings.remove_background),
             background_model=prefs.background_choice(),
             recenter=self._value("recenter", settings.recenter),
-            foreground_ratio=self._value("foreground_ratio", settings.foreground_ratio),
             input_size=self.input_size,
             camera_distance=self._value("camera_distance", settings.camera_distance),
-            resolution=self._value("resolution", settings.resolution),
-            threshold=self._value("threshold", settings.threshold),
             min_piece=FLOATER_SHARE if self._value("remove_floaters", settings.remove_floaters) else 0.0,
         )
+        # Per-model numbers: the caller's, else the sidebar's where they were set for this
+        # model's family, else (None) the family's published values.
+        family = family_of_folder(Path(weights_dir)) if weights_dir else family_of_name(model)
+        sidebar_fits = family is not None and settings.settings_family == family.name
+        for key, setting in SETTINGS.items():
+            if setting.per_model:
+                setattr(options, key, self._value(key, getattr(settings, key) if sidebar_fits else None))
         if self._value("output", settings.output) == "TEXTURED":
             options.textured = True
             options.faces = self._value("faces", settings.faces)

@@ -85,11 +85,13 @@ def bake_texture(
     size: int,
     colour_at: Callable[[np.ndarray], np.ndarray],
     padding: int = 4,
+    rounding: str = "floor",
 ) -> np.ndarray:
-    """(size, size, 3) uint8 sRGB: ``colour_at`` (points -> sRGB in [0, 1]) at every texel."""
+    """(size, size, 3) uint8 sRGB: ``colour_at`` (points -> sRGB in [0, 1]) at every texel,
+    made 8-bit as the model family's export does (``result.to_u8``)."""
     rows, columns, points = texel_points(vertices, faces, uvs, size)
     image = np.zeros((size, size, 3), dtype=np.float32)
     covered = np.zeros((size, size), dtype=bool)
-    image[rows, columns] = to_u8(colour_at(points))
+    image[rows, columns] = to_u8(colour_at(points), rounding)
     covered[rows, columns] = True
     return np.clip(np.round(dilate(image, covered, padding + 2)), 0, 255).astype(np.uint8)

@@ -1,0 +1,96 @@
+"""The model families, what they publish and how a folder or a name is told apart: no
+PyTorch here (the add-on's menus and the command line read it); each family's ``recipe``
+module, loaded only to run, holds what needs PyTorch."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+from ..errors import EngineError, WeightsError
+from .openlrm.config import DEFAULT_MODEL, PUBLISHED_MODELS as OPENLRM_MODELS
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    title: str
+    licence: str  # one readable line for the sidebar
+    config_file: str  # the file a model folder of this family has
+    published: tuple[str, ...]  # the names --model and the menus offer
+    settings: dict[str, float] = field(default_factory=dict)  # published settings where the user sets none
+    repo_ids: tuple[str, ...] = ()  # Hub repositories known to hold this family
+
+    def recipe(self) -> ModuleType:
+        """The module that loads and runs this family's models (imports PyTorch)."""
+        return importlib.import_module(f"{__package__}.{self.name}.recipe")
+
+
+OPENLRM = Family(
+    "openlrm",
+    "OpenLRM v1.1",
+    "OpenLRM weights: CC BY-NC 4.0, non-commercial use only",
+    "config.json",
+    OPENLRM_MODELS,
+)
+TRIPOSR = Family(
+    "triposr",
+    "TripoSR",
+    "TripoSR weights: MIT, commercial use allowed",
+    "config.yaml",
+    ("triposr",),
+    {"foreground_ratio": 0.85, "resolution": 256, "threshold": 25.0},  # input: its config's cond_image_size, 512
+    repo_ids=("stabilityai/TripoSR",),
+)
+FAMILIES = (OPENLRM, TRIPOSR)
+PUBLISHED_MODELS = tuple(name for family in FAMILIES for name in family.published)
+
+
+def family_of_folder(folder: Path) -> Family:
+    """The family a local model folder belongs to, told by its configuration file."""
+    found = [family for family in FAMILIES if (folder / family.config_file).is_file()]
+    if not folder.is_dir():
+        raise WeightsError(f"{folder}: model folder not found")
+    if not found:
+        names = " or ".join(f"{family.config_file} ({family.title})" for family in FAMILIES)
+        raise WeightsError(f"{folder}: not a model folder: it has no {names}")
+    return found[0]
+
+
+def family_of_name(model: str) -> Family | None:
+    """The family of a published name or a known Hub repository (None: only its files tell)."""
+    for family in FAMILIES:
+        if model in family.published or model.lower() in (repo.lower() for repo in family.repo_ids):
+            return family
+    return None
+
+
+def resolve_model_dir(model: str, weights_dir: Path | str | None = None, **hub_options) -> tuple[Family, Path]:
+    """The family and folder of a model: a local folder when one is given (or ``model`` is
+    one), else the Hub cache's copy of a published name or repository."""
+    folder = Path(weights_dir).expanduser() if weights_dir else Path(model).expanduser()
+    if weights_dir or folder.is_dir():
+        family = family_of_folder(folder)
+        return family, family.recipe().check_model_dir(folder)
+    if model.startswith((".", "~", "/", "\\")) or folder.is_absolute():
+        raise WeightsError(f"{model}: model folder not found")
+    known = family_of_name(model)
+    if known is not None:
+        return known, known.recipe().download_model(model, **hub_options)
+    if "/" not in model:
+        raise WeightsError(
+            f"unknown model name {model!r}: use one of {', '.join(PUBLISHED_MODELS)}, a Hub repo id (owner/name) "
+            "or a local model folder"
+        )
+    failures = []
+    for family in FAMILIES:  # a repository not known: the first family whose files it has
+        try:
+            return family, family.recipe().download_model(model, **hub_options)
+        except EngineError as error:
+            failures.append(error)
+    raise failures[0]
+
+
+__all__ = ["DEFAULT_MODEL", "FAMILIES", "OPENLRM", "PUBLISHED_MODELS", "TRIPOSR", "Family"]

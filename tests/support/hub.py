@@ -1,0 +1,87 @@
+"""A stand-in for the Hugging Face Hub on 127.0.0.1 (huggingface_hub's file requests: HEAD
+for metadata, GET for bytes, streamed so a real-size checkpoint fits), and the Hub cache's
+folder layout, pre-filled."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+CHUNK = 1 << 22
+
+
+class FakeHub(http.server.BaseHTTPRequestHandler):
+    """Serves ``folder``'s files as any repository's, at ``commit``."""
+
+    folder: Path
+    commit = "b" * 40
+
+    def _file(self) -> Path | None:
+        parts = self.path.split("?")[0].strip("/").split("/")
+        if len(parts) == 5 and parts[2] == "resolve" and (self.folder / parts[4]).is_file():
+            return self.folder / parts[4]
+        return None
+
+    def _headers(self, path: Path) -> None:
+        stat = path.stat()
+        self.send_response(200)
+        self.send_header("Content-Length", str(stat.st_size))
+        self.send_header("ETag", f'"{path.name}-{stat.st_size}-{stat.st_mtime_ns}"')
+        self.send_header("X-Repo-Commit", self.commit)
+        self.end_headers()
+
+    def do_HEAD(self) -> None:
+        path = self._file()
+        if path is None:
+            self.send_error(404)
+            return
+        self._headers(path)
+
+    def do_GET(self) -> None:
+        path = self._file()
+        if path is None:
+            self.send_error(404)
+            return
+        self._headers(path)
+        with open(path, "rb") as stream:
+            while block := stream.read(CHUNK):
+                self.wfile.write(block)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class HubServer:
+    """``with HubServer(folder) as endpoint:``, an ``HF_ENDPOINT`` on 127.0.0.1."""
+
+    def __init__(self, folder: Path) -> None:
+        handler = type("Handler", (FakeHub,), {"folder": folder})
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+
+    def __enter__(self) -> str:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def make_hub_cache(cache: Path, model_dir: Path, repo_id: str, files: Iterable[str], commit: str = "a" * 40) -> Path:
+    """The huggingface_hub cache layout: refs/main -> snapshots/<commit>/files (hard links
+    where the file system allows, so a real-size checkpoint is not copied)."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    for name in files:
+        try:
+            os.link(model_dir / name, snapshot / name)
+        except OSError:
+            shutil.copy(model_dir / name, snapshot / name)
+    return snapshot
