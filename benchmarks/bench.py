@@ -56,9 +56,10 @@ STAGES = (
     ("simplify", "simplify"),
     ("unwrap", "UV unwrap"),
     ("bake", "bake texture"),
+    ("photo", "photo texture"),
     ("total", "total (weights loaded)"),
 )
-SURFACE_STAGES = ("cleanup", "simplify", "unwrap", "bake")
+SURFACE_STAGES = ("cleanup", "simplify", "unwrap", "bake", "photo")
 
 
 MODELS = (*PUBLISHED_CONFIGS, "triposr")  # OpenLRM's sizes, then TripoSR

@@ -555,6 +555,27 @@ def test_textured_generate_makes_a_uv_mapped_object_with_its_baked_image(clean_s
     assert uvs.min() >= 0 and uvs.max() <= 1
 
 
+@needs_torch
+def test_a_photo_textured_objects_material_holds_the_photo_texture(clean_scene, tiny_dir):
+    """The material's image is the engine's photo-textured bake, which differs from the plain one."""
+    from openlrm_blender.engine.pipeline import generate
+
+    def baked_image(**photo) -> np.ndarray:
+        call = tiny_call(tiny_dir, resolution=48, output="TEXTURED", faces=3000, texture_size=256, **photo)
+        assert bpy.ops.openlrm.image_to_3d(**call) == {"FINISHED"}
+        material = bpy.context.view_layer.objects.active.active_material
+        image = next(node for node in material.node_tree.nodes if node.bl_idname == "ShaderNodeTexImage").image
+        pixels = np.empty(256 * 256 * 4, dtype=np.float32)
+        image.pixels.foreach_get(pixels)
+        return np.round(pixels.reshape(256, 256, 4)[::-1, :, :3] * 255)  # Blender's rows run bottom up
+
+    options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=48, recenter=False, textured=True,
+                      faces=3000, texture_size=256)  # fmt: skip
+    engine = generate(tiny_dir / "input.png", options).mesh.texture.astype(np.float32)
+    photo, plain = baked_image(), baked_image(photo_texture=False)
+    assert np.abs(photo - engine).max() <= 1 and np.abs(plain - engine).mean() > 1.0
+
+
 def render_mean_colours(objects: list, size: int = 48) -> list[np.ndarray]:
     """Cycles renders of each object alone (the same camera and world light): the mean
     colour of its pixels."""
@@ -597,7 +618,10 @@ def test_a_textured_object_and_its_vertex_colour_twin_look_the_same(clean_scene,
     from openlrm_blender.engine import Mesh
     from openlrm_blender.engine.pipeline import generate
 
-    options = Options(weights_dir=object_model_dir, input_size=56, resolution=96, recenter=False, textured=True, texture_size=1024)
+    options = Options(
+        weights_dir=object_model_dir, input_size=56, resolution=96, recenter=False, textured=True, texture_size=1024,
+        photo_texture=False,  # the bake's colour space alone: the twin has the field's colours only
+    )  # fmt: skip
     baked = generate(tiny_dir / "input.png", options).mesh
     textured = importer.add_object(bpy.context, "textured", baked)
     twin = importer.add_object(bpy.context, "twin", Mesh(baked.vertices, baked.faces, baked.colours))

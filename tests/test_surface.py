@@ -3,9 +3,6 @@ textured OBJ files that carry them."""
 
 from __future__ import annotations
 
-import json
-import struct
-
 import numpy as np
 import pytest
 
@@ -13,6 +10,7 @@ from openlrm_blender.engine import Mesh, Options
 from openlrm_blender.engine.surface.bake import bake_texture, dilate, texel_points
 from openlrm_blender.engine.surface.cleanup import remove_small_pieces, taubin_smooth
 from openlrm_blender.engine.export.mesh_files import write_mesh
+from tests.support.glb import accessor, read_glb
 from openlrm_blender.engine.export.gltf import glb_bytes
 from openlrm_blender.engine.surface.simplify import simplify
 from openlrm_blender.engine.surface.uv import unwrap
@@ -94,7 +92,7 @@ def test_baking_a_field_covers_the_charts_and_pads_them():
     unwrapped = unwrap(vertices, faces, 256)
     rows, columns, points = texel_points(unwrapped.vertices, unwrapped.faces, unwrapped.uvs, 256)
     assert np.abs(np.linalg.norm(points, axis=1) - 1.0).max() < 0.02  # texels lie on the surface
-    texture = bake_texture(unwrapped.vertices, unwrapped.faces, unwrapped.uvs, 256, lambda p: (p + 1) / 2)
+    texture = bake_texture(unwrapped.vertices, unwrapped.faces, unwrapped.uvs, 256, lambda p, n: (p + 1) / 2)
     expected = np.floor((unwrapped.vertices + 1) / 2 * 255)
     assert np.median(np.abs(bilinear(texture, unwrapped.uvs) - expected)) <= 3
 
@@ -114,7 +112,7 @@ def textured(tiny_dir):
 
     common = dict(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=48, recenter=False, min_piece=0.01)
     plain = generate(tiny_dir / "input.png", Options(**common)).mesh
-    baked = generate(tiny_dir / "input.png", Options(**common, textured=True, texture_size=1024)).mesh
+    baked = generate(tiny_dir / "input.png", Options(**common, textured=True, texture_size=1024, photo_texture=False)).mesh
     return plain, baked
 
 
@@ -130,26 +128,6 @@ def test_a_textured_mesh_is_the_same_surface(textured):
     assert len(baked.faces) == len(plain.faces)
     np.testing.assert_allclose(baked.vertices.min(axis=0), plain.vertices.min(axis=0), atol=1e-6)
     np.testing.assert_allclose(baked.vertices.max(axis=0), plain.vertices.max(axis=0), atol=1e-6)
-
-
-def read_glb(data: bytes) -> tuple[dict, bytes]:
-    magic, version, length = struct.unpack_from("<III", data)
-    assert (magic, version, length) == (0x46546C67, 2, len(data))
-    json_length, json_type = struct.unpack_from("<II", data, 12)
-    assert json_type == 0x4E4F534A
-    document = json.loads(data[20 : 20 + json_length])
-    binary_length, binary_type = struct.unpack_from("<II", data, 20 + json_length)
-    assert binary_type == 0x004E4942
-    return document, data[28 + json_length : 28 + json_length + binary_length]
-
-
-def accessor(document: dict, binary: bytes, index: int) -> np.ndarray:
-    info = document["accessors"][index]
-    view = document["bufferViews"][info["bufferView"]]
-    dtype = {5126: np.float32, 5125: np.uint32}[info["componentType"]]
-    width = {"SCALAR": 1, "VEC2": 2, "VEC3": 3}[info["type"]]
-    data = np.frombuffer(binary, dtype, count=info["count"] * width, offset=view["byteOffset"])
-    return data.reshape(info["count"], width) if width > 1 else data
 
 
 def test_glb_structure_upright_and_textured(textured, tmp_path):

@@ -66,6 +66,7 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
             column.use_property_split = True
             column.prop(settings, "faces")
             column.prop(settings, "texture_size")
+            column.prop(settings, "photo_texture")
 
         if not torch_available():
             _torch_missing_box(context, layout)

@@ -96,6 +96,11 @@ class OpenLRMSettings(bpy.types.PropertyGroup):
     texture_size: bpy.props.EnumProperty(
         name="Texture Size", items=TEXTURE_SIZE_ITEMS, default=str(SETTINGS["texture_size"].default)
     )
+    photo_texture: bpy.props.BoolProperty(
+        name="Photo Texture",
+        description="Put the photo's own pixels on the part of the object it shows (sharper than the model's colours)",
+        default=True,
+    )
     remove_floaters: bpy.props.BoolProperty(
         name="Remove Floaters",
         description="Drop disconnected pieces with less than 1% of the faces (off: the published mesh as it is)",

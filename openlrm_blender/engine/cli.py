@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     surface = parser.add_argument_group("surface", "after marching cubes; GLB output is always textured (OBJ: .mtl and .png)")
     for name in SURFACE:
         add_setting(surface, SETTINGS[name])
+    surface.add_argument(
+        "--photo-texture", action=argparse.BooleanOptionalAction, default=None,
+        help="put the photo's own pixels where it shows the object (default: on for textured output, off for "
+        "vertex colours)",
+    )  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -156,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         dtype=args.dtype,
         background_model=args.background_model,
+        photo_texture=args.photo_texture,
         **{name: getattr(args, name) for name in (*RECIPE, *SURFACE)},
     )
     options.textured = options.textured or suffix == ".glb"

@@ -112,6 +112,7 @@ class Options:
     faces: int = _default("faces")  # simplify to about this many faces
     textured: bool = _default("textured")  # UV-unwrap and bake a square colour texture ...
     texture_size: int = _default("texture_size")  # ... of this many pixels
+    photo_texture: bool | None = None  # the photo's own pixels where it shows the object (None: when textured)
 
     def to_fields(self) -> dict:
         """Plain values (paths as text), to send to the worker process."""
@@ -130,6 +131,12 @@ class Options:
             if setting.per_model and getattr(self, name) is None
         }
         return replace(self, **unset)
+
+    @property
+    def uses_photo(self) -> bool:
+        """The photo texture: asked for, or by default on textured output (so the default
+        vertex-colour mesh stays the published one)."""
+        return self.textured if self.photo_texture is None else self.photo_texture
 
     @property
     def finishes_surface(self) -> bool:

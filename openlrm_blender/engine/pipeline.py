@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
 from .geometry.extraction import extract_mesh, vertex_colours
+from .geometry.normals import vertex_normals
 from .input.background import get_background_remover
 from .input.prepare import has_mask
 from .input.read import ImageSource, read_rgba
@@ -18,15 +21,34 @@ from .result import Mesh, Result
 from .runtime import get_model, pick_device
 from .surface.bake import bake_texture
 from .surface.cleanup import remove_small_pieces, taubin_smooth
+from .surface.photo import Photo, Visibility
 from .surface.simplify import simplify
 from .surface.uv import unwrap
 
+class Photographer:
+    """The photo stage for a mesh in the model's own frame (the photo works in ours)."""
+
+    def __init__(self, photo: Photo, to_output_frame: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.photo, self.turn = photo, to_output_frame
+
+    def colours(self, mesh_vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, normals: np.ndarray,
+                field: np.ndarray) -> np.ndarray:  # fmt: skip
+        """``field`` (the model's colours at ``points``) with the photo where it shows the mesh."""
+        visibility = Visibility(self.turn(mesh_vertices), faces, self.photo.camera)
+        return self.photo.blend(self.turn(points), self.turn(normals), field, visibility)
+
+    def vertex_colours(self, mesh: Mesh) -> np.ndarray:
+        normals = vertex_normals(mesh.vertices, mesh.faces)
+        return self.colours(mesh.vertices, mesh.faces, mesh.vertices, normals, mesh.colours)
+
+
 def finish_surface(
     mesh: Mesh, options: Options, decoder: TriplaneDecoder, planes: torch.Tensor, report: Reporter,
-    timings: dict[str, float],
+    timings: dict[str, float], photographer: Photographer | None = None,
 ) -> Mesh:
     """Clean-up, simplification, then either a baked texture on UVs or the vertices
-    coloured again (simplifying moves them): what ``options`` asks for."""
+    coloured again (simplifying moves them), with the photo where asked: what ``options``
+    asks for."""
     stopwatch = Stopwatch(timings)
     report("surface", 0.0, "removing small pieces")
     vertices, faces, kept = remove_small_pieces(mesh.vertices, mesh.faces, options.min_piece)
@@ -44,20 +66,36 @@ def finish_surface(
     # Vertices that moved are coloured anew; a textured mesh keeps them too (a PLY, the viewport).
     colours = colour_at(vertices, report.span("surface", 0.2, 0.3)) if moved or options.smooth_iterations else mesh.colours[kept]
     if not options.textured:
-        return Mesh(vertices=vertices, faces=faces, colours=colours, rounding=mesh.rounding)
+        finished = Mesh(vertices=vertices, faces=faces, colours=colours, rounding=mesh.rounding)
+        if photographer is not None:
+            finished.colours = photographer.vertex_colours(finished)
+            stopwatch.lap("photo")
+        return finished
     report("surface", 0.3, "unwrapping UVs")
     unwrapped = unwrap(vertices, faces, options.texture_size)
     stopwatch.lap("unwrap")
     report("surface", 0.5, f"baking a {options.texture_size} px texture")
+
+    photo_seconds = Stopwatch({})
+
+    def texel_colours(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
+        field = colour_at(points, report.span("surface", 0.5, 0.9))
+        if photographer is None:
+            return field
+        report("surface", 0.9, "the photo on the front")
+        photo_seconds.lap("start")
+        colours = photographer.colours(unwrapped.vertices, unwrapped.faces, points, normals, field)
+        photo_seconds.lap("photo")
+        return colours
+
     texture = bake_texture(
-        unwrapped.vertices,
-        unwrapped.faces,
-        unwrapped.uvs,
-        options.texture_size,
-        lambda points: colour_at(points, report.span("surface", 0.5, 1.0)),
-        rounding=mesh.rounding,
+        unwrapped.vertices, unwrapped.faces, unwrapped.uvs, options.texture_size, texel_colours, rounding=mesh.rounding
     )
     stopwatch.lap("bake")
+    report("surface", 1.0, f"a {options.texture_size} px texture baked")
+    if "photo" in photo_seconds.laps:  # the photo's share of the bake, told apart
+        timings["photo"] = photo_seconds.laps["photo"]
+        timings["bake"] -= timings["photo"]
     colours = colours[unwrapped.source]  # the vertices split along the charts' seams are copies
     return Mesh(unwrapped.vertices, unwrapped.faces, colours, uvs=unwrapped.uvs, texture=texture, rounding=mesh.rounding)
 
@@ -115,7 +153,12 @@ def generate(
 
     size = recipe.input_size(model, options.input_size)
     report("preprocess", 0.0, "preparing the image")
-    pixels = recipe.prepare_image(rgba, size, remover, options.recenter, options.foreground_ratio)
+    cut = recipe.cut_out(rgba, remover)
+    pixels = recipe.model_input(cut, size, options.recenter, options.foreground_ratio)
+    photographer = None
+    if options.uses_photo:
+        canvas = recipe.photo_canvas(cut, options.recenter, options.foreground_ratio)
+        photographer = Photographer(Photo(canvas, recipe.photo_camera(options.camera_distance)), recipe.to_output_frame)
     report("preprocess", 1.0, "image ready")
     stopwatch.lap("preprocess")
 
@@ -132,8 +175,12 @@ def generate(
     mesh.rounding = recipe.ROUNDING
     stopwatch.lap("mesh")
     if options.finishes_surface:
-        mesh = finish_surface(mesh, options, model.decoder, planes, report, timings)
+        mesh = finish_surface(mesh, options, model.decoder, planes, report, timings, photographer)
         stopwatch.lap("surface")
+    elif photographer is not None:
+        report("surface", 0.0, "the photo on the front")
+        mesh.colours = photographer.vertex_colours(mesh)
+        stopwatch.lap("photo")
     mesh.vertices = recipe.to_output_frame(mesh.vertices)  # every step above works in the model's own frame
     timings["total"] = stopwatch.total()
     return Result(mesh=mesh, model_dir=folder, device=str(device), timings=timings)

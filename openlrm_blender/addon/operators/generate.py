@@ -92,6 +92,10 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
     faces: setting_property("faces", hard_limits=False, options={"SKIP_SAVE"})
     texture_size: setting_property("texture_size", hard_limits=False, options={"SKIP_SAVE"})
     remove_floaters: bpy.props.BoolProperty(name="Remove Floaters", default=False, options={"SKIP_SAVE"})
+    photo_texture: bpy.props.BoolProperty(
+        name="Photo Texture", description="The photo's own pixels where it shows the object (textured output: "
+        "the sidebar's setting; vertex colours: only when given)", default=True, options={"SKIP_SAVE"},
+    )  # fmt: skip
 
     _run: Run | None = None
 
@@ -156,6 +160,9 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             options.textured = True
             options.faces = self._value("faces", settings.faces)
             options.texture_size = self._value("texture_size", int(settings.texture_size))
+            options.photo_texture = self._value("photo_texture", settings.photo_texture)
+        elif self.properties.is_property_set("photo_texture"):
+            options.photo_texture = self.photo_texture
         options.validate()
         return source, name or "OpenLRM", options, self._value("smooth_shading", settings.smooth_shading)
 

@@ -15,6 +15,7 @@ import struct
 
 import numpy as np
 
+from ..geometry.normals import vertex_normals
 from ..result import Mesh
 
 FLOAT, UNSIGNED_INT = 5126, 5125
@@ -24,17 +25,6 @@ TRIANGLES = 4
 
 def to_gltf_frame(points: np.ndarray) -> np.ndarray:
     return np.stack([points[:, 0], points[:, 2], -points[:, 1]], axis=1).astype(np.float32)
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted normals of the faces around each vertex, unit length."""
-    corners = vertices[faces].astype(np.float64)
-    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals = np.zeros((len(vertices), 3))
-    for corner in range(3):
-        np.add.at(normals, faces[:, corner], face_normals)
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return (normals / np.where(length > 0, length, 1.0)).astype(np.float32)
 
 
 def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:

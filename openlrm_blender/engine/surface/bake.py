@@ -13,49 +13,36 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, ImageDraw
-
+from ..geometry.normals import unit, vertex_normals
+from ..geometry.raster import barycentric, triangle_ids
 from ..result import to_u8
 
 _NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 
 def texel_points(
-    vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, size: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows, columns and 3D points of the texels the triangles cover in UV space.
+    vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, size: int, normals: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
+    """Rows, columns and 3D points of the texels the triangles cover in UV space (and, given
+    per-vertex ``normals``, each texel's normal interpolated the same way).
 
-    Pillow rasterises each triangle's index into a map (in C, by the usual rule that a
-    texel whose centre is inside belongs to the triangle); each covered texel's point is
-    then found from its triangle's barycentric weights, clamped onto the triangle.
+    Each triangle's index is rasterised into a map; each covered texel's point is then
+    found from its triangle's barycentric weights, clamped onto the triangle.
     """
     x = uvs[:, 0].astype(np.float64) * size - 0.5
     y = (1.0 - uvs[:, 1].astype(np.float64)) * size - 0.5
-    owner = Image.new("I", (size, size), -1)
-    draw = ImageDraw.Draw(owner)
-    for index, (a, b, c) in enumerate(faces.tolist()):
-        draw.polygon([(x[a], y[a]), (x[b], y[b]), (x[c], y[c])], fill=index)
-    triangles = np.asarray(owner, dtype=np.int32)
+    triangles = triangle_ids(x, y, faces, size)
     rows, columns = np.nonzero(triangles >= 0)
     triangle = triangles[rows, columns]
     corners = faces[triangle]
-    weights = _barycentric(x[corners], y[corners], columns.astype(np.float64), rows.astype(np.float64))
+    weights = barycentric(x[corners], y[corners], columns.astype(np.float64), rows.astype(np.float64))
     weights = np.clip(weights, 0.0, None)
     weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
     points = np.einsum("nk,nkd->nd", weights, vertices[corners].astype(np.float64))
-    return rows, columns, points.astype(np.float32)
-
-
-def _barycentric(xs: np.ndarray, ys: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Weights of each triangle's corners at (x, y); a degenerate triangle's first corner
-    takes all the weight."""
-    (x0, x1, x2), (y0, y1, y2) = xs.T, ys.T
-    area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
-    degenerate = np.abs(area) <= 1e-12
-    safe = np.where(degenerate, 1.0, area)
-    w1 = np.where(degenerate, 0.0, ((x - x0) * (y2 - y0) - (x2 - x0) * (y - y0)) / safe)
-    w2 = np.where(degenerate, 0.0, ((x1 - x0) * (y - y0) - (x - x0) * (y1 - y0)) / safe)
-    return np.stack([1.0 - w1 - w2, w1, w2], axis=1)
+    if normals is None:
+        return rows, columns, points.astype(np.float32)
+    texel_normals = unit(np.einsum("nk,nkd->nd", weights, normals[corners].astype(np.float64)))
+    return rows, columns, points.astype(np.float32), texel_normals.astype(np.float32)
 
 
 def dilate(image: np.ndarray, covered: np.ndarray, steps: int) -> np.ndarray:
@@ -83,15 +70,15 @@ def bake_texture(
     faces: np.ndarray,
     uvs: np.ndarray,
     size: int,
-    colour_at: Callable[[np.ndarray], np.ndarray],
+    colour_at: Callable[[np.ndarray, np.ndarray], np.ndarray],
     padding: int = 4,
     rounding: str = "floor",
 ) -> np.ndarray:
-    """(size, size, 3) uint8 sRGB: ``colour_at`` (points -> sRGB in [0, 1]) at every texel,
-    made 8-bit as the model family's export does (``result.to_u8``)."""
-    rows, columns, points = texel_points(vertices, faces, uvs, size)
+    """(size, size, 3) uint8 sRGB: ``colour_at`` (points and their unit normals -> sRGB in
+    [0, 1]) at every texel, made 8-bit as the model family's export does (``result.to_u8``)."""
+    rows, columns, points, normals = texel_points(vertices, faces, uvs, size, vertex_normals(vertices, faces))
     image = np.zeros((size, size, 3), dtype=np.float32)
     covered = np.zeros((size, size), dtype=bool)
-    image[rows, columns] = to_u8(colour_at(points), rounding)
+    image[rows, columns] = to_u8(colour_at(points, normals), rounding)
     covered[rows, columns] = True
     return np.clip(np.round(dilate(image, covered, padding + 2)), 0, 255).astype(np.uint8)

@@ -10,16 +10,22 @@ import numpy as np
 import torch
 
 from ...errors import EngineError
-from ...input.prepare import prepare_image
-from .camera import source_camera
+from ...input.prepare import cut_out, model_input, photo_canvas, prepare_image
+from ...surface.photo import SourceCamera
+from .camera import SOURCE_INTRINSICS, source_camera
 from .model import OpenLRM
 from .weights import check_model_dir, download_model, load_model
 
 ROUNDING = "floor"
 PATCH = 14
 
-__all__ = ["ROUNDING", "check_model_dir", "download_model", "encode", "input_size", "load_model", "prepare_image",
-           "to_output_frame"]  # fmt: skip
+__all__ = ["ROUNDING", "check_model_dir", "cut_out", "download_model", "encode", "input_size", "load_model",
+           "model_input", "photo_camera", "photo_canvas", "prepare_image", "to_output_frame"]  # fmt: skip
+
+
+def photo_camera(camera_distance: float) -> SourceCamera:
+    """The source camera the model is conditioned on (its focal length, normalised, is fx)."""
+    return SourceCamera(camera_distance, SOURCE_INTRINSICS[0])
 
 
 def input_size(model: OpenLRM, asked: int) -> int:

@@ -4,19 +4,29 @@ rounded to 8 bits as its export does."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 
 from ...errors import EngineError
-from .image import prepare_image
+from ...surface.photo import SourceCamera
+from .image import cut_out, model_input, photo_canvas, prepare_image
 from .model import TripoSR, to_output_frame
 from .weights import check_model_dir, download_model, load_model
 
 ROUNDING = "round"
+# Its renderer's azimuth-0 camera: 1.9 from the centre, a vertical field of view of 40 degrees.
+CAMERA_DISTANCE = 1.9
+FOVY_DEGREES = 40.0
 
-__all__ = ["ROUNDING", "check_model_dir", "download_model", "encode", "input_size", "load_model", "prepare_image",
-           "to_output_frame"]  # fmt: skip
+__all__ = ["ROUNDING", "check_model_dir", "cut_out", "download_model", "encode", "input_size", "load_model",
+           "model_input", "photo_camera", "photo_canvas", "prepare_image", "to_output_frame"]  # fmt: skip
+
+
+def photo_camera(camera_distance: float) -> SourceCamera:
+    """TripoSR's input view, whatever ``camera_distance`` says (the model takes no camera)."""
+    return SourceCamera(CAMERA_DISTANCE, 0.5 / math.tan(math.radians(FOVY_DEGREES / 2)))
 
 
 def input_size(model: TripoSR, asked: int) -> int:

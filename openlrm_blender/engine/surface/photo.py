@@ -1,0 +1,154 @@
+"""The photo on the front: the model's colours come from 64 x 64 planes, blurry at any
+texture size, yet the input photo is in hand at full resolution and the camera the model
+assumes for it is known. Every surface point the photo shows takes the photo's colour.
+
+A point is projected through the source camera into the photo as the run prepared it (the
+full-resolution canvas after recentring, ``input.prepare.photo_canvas``). It takes the
+photo where it is visible from the camera (a depth test against the mesh drawn from it)
+and faces it: at full weight within ``FULL_WEIGHT_DEGREES`` of the view direction, fading
+to none at ``ZERO_WEIGHT_DEGREES``, and fading in from the mask's edge over
+``MASK_FEATHER`` of the canvas, so no background pixel reaches the object. Where the
+photo's tones differ from the model's, the model's colours are shifted by the difference
+(measured where the photo has full weight), a correction that fades out round the side
+(to none at ``BACK_DEGREES``): the photo fades into the field without a seam, and the side
+facing away keeps the model's own colours.
+
+Points and normals are in our output frame: the camera sits at (0, -distance, 0) looking
+toward +Y with +Z up, its focal length given as a share of the canvas's side.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..geometry.raster import barycentric, triangle_ids
+
+FULL_WEIGHT_DEGREES = 65.0
+ZERO_WEIGHT_DEGREES = 82.0
+BACK_DEGREES = 110.0
+MASK_FEATHER = 0.012  # of the canvas's side
+DEPTH_SIZE = 1024  # the depth test's pixels per side, at most
+DEPTH_TOLERANCE_PIXELS = 1.5  # a point is visible within this many pixels' depth of the front surface
+
+
+@dataclass(frozen=True)
+class SourceCamera:
+    """The camera the model assumes for its input: at (0, -distance, 0), looking toward +Y."""
+
+    distance: float
+    focal: float  # focal length / the image's side (OpenLRM 0.75; TripoSR 0.5 / tan(20 degrees))
+
+    @property
+    def position(self) -> np.ndarray:
+        return np.array([0.0, -self.distance, 0.0])
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Image coordinates u (right) and v (down), in [0, 1] across the canvas, and depth."""
+        points = points.astype(np.float64)
+        depth = points[:, 1] + self.distance
+        safe = np.where(depth > 1e-6, depth, 1e-6)
+        return 0.5 + self.focal * points[:, 0] / safe, 0.5 - self.focal * points[:, 2] / safe, depth
+
+
+def _smoothstep(low: float, high: float, value: np.ndarray) -> np.ndarray:
+    t = np.clip((value - low) / (high - low), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _bilinear(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Samples of (H, W, C) at image coordinates in [0, 1] (pixel centres at (i + 0.5) / side); 0 outside."""
+    height, width = image.shape[:2]
+    x, y = u * width - 0.5, v * height - 0.5
+    inside = (x > -1) & (x < width) & (y > -1) & (y < height)
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    padded = np.pad(image, ((1, 1), (1, 1), (0, 0)))  # zeros round the edge
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        rows, columns = np.clip(y0 + dy + 1, 0, height + 1), np.clip(x0 + dx + 1, 0, width + 1)
+        return padded[rows, columns]
+
+    value = (at(0, 0) * (1 - fx) + at(0, 1) * fx) * (1 - fy) + (at(1, 0) * (1 - fx) + at(1, 1) * fx) * fy
+    return np.where(inside[:, None], value, 0.0)
+
+
+def feathered_mask(alpha: np.ndarray, feather: int) -> np.ndarray:
+    """The mask (alpha above one half) eroded step by step: 1 at ``feather`` pixels inside its
+    edge and beyond, rising from 0 at the edge: the photo's weight across the object."""
+    inside = alpha > 0.5
+    depth = inside.astype(np.float32)
+    current = inside
+    for _ in range(max(feather - 1, 0)):
+        padded = np.pad(current, 1)
+        current = current & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+        depth += current
+    return np.clip(depth / max(feather, 1), 0.0, 1.0)
+
+
+class Visibility:
+    """Which points the camera sees: the mesh drawn from the camera, nearest triangle last
+    (a painter's depth buffer), and each point's depth against the front triangle's there."""
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, camera: SourceCamera, size: int = DEPTH_SIZE) -> None:
+        u, v, depth = camera.project(vertices)
+        self.size, self.camera = size, camera
+        self.x, self.y, self.depth = u * size - 0.5, v * size - 0.5, depth
+        self.faces = faces
+        far_first = np.argsort(-depth[faces].mean(axis=1), kind="stable")
+        self.front = triangle_ids(self.x, self.y, faces, size, order=far_first)
+
+    def visible(self, points: np.ndarray) -> np.ndarray:
+        u, v, depth = self.camera.project(points)
+        columns = np.clip(np.round(u * self.size - 0.5).astype(np.int64), 0, self.size - 1)
+        rows = np.clip(np.round(v * self.size - 0.5).astype(np.int64), 0, self.size - 1)
+        front = self.front[rows, columns]
+        seen = np.zeros(len(points), dtype=bool)
+        covered = front >= 0
+        corners = self.faces[front[covered]]
+        weights = barycentric(self.x[corners], self.y[corners], columns[covered].astype(np.float64), rows[covered].astype(np.float64))
+        front_depth = np.einsum("nk,nk->n", weights, self.depth[corners])
+        pixel = depth[covered] / (self.camera.focal * self.size)  # one pixel's width at that depth
+        seen[covered] = depth[covered] <= front_depth + DEPTH_TOLERANCE_PIXELS * pixel
+        return seen
+
+
+class Photo:
+    """The prepared photo (RGBA canvas, alpha the object's mask) seen by ``camera``."""
+
+    def __init__(self, canvas: np.ndarray, camera: SourceCamera) -> None:
+        self.camera = camera
+        alpha = canvas[..., 3:].astype(np.float32)
+        # Colours weighted by the mask, and the mask: sampling both and dividing keeps every
+        # background pixel out of an object pixel's colour, at the mask's edge too.
+        self.weighted = np.concatenate([canvas[..., :3] * alpha, alpha], axis=2)
+        feather = max(1, round(MASK_FEATHER * max(canvas.shape[:2])))
+        self.weight = feathered_mask(canvas[..., 3], feather)[..., None]
+
+    def weights_and_colours(
+        self, points: np.ndarray, normals: np.ndarray, visibility: Visibility
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each point's photo weight, the photo's colour there, and how much the tone
+        correction applies (1 facing the camera, 0 from ``BACK_DEGREES`` on)."""
+        u, v, _ = self.camera.project(points)
+        towards = self.camera.position - points.astype(np.float64)
+        towards /= np.maximum(np.linalg.norm(towards, axis=1, keepdims=True), 1e-12)
+        cosine = np.einsum("nd,nd->n", normals.astype(np.float64), towards)
+        facing = _smoothstep(math.cos(math.radians(ZERO_WEIGHT_DEGREES)), math.cos(math.radians(FULL_WEIGHT_DEGREES)), cosine)
+        correction = _smoothstep(math.cos(math.radians(BACK_DEGREES)), math.cos(math.radians(ZERO_WEIGHT_DEGREES)), cosine)
+        mask = _bilinear(self.weight, u, v)[:, 0]
+        weight = facing * mask * visibility.visible(points)
+        weighted = _bilinear(self.weighted, u, v)
+        colours = weighted[:, :3] / np.maximum(weighted[:, 3:], 1e-6)
+        return weight, colours, correction
+
+    def blend(self, points: np.ndarray, normals: np.ndarray, field: np.ndarray, visibility: Visibility) -> np.ndarray:
+        """The model's colours at ``points`` (``field``) with the photo on the part it shows."""
+        weight, photo, correction = self.weights_and_colours(points, normals, visibility)
+        trusted = weight > 0.99
+        shift = np.median(photo[trusted] - field[trusted], axis=0) if trusted.sum() >= 16 else np.zeros(3)
+        corrected = field + correction[:, None] * shift
+        blended = corrected + weight[:, None] * (photo - corrected)
+        return np.clip(blended, 0.0, 1.0).astype(np.float32)
