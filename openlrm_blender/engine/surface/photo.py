@@ -4,7 +4,8 @@ assumes for it is known. Every surface point the photo shows takes the photo's c
 
 A point is projected through the source camera into the photo as the run prepared it (the
 full-resolution canvas after recentring, ``input.prepare.photo_canvas``). It takes the
-photo where it is visible from the camera (a depth test against the mesh drawn from it)
+photo where it is visible from the camera (a depth test against the mesh's nearest depth
+at its pixel, a depth buffer of our own)
 and faces it: at full weight within ``FULL_WEIGHT_DEGREES`` of the view direction, fading
 to none at ``ZERO_WEIGHT_DEGREES``, and fading in from the mask's edge over
 ``MASK_FEATHER`` of the canvas, so no background pixel reaches the object. Where the
@@ -24,14 +25,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..geometry.raster import barycentric, triangle_ids
 
 FULL_WEIGHT_DEGREES = 65.0
 ZERO_WEIGHT_DEGREES = 82.0
 BACK_DEGREES = 110.0
 MASK_FEATHER = 0.012  # of the canvas's side
 DEPTH_SIZE = 1024  # the depth test's pixels per side, at most
-DEPTH_TOLERANCE_PIXELS = 1.5  # a point is visible within this many pixels' depth of the front surface
+DEPTH_TOLERANCE_PIXELS = 2.0  # a point is visible within this many pixels' depth of the nearest surface
 
 
 @dataclass(frozen=True)
@@ -88,31 +88,41 @@ def feathered_mask(alpha: np.ndarray, feather: int) -> np.ndarray:
     return np.clip(depth / max(feather, 1), 0.0, 1.0)
 
 
+def depth_buffer(x: np.ndarray, y: np.ndarray, depth: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
+    """(size, size): the nearest depth of the mesh at each pixel (inf where none), from
+    points spread over every triangle closer than a pixel apart (each pixel a triangle
+    crosses gets one), projected and kept where nearest."""
+    nearest = np.full(size * size, np.inf)
+    corners_x, corners_y, corners_depth = x[faces], y[faces], depth[faces]
+    extent = np.maximum(np.ptp(corners_x, axis=1), np.ptp(corners_y, axis=1))
+    steps = np.clip(np.ceil(extent * 1.5), 1, 256).astype(np.int64)
+    for n in np.unique(steps):
+        i, j = np.nonzero(np.add.outer(np.arange(n + 1), np.arange(n + 1)) <= n)
+        weights = np.stack([(n - i - j) / n, i / n, j / n], axis=1)  # (K, 3)
+        group = np.nonzero(steps == n)[0]
+        for start in range(0, len(group), max(1, 4_000_000 // len(weights))):
+            chosen = group[start : start + max(1, 4_000_000 // len(weights))]
+            columns = np.rint(corners_x[chosen] @ weights.T).astype(np.int64)
+            rows = np.rint(corners_y[chosen] @ weights.T).astype(np.int64)
+            inside = (columns >= 0) & (columns < size) & (rows >= 0) & (rows < size)
+            np.minimum.at(nearest, (rows * size + columns)[inside], (corners_depth[chosen] @ weights.T)[inside])
+    return nearest.reshape(size, size)
+
+
 class Visibility:
-    """Which points the camera sees: the mesh drawn from the camera, nearest triangle last
-    (a painter's depth buffer), and each point's depth against the front triangle's there."""
+    """Which points the camera sees: each point's depth against the mesh's nearest at its pixel."""
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, camera: SourceCamera, size: int = DEPTH_SIZE) -> None:
         u, v, depth = camera.project(vertices)
         self.size, self.camera = size, camera
-        self.x, self.y, self.depth = u * size - 0.5, v * size - 0.5, depth
-        self.faces = faces
-        far_first = np.argsort(-depth[faces].mean(axis=1), kind="stable")
-        self.front = triangle_ids(self.x, self.y, faces, size, order=far_first)
+        self.nearest = depth_buffer(u * size - 0.5, v * size - 0.5, depth, faces, size)
 
     def visible(self, points: np.ndarray) -> np.ndarray:
         u, v, depth = self.camera.project(points)
-        columns = np.clip(np.round(u * self.size - 0.5).astype(np.int64), 0, self.size - 1)
-        rows = np.clip(np.round(v * self.size - 0.5).astype(np.int64), 0, self.size - 1)
-        front = self.front[rows, columns]
-        seen = np.zeros(len(points), dtype=bool)
-        covered = front >= 0
-        corners = self.faces[front[covered]]
-        weights = barycentric(self.x[corners], self.y[corners], columns[covered].astype(np.float64), rows[covered].astype(np.float64))
-        front_depth = np.einsum("nk,nk->n", weights, self.depth[corners])
-        pixel = depth[covered] / (self.camera.focal * self.size)  # one pixel's width at that depth
-        seen[covered] = depth[covered] <= front_depth + DEPTH_TOLERANCE_PIXELS * pixel
-        return seen
+        columns = np.clip(np.rint(u * self.size - 0.5).astype(np.int64), 0, self.size - 1)
+        rows = np.clip(np.rint(v * self.size - 0.5).astype(np.int64), 0, self.size - 1)
+        pixel = depth / (self.camera.focal * self.size)  # one pixel's width at that depth
+        return depth <= self.nearest[rows, columns] + DEPTH_TOLERANCE_PIXELS * pixel
 
 
 class Photo:
