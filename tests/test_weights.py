@@ -24,8 +24,8 @@ from openlrm_blender.engine.models.openlrm.weights import (
     load_model,
     published_state,
     repo_id_for,
-    resolve_model_dir,
 )
+from openlrm_blender.engine.models.registry import resolve_model_dir
 
 from tests.conftest import REPO, SPEC, TINY_GRID, TINY_SIZE
 from tests.support.hub import FakeHub, HubServer, make_hub_cache

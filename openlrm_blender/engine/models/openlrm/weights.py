@@ -16,7 +16,6 @@ import torch
 from ...errors import WeightsError
 from .. import hub
 from ..checkpoint import check_state_dict, read_safetensors, renamed
-from ..hub import ByteProgress
 from .config import PUBLISHED_MODELS, ModelConfig
 from .model import OpenLRM
 
@@ -63,32 +62,10 @@ def check_model_dir(folder: Path) -> Path:
     return folder
 
 
-def download_model(
-    name: str,
-    revision: str | None = None,
-    token: str | None = None,
-    cache_dir: Path | None = None,
-    offline: bool | None = None,
-    progress: ByteProgress | None = None,
-) -> Path:
-    """Folder in the Hub cache holding the model's two files, downloading what is missing."""
-    return hub.download(repo_id_for(name), MODEL_FILES, revision, token, cache_dir, offline, progress)
-
-
-def resolve_model_dir(
-    model: str,
-    weights_dir: Path | str | None = None,
-    **hub_options,
-) -> Path:
-    """A local folder when one is given (or ``model`` is one), else the Hub cache's copy."""
-    if weights_dir:
-        return check_model_dir(Path(weights_dir).expanduser())
-    as_path = Path(model).expanduser()
-    if as_path.is_dir():
-        return check_model_dir(as_path)
-    if model.startswith((".", "~", "/", "\\")) or as_path.is_absolute():
-        raise WeightsError(f"{model}: model folder not found")
-    return download_model(model, **hub_options)
+def download_model(name: str, **hub_options) -> Path:
+    """Folder in the Hub cache holding the model's two files, downloading what is missing
+    (``hub_options``: ``hub.download``'s revision, token, cache_dir, offline, progress)."""
+    return hub.download(repo_id_for(name), MODEL_FILES, **hub_options)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

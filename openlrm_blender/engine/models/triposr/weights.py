@@ -11,7 +11,6 @@ import torch
 from ...errors import WeightsError
 from .. import hub
 from ..checkpoint import check_state_dict, read_safetensors, read_tensors_pickle
-from ..hub import ByteProgress
 from .config import CONFIG_FILE, TripoSRConfig
 from .model import TripoSR
 
@@ -37,18 +36,10 @@ def check_model_dir(folder: Path) -> Path:
     return folder
 
 
-def download_model(
-    name: str = "triposr",
-    revision: str | None = None,
-    token: str | None = None,
-    cache_dir: Path | None = None,
-    offline: bool | None = None,
-    progress: ByteProgress | None = None,
-) -> Path:
+def download_model(name: str = "triposr", **hub_options) -> Path:
     """Folder in the Hub cache holding the model's files (``name``: "triposr" or a Hub repo
-    id), downloading what is missing."""
-    repo_id = REPO_ID if name == "triposr" else name
-    return hub.download(repo_id, MODEL_FILES, revision, token, cache_dir, offline, progress)
+    id), downloading what is missing (``hub_options``: ``hub.download``'s)."""
+    return hub.download(REPO_ID if name == "triposr" else name, MODEL_FILES, **hub_options)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
