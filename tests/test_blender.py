@@ -267,6 +267,9 @@ def test_without_pytorch_generate_says_how_to_get_it(clean_scene, tiny_dir):
     assert (set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())) == before
     assert Runtime.last_error == missing_torch_message() and Runtime.job is None
     assert Runtime.last_error_kind == "PyTorchMissing"  # the sidebar's box knows it by its kind
+    assert "the add-on's preferences (PyTorch > Install PyTorch" in Runtime.last_error
+    assert "restart Blender" not in Runtime.last_error  # the installer needs no restart
+    assert hasattr(bpy.types, "OPENLRM_OT_show_pytorch_preferences")  # the box's button to the one-click install
     assert torch_in_use() == "PyTorch: not installed"
     assert bpy.ops.openlrm.copy_torch_command() == {"FINISHED"}  # the sidebar's button
 

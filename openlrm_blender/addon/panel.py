@@ -99,11 +99,13 @@ def _torch_missing_box(context: bpy.types.Context, layout: bpy.types.UILayout) -
     """What to do without PyTorch, short enough for the sidebar; the full command is copied."""
     box = layout.box()
     box.label(text="PyTorch is missing", icon="ERROR")
-    advice = "This build of the add-on comes without it. Install it into Blender's Python with this command:"
+    advice = "This build of the add-on comes without it. Install one for this machine in one click (no restart):"
     for line in _wrap(advice, _line_width(context)):
         box.label(text=line, icon="BLANK1")
+    box.operator("openlrm.show_pytorch_preferences", icon="PREFERENCES")
+    for line in _wrap("Or install it into Blender's Python by hand:", _line_width(context)):
+        box.label(text=line, icon="BLANK1")
     box.operator("openlrm.copy_torch_command", icon="COPYDOWN")
-    box.label(text="Then restart Blender.", icon="BLANK1")
 
 
 def _wrap(text: str, width: int) -> list[str]:

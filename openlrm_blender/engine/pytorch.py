@@ -18,6 +18,7 @@ CPU_WHEEL_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 def torch_available() -> bool:
+    importlib.invalidate_caches()  # one installed since the last look is found
     return importlib.util.find_spec("torch") is not None
 
 
@@ -42,8 +43,8 @@ def install_command() -> str:
 def missing_torch_message() -> str:
     return (
         f"PyTorch is missing: this Python ({sys.version.split()[0]}) has no torch module, and this build of the "
-        f"add-on comes without one. Install it with: {install_command()} (for an NVIDIA GPU, a CUDA build "
-        "from pytorch.org), then restart Blender"
+        "add-on comes without one. Install one in the add-on's preferences (PyTorch > Install PyTorch: CPU, CUDA "
+        f"or ROCm, no restart needed), or by hand with: {install_command()}"
     )
 
 

@@ -1,5 +1,5 @@
-"""PyTorch from the preferences: install one for this machine, check what it sees, remove
-it, or copy the command that installs it by hand."""
+"""PyTorch from the preferences: open them where it is installed, install one for this
+machine, check what it sees, remove it, or copy the command that installs it by hand."""
 
 from __future__ import annotations
 
@@ -8,9 +8,21 @@ import bpy
 from ...engine.pytorch import install_command, torch_found
 from ...jobs import pytorch_install
 from ...worker.client import free_models
+from .. import ADDON_PACKAGE
 from ..preferences import TORCH_VARIANT_ITEMS, pytorch_root, torch_in_use
 from ..state import Runtime
 from .tasks import TaskOperator, online
+
+
+class OPENLRM_OT_show_pytorch_preferences(bpy.types.Operator):
+    """Open the add-on's preferences, where Install PyTorch gets one for this machine"""
+
+    bl_idname = "openlrm.show_pytorch_preferences"
+    bl_label = "Install PyTorch..."
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        bpy.ops.preferences.addon_show(module=ADDON_PACKAGE)  # opens the preferences on the add-on, expanded
+        return {"FINISHED"}
 
 
 class OPENLRM_OT_copy_torch_command(bpy.types.Operator):
@@ -21,7 +33,7 @@ class OPENLRM_OT_copy_torch_command(bpy.types.Operator):
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         context.window_manager.clipboard = install_command()
-        self.report({"INFO"}, f"Copied: {install_command()}  (run it, then restart Blender)")
+        self.report({"INFO"}, f"Copied: {install_command()}  (the next Generate uses it: no restart)")
         return {"FINISHED"}
 
 
