@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import shutil
 import time
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def layout_calls() -> list[tuple[str, str, dict]]:
                 owner = node.func.value
                 if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Attribute):
                     owner = owner.func.value  # layout.row().prop(...)
-                if isinstance(owner, ast.Name) and owner.id in ("layout", "column", "row", "box"):
+                if isinstance(owner, ast.Name) and owner.id in ("layout", "column", "row", "box", "header", "body"):
                     keywords = {k.arg: k.value.value if isinstance(k.value, ast.Constant) else None for k in node.keywords}
                     calls.append((module, node.func.attr, keywords))
     return calls
@@ -111,7 +112,7 @@ def test_every_layout_call_exists_in_this_blender():
     functions = bpy.types.UILayout.bl_rna.functions
     icons = functions["label"].parameters["icon"].enum_items.keys()
     calls = layout_calls()
-    assert {"progress", "template_ID", "template_icon", "operator", "prop", "box"} <= {name for _, name, _ in calls}
+    assert {"progress", "template_ID", "template_icon", "operator", "prop", "box", "panel"} <= {name for _, name, _ in calls}
     for module, name, keywords in calls:
         assert name in functions, (module, name, bpy.app.version_string)
         assert set(keywords) <= set(functions[name].parameters.keys()), (module, name, keywords)
@@ -283,7 +284,7 @@ def fake(name: str, **arguments) -> Engine:
 
 def start_run(addon, tiny_dir, engine: Engine):
     options = Options(weights_dir=tiny_dir)
-    run = addon.Run(Job(tiny_dir / "input.png", options, engine=engine), "fake", smooth_shading=False)
+    run = addon.Run([(tiny_dir / "input.png", "fake")], lambda source, last: Job(source, options, engine=engine), False)
     run.job.start()
     return run
 
@@ -695,3 +696,70 @@ def test_headless_triposr_from_a_model_folder(clean_scene):
     assert bpy.ops.openlrm.image_to_3d(**call) == {"FINISHED"}
     obj = bpy.context.active_object
     assert len(obj.data.vertices) == meta["vertices"] and len(obj.data.polygons) == meta["faces"]
+
+
+# --- several images at once ------------------------------------------------------------
+
+
+@pytest.fixture
+def photo_folder(tmp_path, tiny_dir) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        shutil.copy(tiny_dir / "input.png", folder / name)
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    return folder
+
+
+def test_a_batch_makes_each_image_an_object_side_by_side_in_one_collection(addon, clean_scene, photo_folder, tmp_path):
+    """Blender's import convention (directory + files), one broken file among them: the others
+    are made, in one new collection, none overlapping, all by one worker (the model stays loaded)."""
+    record = tmp_path / "ran.txt"
+    addon.Runtime.engine = fake("reads_image", path=str(record))
+    files = [{"name": name} for name in ("a.png", "broken.png", "b.png", "c.png")]
+    assert bpy.ops.openlrm.image_to_3d(directory=str(photo_folder), files=files) == {"FINISHED"}
+    assert "3 of 4 images made" in addon.Runtime.last_info and "broken.png" in addon.Runtime.last_error
+    (collection,) = [c for c in bpy.data.collections if c.name.startswith("Image to 3D")]
+    objects = sorted(collection.objects, key=lambda obj: obj.location.x)
+    assert [obj.name for obj in objects] == ["a", "b", "c"]
+    for left, right in zip(objects, objects[1:]):
+        left_edge = left.location.x + max(v.co.x for v in left.data.vertices)
+        assert left_edge < right.location.x + min(v.co.x for v in right.data.vertices)
+    workers = {line.split()[0] for line in record.read_text().splitlines()}
+    assert len(workers) == 1 and len(record.read_text().splitlines()) == 3
+
+
+def test_a_folder_alone_means_every_image_in_it(addon, clean_scene, photo_folder, tmp_path):
+    addon.Runtime.engine = fake("reads_image", path=str(tmp_path / "ran.txt"))
+    assert bpy.ops.openlrm.image_to_3d(directory=str(photo_folder)) == {"FINISHED"}
+    assert "3 of 4 images made" in addon.Runtime.last_info
+
+
+def test_cancel_mid_batch_keeps_the_finished_objects(addon, clean_scene, photo_folder):
+    options = Options(weights_dir=photo_folder)
+    images = [(photo_folder / f"{name}.png", name) for name in "abc"]
+    engine = fake("slow", steps=40, delay=0.02)
+    run = addon.Run(images, lambda source, last: Job(source, options, engine=engine), False)
+    run.job.start()
+    labels = []
+    while True:
+        outcome = run.tick(bpy.context)
+        if outcome is not None:
+            break
+        labels.append(addon.Runtime.status.label if addon.Runtime.status else "")
+        if run.index == 1 and run.job.poll().fraction > 0.3:
+            run.job.cancel()
+        time.sleep(0.01)
+    assert outcome[0] == {"FINISHED"} and "1 of 3 images made" in outcome[2] and "cancelled" in outcome[2]
+    assert "a" in bpy.data.objects and "b" not in bpy.data.objects and "c" not in bpy.data.objects
+    assert any(label.startswith("image 2 of 3 · ") for label in labels)
+    assert addon.Runtime.job is None
+
+
+def test_image_files_dropped_on_the_viewport_offer_image_to_3d(addon):
+    from types import SimpleNamespace
+
+    handler = bpy.types.OPENLRM_FH_image_to_3d
+    assert handler.bl_import_operator == "openlrm.image_to_3d" and ".png" in handler.bl_file_extensions
+    assert handler.poll_drop(SimpleNamespace(area=SimpleNamespace(type="VIEW_3D")))
+    assert not handler.poll_drop(SimpleNamespace(area=SimpleNamespace(type="IMAGE_EDITOR")))

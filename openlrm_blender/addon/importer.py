@@ -81,8 +81,12 @@ def texture_material(name: str, image: bpy.types.Image) -> bpy.types.Material:
     return material
 
 
-def add_object(context: bpy.types.Context, name: str, mesh: Mesh, smooth_shading: bool = False) -> bpy.types.Object:
-    """Link a new object at the 3D cursor, selected and active, in the active collection."""
+def add_object(
+    context: bpy.types.Context, name: str, mesh: Mesh, smooth_shading: bool = False,
+    collection: bpy.types.Collection | None = None,
+) -> bpy.types.Object:  # fmt: skip
+    """Link a new object at the 3D cursor, selected and active, in ``collection`` (default:
+    the active one)."""
     data = build_mesh(name, mesh, smooth_shading)
     if mesh.textured:
         add_uvs(data, mesh)
@@ -90,12 +94,13 @@ def add_object(context: bpy.types.Context, name: str, mesh: Mesh, smooth_shading
     else:
         data.materials.append(vertex_colour_material(name))
     obj = bpy.data.objects.new(name, data)
-    context.collection.objects.link(obj)
+    (collection or context.collection).objects.link(obj)
     obj.location = context.scene.cursor.location
-    for other in context.view_layer.objects:
-        # Blender 5.0 lists an object removed since the last view-layer sync as None.
-        if other is not None and other.select_get():
-            other.select_set(False)
+    if collection is None or not collection.objects[:-1]:  # a batch keeps its objects selected together
+        for other in context.view_layer.objects:
+            # Blender 5.0 lists an object removed since the last view-layer sync as None.
+            if other is not None and other.select_get():
+                other.select_set(False)
     obj.select_set(True)
     context.view_layer.objects.active = obj
     return obj

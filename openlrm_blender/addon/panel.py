@@ -49,24 +49,26 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         for index, line in enumerate(_wrap(family.licence, _line_width(context))):
             layout.label(text=line, icon="INFO" if index == 0 else "BLANK1")
 
-        column = layout.column(align=True)
-        column.use_property_split = True
-        column.prop(settings, "remove_background")
-        column.prop(settings, "recenter")
-        column.prop(settings, "foreground_ratio")
-        column.prop(settings, "camera_distance")
-        column.prop(settings, "resolution")
-        column.prop(settings, "threshold")
-        column.prop(settings, "smooth_shading")
-        column.prop(settings, "remove_floaters")
-
+        # Labels inside their fields (no split layout): every word stays readable at the
+        # sidebar's default width. The everyday options first, the rest under Advanced.
+        layout.prop(settings, "remove_background")
         layout.row().prop(settings, "output", expand=True)
         if settings.output == "TEXTURED":
             column = layout.column(align=True)
-            column.use_property_split = True
             column.prop(settings, "faces")
-            column.prop(settings, "texture_size")
+            column.prop(settings, "texture_size", text="")
             column.prop(settings, "photo_texture")
+        header, body = layout.panel("openlrm_advanced", default_closed=True)
+        header.label(text="Advanced")
+        if body is not None:
+            column = body.column(align=True)
+            column.prop(settings, "recenter")
+            column.prop(settings, "foreground_ratio")
+            column.prop(settings, "camera_distance")
+            column.prop(settings, "resolution")
+            column.prop(settings, "threshold")
+            column.prop(settings, "smooth_shading")
+            column.prop(settings, "remove_floaters")
 
         if not torch_available():
             _torch_missing_box(context, layout)

@@ -42,11 +42,13 @@ class Status:
     error: str | None = None  # one line for the status bar
     error_kind: str | None = None  # the EngineError subclass it came as (errors.kind_of)
     cancelled: bool = False
+    batch: str = ""  # where a batch is, "image 3 of 12" (the add-on's Run sets it)
 
     @property
     def label(self) -> str:
         label = STAGE[self.stage].label
-        return f"{label}: {self.message}" if self.message else label
+        label = f"{label}: {self.message}" if self.message else label
+        return f"{self.batch} · {label}" if self.batch else label
 
 
 class Job:

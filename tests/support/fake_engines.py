@@ -78,3 +78,16 @@ def chatty(image, options, progress, cancel) -> Result:
 
     os.write(1, b"\x00\x01 raw bytes on file descriptor 1\n")
     return triangle(options)
+
+
+def reads_image(image, options, progress, cancel, path: str) -> Result:
+    """Reads the image as the real pipeline does first (a broken one fails the same way), and
+    notes which process ran it (one worker for a whole batch)."""
+    import os
+
+    from openlrm_blender.engine.input.read import read_rgba
+
+    read_rgba(image)
+    with open(path, "a") as record:
+        record.write(f"{os.getpid()} {Path(str(image)).name}\n")
+    return slow(image, options, progress, cancel, steps=8, delay=0.01)

@@ -10,7 +10,6 @@ import bpy
 from ...engine import EngineError, Options
 from ...jobs.job import Job, Status
 from ...worker.client import free_models
-from .. import importer
 from ..blender_image import image_pixels
 from ..lifecycle import remove_timer, stop_running_job
 from ..preferences import DEVICE_ITEMS, get_preferences, torch_in_use
@@ -18,62 +17,24 @@ from ...engine.errors import kind_of
 from ...engine.models.registry import family_of_folder, family_of_name
 from ...engine.options import SETTINGS
 from ..properties import FLOATER_SHARE, MODEL_ITEMS, OUTPUT_ITEMS, setting_property
+from ..run import Outcome, Run
 from ..state import TICK_SECONDS, Runtime
 
-
-# What a finished run tells the operator: its return set, a report level, a message.
-Outcome = tuple[set[str], str, str]
-
-
-class Run:
-    """A job plus what its import needs; ``tick`` is the interactive path's timer step.
-
-    Plain Python around ``bpy`` calls, so tests can drive it by hand where Blender has
-    no event loop (background mode).
-    """
-
-    def __init__(self, job: Job, name: str, smooth_shading: bool) -> None:
-        self.job, self.name, self.smooth_shading = job, name, smooth_shading
-        Runtime.job, Runtime.status = job, job.poll()
-        Runtime.last_error = Runtime.last_info = ""
-        Runtime.last_error_kind = None
-
-    def tick(self, context: bpy.types.Context) -> Outcome | None:
-        """Take the latest progress for the panel; at the end, finish. None while running."""
-        status = self.job.poll()
-        Runtime.status = status
-        for area in context.screen.areas if context.screen else ():
-            if area.type == "VIEW_3D":
-                for region in area.regions:
-                    if region.type == "UI":  # the sidebar only: redrawing the 3D view costs the worker CPU
-                        region.tag_redraw()
-        return self.finish(context, status) if status.finished else None
-
-    def finish(self, context: bpy.types.Context, status: Status) -> Outcome:
-        """A new object from the result, or a report for a cancel or an error; clears the run."""
-        Runtime.job, Runtime.status = None, None
-        if status.cancelled:
-            Runtime.last_info = "Cancelled"
-            return {"CANCELLED"}, "INFO", "OpenLRM: cancelled"
-        if status.error:
-            Runtime.last_error, Runtime.last_error_kind = status.error, status.error_kind
-            return {"CANCELLED"}, "ERROR", status.error
-        mesh = status.result.mesh
-        self.job.progress("import", 0.0, f"{len(mesh.vertices):,} vertices")
-        obj = importer.add_object(context, self.name, mesh, smooth_shading=self.smooth_shading)
-        self.job.progress("import", 1.0, obj.name)
-        Runtime.last_info = f"{obj.name}: {len(mesh.vertices):,} vertices, {len(mesh.faces):,} faces"
-        return {"FINISHED"}, "INFO", f"OpenLRM: {Runtime.last_info} in {status.result.timings['total']:.1f} s"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 class OPENLRM_OT_image_to_3d(bpy.types.Operator):
-    """Turn one image into a coloured 3D mesh with OpenLRM"""
+    """Turn an image (or several: each its own object) into a coloured 3D mesh"""
 
     bl_idname = "openlrm.image_to_3d"
     bl_label = "Generate 3D Mesh"
     bl_options = {"REGISTER", "UNDO"}
 
     filepath: bpy.props.StringProperty(name="Image File", subtype="FILE_PATH", options={"SKIP_SAVE"})
+    # Blender's import convention: the file browser's (or a drop's) folder and chosen files;
+    # a folder alone means every image in it.
+    directory: bpy.props.StringProperty(subtype="DIR_PATH", options={"SKIP_SAVE", "HIDDEN"})
+    files: bpy.props.CollectionProperty(type=bpy.types.OperatorFileListElement, options={"SKIP_SAVE", "HIDDEN"})
     image_name: bpy.props.StringProperty(name="Image", description="An image datablock instead of a file", options={"SKIP_SAVE"})
     model: bpy.props.EnumProperty(name="Model", items=MODEL_ITEMS, options={"SKIP_SAVE"})
     weights_dir: bpy.props.StringProperty(name="Model Folder", subtype="DIR_PATH", options={"SKIP_SAVE"})
@@ -109,11 +70,18 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             if hasattr(self.properties, name) and self.properties.is_property_set(name):
                 setting.check(getattr(self, name))
 
-    def _prepare(self, context: bpy.types.Context) -> tuple[object, str, Options, bool]:
-        """Read everything Blender-side here, in the main thread: the worker sees only plain data."""
-        self._check_ranges()
+    def _images(self, context: bpy.types.Context) -> list[tuple[object, str]]:
+        """Each image of this press and its object's name: the caller's files or folder, the
+        caller's or the sidebar's image datablock, else the sidebar's file."""
         settings = context.scene.openlrm
-        prefs = get_preferences(context)
+        if self.properties.is_property_set("directory"):
+            folder = Path(bpy.path.abspath(self.directory))
+            paths = [folder / item.name for item in self.files if item.name]
+            if not paths and folder.is_dir():
+                paths = sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+            if not paths:
+                raise EngineError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) chosen or in this folder")
+            return [(path, path.stem) for path in paths]
         if self.properties.is_property_set("image_name"):
             image = bpy.data.images.get(self.image_name)
             if image is None:
@@ -125,13 +93,19 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             if settings.source == "IMAGE" and image is None:
                 raise EngineError("choose an image first")
         if image is not None:
-            source, name = image_pixels(image), Path(image.name).stem
-        else:
-            filepath = self._value("filepath", settings.filepath)
-            if not filepath:
-                raise EngineError("choose an image file first")
-            source = Path(bpy.path.abspath(filepath))
-            name = source.stem
+            return [(image_pixels(image), Path(image.name).stem or "OpenLRM")]
+        filepath = self._value("filepath", settings.filepath)
+        if not filepath:
+            raise EngineError("choose an image file first")
+        source = Path(bpy.path.abspath(filepath))
+        return [(source, source.stem or "OpenLRM")]
+
+    def _prepare(self, context: bpy.types.Context) -> tuple[list[tuple[object, str]], Options, bool]:
+        """Read everything Blender-side here, in the main thread: the worker sees only plain data."""
+        self._check_ranges()
+        settings = context.scene.openlrm
+        prefs = get_preferences(context)
+        images = self._images(context)
         weights_dir = self._value("weights_dir", str(prefs.weights_folder() or ""))
         model = self._value("model", prefs.default_model if settings.model == "DEFAULT" else settings.model)
         options = Options(
@@ -164,27 +138,28 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
         elif self.properties.is_property_set("photo_texture"):
             options.photo_texture = self.photo_texture
         options.validate()
-        return source, name or "OpenLRM", options, self._value("smooth_shading", settings.smooth_shading)
+        return images, options, self._value("smooth_shading", settings.smooth_shading)
 
     def _start(self, context: bpy.types.Context, listener=None) -> Run | None:
         if Runtime.job is not None:
             self.report({"WARNING"}, "OpenLRM is already running: wait for it or cancel it")
             return None
         try:
-            source, name, options, smooth_shading = self._prepare(context)
+            images, options, smooth_shading = self._prepare(context)
         except EngineError as exc:
             Runtime.last_error, Runtime.last_error_kind = str(exc), kind_of(exc)
             self.report({"ERROR"}, str(exc))
             return None
-        job = Job(
-            source,
-            options,
-            engine=Runtime.engine,
-            listener=listener,
-            keep_worker=get_preferences(context).keep_model_loaded,
-            low_priority=not bpy.app.background,
-        )
-        return Run(job, name, smooth_shading)
+        keep = get_preferences(context).keep_model_loaded
+
+        def make_job(source, last: bool) -> Job:
+            # A batch keeps its worker, and the model in it, until its last image.
+            return Job(
+                source, options, engine=Runtime.engine, listener=listener, keep_worker=keep or not last,
+                low_priority=not bpy.app.background,
+            )  # fmt: skip
+
+        return Run(images, make_job, smooth_shading)
 
     def _report_outcome(self, outcome: Outcome) -> set[str]:
         result, level, message = outcome
@@ -205,8 +180,7 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
         if run is None:
             return {"CANCELLED"}
         print(f"OpenLRM: {torch_in_use()}", flush=True)
-        run.job.run()
-        return self._report_outcome(run.finish(context, run.job.poll()))
+        return self._report_outcome(run.run_all(context))
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if bpy.app.background:
@@ -235,6 +209,19 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
     def cancel(self, context: bpy.types.Context) -> None:
         """Blender ends the modal run (its window closes, a file loads)."""
         stop_running_job()
+
+
+class OPENLRM_FH_image_to_3d(bpy.types.FileHandler):
+    """Image files dropped on the 3D viewport offer Image to 3D (Blender's own image drop stays)."""
+
+    bl_idname = "OPENLRM_FH_image_to_3d"
+    bl_label = "Image to 3D"
+    bl_import_operator = "openlrm.image_to_3d"
+    bl_file_extensions = ";".join(IMAGE_SUFFIXES)
+
+    @classmethod
+    def poll_drop(cls, context: bpy.types.Context) -> bool:
+        return context.area is not None and context.area.type == "VIEW_3D"
 
 
 class OPENLRM_OT_cancel(bpy.types.Operator):

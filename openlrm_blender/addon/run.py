@@ -1,0 +1,142 @@
+"""One press of Generate: one image, or several one after another through the same worker
+(the model stays loaded), each made into its own object; several go side by side into a
+collection of their own. ``tick`` is the interactive path's timer step and ``run_all`` the
+headless one: plain Python around ``bpy`` calls, so tests can drive them by hand where
+Blender has no event loop (background mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import bpy
+import numpy as np
+
+from ..engine.input.read import ImageSource
+from ..jobs.job import Job, Status
+from . import importer
+from .state import Runtime
+
+# What a finished run tells the operator: its return set, a report level, a message.
+Outcome = tuple[set[str], str, str]
+GAP = 0.2  # between objects placed side by side
+
+
+class Run:
+    def __init__(
+        self, images: list[tuple[ImageSource, str]], make_job: Callable[[ImageSource, bool], Job], smooth_shading: bool
+    ) -> None:
+        """``images``: each source and its object's name; ``make_job(source, last)`` makes
+        the job for one (``last``: the batch's last, whose worker may go)."""
+        self.images, self.make_job, self.smooth_shading = images, make_job, smooth_shading
+        self.index, self.made, self.failures = 0, [], []
+        self.collection: bpy.types.Collection | None = None
+        self.offset = 0.0
+        self.seconds = 0.0
+        self.cancelled = False
+        self.job = make_job(images[0][0], len(images) == 1)
+        Runtime.job, Runtime.status = self.job, self.shown(self.job.poll())
+        Runtime.last_error = Runtime.last_info = ""
+        Runtime.last_error_kind = None
+
+    @property
+    def batch(self) -> bool:
+        return len(self.images) > 1
+
+    def shown(self, status: Status) -> Status:
+        """The current image's status as the sidebar shows it: on one bar for the whole batch."""
+        if not self.batch:
+            return status
+        fraction = (self.index + status.fraction) / len(self.images)
+        return replace(status, fraction=fraction, batch=f"image {self.index + 1} of {len(self.images)}")
+
+    def tick(self, context: bpy.types.Context) -> Outcome | None:
+        """Take the latest progress for the panel; after each image, the next; at the end,
+        the outcome. None while running."""
+        status = self.job.poll()
+        Runtime.status = self.shown(status)
+        for area in context.screen.areas if context.screen else ():
+            if area.type == "VIEW_3D":
+                for region in area.regions:
+                    if region.type == "UI":  # the sidebar only: redrawing the 3D view costs the worker CPU
+                        region.tag_redraw()
+        if not status.finished:
+            return None
+        if self.image_done(context, status) and self.next_image():
+            self.job.start()
+            return None
+        return self.outcome()
+
+    def run_all(self, context: bpy.types.Context) -> Outcome:
+        """Every image in this thread (headless, or called from a script)."""
+        while True:
+            self.job.run()
+            if not (self.image_done(context, self.job.poll()) and self.next_image()):
+                return self.outcome()
+
+    def finish(self, context: bpy.types.Context, status: Status) -> Outcome:
+        """The current image's end (its object, a cancel or an error), then the outcome."""
+        self.image_done(context, status)
+        return self.outcome()
+
+    def image_done(self, context: bpy.types.Context, status: Status) -> bool:
+        """Make the image's object (or note its error); False when the batch stops (cancelled)."""
+        name = self.images[self.index][1]
+        if status.cancelled:
+            self.cancelled = True
+            return False
+        if status.error:
+            self.failures.append((name, status.error, status.error_kind))
+            return True
+        mesh = status.result.mesh
+        self.job.progress("import", 0.0, f"{len(mesh.vertices):,} vertices")
+        obj = importer.add_object(context, name, mesh, self.smooth_shading, self.batch_collection(context))
+        if self.batch:  # side by side along X, in the order they were given
+            half = float(np.abs(mesh.vertices[:, 0]).max()) if len(mesh.vertices) else 0.0
+            self.offset += half if self.made else 0.0
+            obj.location.x += self.offset
+            self.offset += half + GAP
+        self.job.progress("import", 1.0, obj.name)
+        self.made.append((obj, len(mesh.vertices), len(mesh.faces)))
+        self.seconds += status.result.timings["total"]
+        return True
+
+    def batch_collection(self, context: bpy.types.Context) -> bpy.types.Collection | None:
+        if self.batch and self.collection is None:
+            self.collection = bpy.data.collections.new("Image to 3D")
+            context.collection.children.link(self.collection)
+        return self.collection
+
+    def next_image(self) -> bool:
+        self.index += 1
+        if self.index >= len(self.images):
+            return False
+        self.job = self.make_job(self.images[self.index][0], self.index == len(self.images) - 1)
+        Runtime.job = self.job
+        return True
+
+    def outcome(self) -> Outcome:
+        """The report for the whole press: what was made, what failed, whether it was cancelled."""
+        Runtime.job, Runtime.status = None, None
+        failed = "; ".join(f"{name}: {error}" for name, error, _ in self.failures)
+        if not self.batch:
+            if self.cancelled:
+                Runtime.last_info = "Cancelled"
+                return {"CANCELLED"}, "INFO", "OpenLRM: cancelled"
+            if self.failures:
+                _, error, kind = self.failures[0]
+                Runtime.last_error, Runtime.last_error_kind = error, kind
+                return {"CANCELLED"}, "ERROR", error
+            obj, vertices, faces = self.made[0]
+            Runtime.last_info = f"{obj.name}: {vertices:,} vertices, {faces:,} faces"
+            return {"FINISHED"}, "INFO", f"OpenLRM: {Runtime.last_info} in {self.seconds:.1f} s"
+        made = f"{len(self.made)} of {len(self.images)} images made"
+        where = f" into the collection '{self.collection.name}'" if self.collection is not None else ""
+        if failed:
+            Runtime.last_error, Runtime.last_error_kind = f"{made}; {failed}", self.failures[0][2]
+        Runtime.last_info = f"{made}{where}" + (" (cancelled: the finished ones are kept)" if self.cancelled else "")
+        if not self.made:
+            return {"CANCELLED"}, "ERROR" if failed else "INFO", f"OpenLRM: {Runtime.last_error or Runtime.last_info}"
+        level = "WARNING" if failed else "INFO"
+        return {"FINISHED"}, level, f"OpenLRM: {Runtime.last_info} in {self.seconds:.1f} s" + (f"; {failed}" if failed else "")
