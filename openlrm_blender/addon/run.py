@@ -75,11 +75,6 @@ class Run:
             if not (self.image_done(context, self.job.poll()) and self.next_image()):
                 return self.outcome()
 
-    def finish(self, context: bpy.types.Context, status: Status) -> Outcome:
-        """The current image's end (its object, a cancel or an error), then the outcome."""
-        self.image_done(context, status)
-        return self.outcome()
-
     def image_done(self, context: bpy.types.Context, status: Status) -> bool:
         """Make the image's object (or note its error); False when the batch stops (cancelled)."""
         name = self.images[self.index][1]
