@@ -754,12 +754,3 @@ def test_cancel_mid_batch_keeps_the_finished_objects(addon, clean_scene, photo_f
     assert "a" in bpy.data.objects and "b" not in bpy.data.objects and "c" not in bpy.data.objects
     assert any(label.startswith("image 2 of 3 · ") for label in labels)
     assert addon.Runtime.job is None
-
-
-def test_image_files_dropped_on_the_viewport_offer_image_to_3d(addon):
-    from types import SimpleNamespace
-
-    handler = bpy.types.OPENLRM_FH_image_to_3d
-    assert handler.bl_import_operator == "openlrm.image_to_3d" and ".png" in handler.bl_file_extensions
-    assert handler.poll_drop(SimpleNamespace(area=SimpleNamespace(type="VIEW_3D")))
-    assert not handler.poll_drop(SimpleNamespace(area=SimpleNamespace(type="IMAGE_EDITOR")))

@@ -211,19 +211,6 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
         stop_running_job()
 
 
-class OPENLRM_FH_image_to_3d(bpy.types.FileHandler):
-    """Image files dropped on the 3D viewport offer Image to 3D (Blender's own image drop stays)."""
-
-    bl_idname = "OPENLRM_FH_image_to_3d"
-    bl_label = "Image to 3D"
-    bl_import_operator = "openlrm.image_to_3d"
-    bl_file_extensions = ";".join(IMAGE_SUFFIXES)
-
-    @classmethod
-    def poll_drop(cls, context: bpy.types.Context) -> bool:
-        return context.area is not None and context.area.type == "VIEW_3D"
-
-
 class OPENLRM_OT_cancel(bpy.types.Operator):
     """Stop the running generation; nothing is added to the scene"""
 
