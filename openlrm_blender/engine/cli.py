@@ -10,12 +10,11 @@ from .input.background import DEFAULT_MODEL as BACKGROUND_DEFAULT
 from .input.background import MODELS as BACKGROUND_MODELS
 from .errors import EngineError, out_of_memory_message
 from .export.mesh_files import FORMATS, check_writable, write_mesh
-from .input.read import open_image
+from .input.read import IMAGE_SUFFIXES, open_image
 from .models.registry import DEFAULT_MODEL, FAMILIES, PUBLISHED_MODELS
 from .options import DEVICES, PRECISIONS, SETTINGS, Options, Setting
 from .pipeline import generate
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 # The table's settings, grouped as --help shows them; the surface steps come after marching cubes.

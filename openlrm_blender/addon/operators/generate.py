@@ -15,12 +15,12 @@ from ..lifecycle import remove_timer, stop_running_job
 from ..preferences import DEVICE_ITEMS, get_preferences, torch_in_use
 from ...engine.errors import kind_of
 from ...engine.models.registry import family_of_folder, family_of_name
+from ...engine.input.read import IMAGE_SUFFIXES
 from ...engine.options import SETTINGS
 from ..properties import FLOATER_SHARE, MODEL_ITEMS, OUTPUT_ITEMS, setting_property
 from ..run import Outcome, Run
 from ..state import TICK_SECONDS, Runtime
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 class OPENLRM_OT_image_to_3d(bpy.types.Operator):

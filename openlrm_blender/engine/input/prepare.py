@@ -136,6 +136,4 @@ def prepare_image(
     """The model's input tensor from float RGBA (``read.read_rgba``: the image is decoded
     once per run, before any model work). ``remove_background`` is used only when the
     image has no mask."""
-    if not 0.0 < foreground_ratio <= 1.0:
-        raise ImageError(f"foreground ratio must be in (0, 1], got {foreground_ratio}")
     return model_input(cut_out(rgba, remove_background), size, recenter_object, foreground_ratio)

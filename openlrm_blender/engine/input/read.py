@@ -19,6 +19,7 @@ from ..errors import ImageError
 
 ImageSource = str | Path | np.ndarray | Image.Image
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # what a folder of images holds
 MAX_MEGAPIXELS = 67.0  # 8192 x 8192; raised only on request (--max-megapixels)
 # Files whose longer side is beyond this are reduced by a whole factor while decoding;
 # images up to it are read exactly as they are.
