@@ -178,23 +178,52 @@ def test_out_of_memory_is_one_sentence_and_leaves_no_file(tmp_path):
 def test_out_of_memory_on_one_image_of_a_batch_lets_the_rest_go_on(tmp_path, tiny_dir, monkeypatch, capsys):
     import torch
 
-    from openlrm_blender.engine import cli
+    from openlrm_blender.engine.batch import convert
 
     images = tmp_path / "images"
     images.mkdir()
     for name in ("a.png", "huge.png", "z.png"):
         shutil.copy(tiny_dir / "input.png", images / name)
-    real_generate = cli.generate
+    real_generate = convert.generate
 
     def generate(image, options, **arguments):
         if image.name == "huge.png":
             torch.empty(2**50, dtype=torch.uint8)  # PyTorch's own allocator refuses a petabyte
         return real_generate(image, options, **arguments)
 
-    monkeypatch.setattr(cli, "generate", generate)
+    monkeypatch.setattr(convert, "generate", generate)
     out = tmp_path / "meshes"
     assert main([str(images), "-o", str(out), "--weights", str(tiny_dir), *TINY_ARGS, "--no-remove-bg"]) == 1
     assert sorted(p.name for p in out.iterdir()) == ["a.ply", "z.ply"]
     errors = capsys.readouterr().err.strip().splitlines()
     assert errors[0].startswith(f"error: {images / 'huge.png'}: out of memory: the run needed more memory than was free (")
     assert errors[0].endswith(MEMORY_ADVICE) and errors[-1] == "1 of 3 images failed"
+
+
+def test_skip_existing_converts_only_the_missing_outputs(tmp_path, tiny_dir, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.png", "b.png"):
+        shutil.copy(tiny_dir / "input.png", images / name)
+    out = tmp_path / "meshes"
+    out.mkdir()
+    (out / "a.ply").write_bytes(b"made by an earlier run")
+    assert main([str(images), "-o", str(out), "--weights", str(tiny_dir), *TINY_ARGS, "--no-remove-bg", "--skip-existing"]) == 0
+    assert (out / "a.ply").read_bytes() == b"made by an earlier run"
+    assert PlyData.read(str(out / "b.ply"))["vertex"].count > 0
+    assert "1 of 2 outputs already there: skipped" in capsys.readouterr().err
+
+
+def test_a_write_cut_short_leaves_no_temporary_file(tmp_path, monkeypatch):
+    from openlrm_blender.engine.export import mesh_files
+    from openlrm_blender.engine.result import Mesh
+
+    def interrupted(mesh, path):
+        Path(path).write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mesh_files, "write_ply", interrupted)
+    mesh = Mesh(np.zeros((3, 3), np.float32), np.array([[0, 1, 2]]), np.zeros((3, 3), np.float32))
+    with pytest.raises(KeyboardInterrupt):
+        mesh_files.write_mesh(mesh, tmp_path / "x.ply")
+    assert list(tmp_path.iterdir()) == []

@@ -106,8 +106,8 @@ def test_each_zip_holds_only_wheels_its_blender_can_load(dist):
             other_platforms = {"linux_x64": "linux", "windows_x64": "win_amd64", "macos_arm64": "macosx"}
             other_platforms.pop(platform)
             assert not any(tag in name for name in wheels for tag in other_platforms.values())
-            # NumPy is Blender's own; PyMCubes (and the SciPy it pulls) is no longer needed.
-            assert not any(name.startswith(("numpy-", "pymcubes-", "scipy-")) for name in wheels)
+            # NumPy is Blender's own; PyMCubes (and the SciPy it pulls) is no longer needed; Ray is the farm's.
+            assert not any(name.startswith(("numpy-", "pymcubes-", "scipy-", "ray-")) for name in wheels)
             assert not (platform != "windows_x64" and any(name.startswith("colorama-") for name in wheels))
             has_torch = any(name.startswith("torch-") for name in wheels)
             assert has_torch == (line == "blender4.2-5.0" or platform != "linux_x64"), (path.name, has_torch)

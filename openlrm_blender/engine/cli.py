@@ -8,12 +8,13 @@ from pathlib import Path
 
 from .input.background import DEFAULT_MODEL as BACKGROUND_DEFAULT
 from .input.background import MODELS as BACKGROUND_MODELS
-from .errors import EngineError, out_of_memory_message
-from .export.mesh_files import FORMATS, check_writable, write_mesh
-from .input.read import IMAGE_SUFFIXES, open_image
+from .batch.cluster import Event, run_on_ray
+from .batch.convert import convert
+from .batch.plan import Job, check_images, missing, plan_outputs
+from .errors import EngineError
+from .export.mesh_files import FORMATS, check_writable
 from .models.registry import DEFAULT_MODEL, FAMILIES, PUBLISHED_MODELS
 from .options import DEVICES, PRECISIONS, SETTINGS, Options, Setting
-from .pipeline import generate
 
 
 
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "vertex colours)",
     )  # fmt: skip
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_batch_arguments(parser)
     return parser
 
 
@@ -104,51 +106,27 @@ class ProgressBar:
         sys.stderr.write("\n")
 
 
-def plan_outputs(image: Path, output: Path, format: str | None) -> list[tuple[Path, Path]]:
-    """Each input image with its own output file, decided before any work.
-
-    A folder's images go into the output folder, named after them; where two share a stem
-    (x.png, x.jpg) the whole name is kept (x.png.ply, x.jpg.ply), so none overwrites another.
-    """
-    if image.is_dir():
-        images = sorted(p for p in image.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not images:
-            raise EngineError(f"{image}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-        if output.exists() and not output.is_dir():
-            raise EngineError(f"{output}: is a file; for a folder of images give an output folder")
-        suffix = f".{format or 'ply'}"
-        stems = [path.stem for path in images]
-        return [(path, output / f"{path.stem if stems.count(path.stem) == 1 else path.name}{suffix}") for path in images]
-    if output.is_dir():
-        return [(image, output / f"{image.stem}.{format or 'ply'}")]
-    if not output.suffix:
-        return [(image, output.with_suffix(f".{format or 'ply'}"))]
-    if output.suffix.lower() not in FORMATS:
-        raise EngineError(f"{output}: the output must end in {' or '.join(FORMATS)}")
-    if format and output.suffix.lower() != f".{format}":
-        raise EngineError(f"{output}: the output's suffix and --format {format} disagree; give one of them")
-    return [(image, output)]
+def add_batch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--skip-existing", action="store_true",
+        help="convert only the images whose output file is not there yet (to resume a batch that stopped)",
+    )  # fmt: skip
+    ray = parser.add_argument_group(
+        "Ray cluster", "spread a folder over the nodes of a Ray cluster (pip install -r requirements-farm.txt); the "
+        "images and the output folder must be on storage every node sees",
+    )  # fmt: skip
+    ray.add_argument("--ray", metavar="ADDRESS", help="the cluster: auto, HOST:PORT or ray://HOST:10001")
+    ray.add_argument(
+        "--ray-workers", type=int, metavar="N",
+        help="how many workers, each keeping one model loaded (default: one per GPU, or one per node on CPUs)",
+    )  # fmt: skip
+    ray.add_argument(
+        "--ray-gpus-per-worker", type=float, metavar="G",
+        help="GPUs each worker takes (default: 1 where the cluster has GPUs, else 0: CPUs)",
+    )  # fmt: skip
 
 
-def check_images(jobs: list[tuple[Path, Path]], max_megapixels: float) -> dict[Path, str]:
-    """Every input opened and its size checked (nothing decoded), before any model work:
-    a batch learns at once which images cannot be used."""
-    failures = {}
-    for image, _ in jobs:
-        try:
-            open_image(image, max_megapixels).close()
-        except EngineError as exc:
-            failures[image] = str(exc)
-    return failures
-
-
-def _naming(image: Path, message: str) -> str:
-    """The message, with the image it belongs to in front unless it names it already."""
-    return message if str(image) in message else f"{image}: {message}"
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def options_from(args: argparse.Namespace) -> Options:
     suffix = f".{args.format}" if args.format else (args.output.suffix.lower() or ".ply")
     options = Options(
         model=args.model,
@@ -164,47 +142,87 @@ def main(argv: list[str] | None = None) -> int:
         **{name: getattr(args, name) for name in (*RECIPE, *SURFACE)},
     )
     options.textured = options.textured or suffix == ".glb"
-    try:
-        options.validate()
-        jobs = plan_outputs(args.image, args.output, args.format)
-        check_writable(sorted({output.parent for _, output in jobs}))
-    except EngineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    failures = check_images(jobs, options.max_megapixels)
-    for image, output in jobs:
-        if image in failures:
-            continue
-        bar = None if args.quiet else ProgressBar(image.name)
+    return options
+
+
+def check_ray_arguments(args: argparse.Namespace) -> None:
+    if args.ray is None and (args.ray_workers is not None or args.ray_gpus_per_worker is not None):
+        raise EngineError("--ray-workers and --ray-gpus-per-worker need --ray ADDRESS")
+    if args.ray_workers is not None and args.ray_workers < 1:
+        raise EngineError(f"--ray-workers {args.ray_workers}: give at least 1")
+    if args.ray_gpus_per_worker is not None and args.ray_gpus_per_worker < 0:
+        raise EngineError(f"--ray-gpus-per-worker {args.ray_gpus_per_worker:g}: give 0 or more")
+
+
+def convert_here(jobs: list[Job], options: Options, quiet: bool) -> dict[Path, str] | None:
+    """One image after another in this process; None where the user pressed Ctrl+C."""
+    failures = {}
+    for job in jobs:
+        bar = None if quiet else ProgressBar(job.image.name)
         try:
-            result = generate(image, options, progress=bar)
-        except EngineError as exc:
-            failures[image] = _naming(image, str(exc))
-            continue
-        except (MemoryError, RuntimeError) as exc:  # PyTorch's allocators raise RuntimeError
-            message = out_of_memory_message(exc)
-            if message is None:
-                raise
-            failures[image] = _naming(image, message)  # the run's tensors are gone with it: the rest go on
-            continue
+            outcome = convert(job, options, progress=bar)
         except KeyboardInterrupt:
-            print("\ncancelled", file=sys.stderr)
-            return 130
+            return None
         finally:
             if bar:
                 bar.close()
-        try:
-            write_mesh(result.mesh, output)
-        except EngineError as exc:  # names the output file
-            failures[image] = str(exc)
-            continue
-        mesh = result.mesh
-        print(
-            f"{output}: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces "
-            f"({result.timings['total']:.1f} s on {result.device})"
-        )
+        if outcome.error:
+            failures[job.image] = outcome.error
+        else:
+            print(outcome.line())
+    return failures
+
+
+def counted(count: int, thing: str) -> str:
+    return f"{count} {thing}{'' if count == 1 else 's'}"
+
+
+def convert_on_ray(jobs: list[Job], options: Options, args: argparse.Namespace) -> dict[Path, str]:
+    def report(event: Event) -> None:
+        if event.kind == "finished" and event.outcome.error is None:
+            print(event.outcome.line(), flush=True)
+        if not args.quiet:
+            what = {"started": "started on", "finished": "done on", "lost": "lost with its worker on"}[event.kind]
+            sys.stderr.write(f"[{event.done}/{event.total} done, {counted(event.at_work, 'worker')} at work] "
+                             f"{event.job.image.name} {what} {event.node or 'no node'}\n")  # fmt: skip
+
+    summary = run_on_ray(jobs, options, args.ray, args.ray_workers, args.ray_gpus_per_worker, report)
+    converted = sum(summary.nodes.values())
+    nodes = ", ".join(f"{node} ({count})" for node, count in sorted(summary.nodes.items()))
+    lost = f"; {counted(summary.losses, 'image')} handed out again after losing a worker or node" if summary.losses else ""
+    print(f"{converted} of {counted(len(jobs), 'image')} converted by {counted(summary.workers, 'Ray worker')} on "
+          f"{counted(len(summary.nodes), 'node')}: {nodes or 'none'}{lost}", file=sys.stderr)  # fmt: skip
+    return {image: outcome.error for image, outcome in summary.outcomes.items() if outcome.error}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options = options_from(args)
+    try:
+        options.validate()
+        check_ray_arguments(args)
+        jobs = plan_outputs(args.image, args.output, args.format)
+        check_writable(sorted({job.output.parent for job in jobs}))
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    planned = len(jobs)
+    if args.skip_existing:
+        jobs = missing(jobs)
+        print(f"{planned - len(jobs)} of {planned} outputs already there: skipped", file=sys.stderr)
+    failures = check_images(jobs, options.max_megapixels)
+    usable = [job for job in jobs if job.image not in failures]
+    try:
+        converted = convert_on_ray(usable, options, args) if args.ray and usable else convert_here(usable, options, args.quiet)
+    except EngineError as exc:  # the cluster as a whole: unreachable, no room for a worker
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if converted is None:
+        print("\ncancelled", file=sys.stderr)
+        return 130
+    failures.update(converted)
     for message in failures.values():
         print(f"error: {message}", file=sys.stderr)
-    if failures and len(jobs) > 1:
+    if failures and planned > 1:
         print(f"{len(failures)} of {len(jobs)} images failed", file=sys.stderr)
     return 1 if failures else 0

@@ -8,6 +8,7 @@ the one that was there.
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -77,17 +78,34 @@ def check_writable(folders: list[Path]) -> None:
             raise EngineError(f"{folder}: cannot write there ({exc.strerror or exc})") from None
 
 
+def _temporary_name(path: Path) -> tuple[str, str]:
+    """The prefix and suffix of the temporary file that becomes ``path``."""
+    return f".{path.name}.", ".part"
+
+
+def temporaries_of(output: Path) -> list[Path]:
+    """Temporary files that a write of ``output`` (and of its .mtl and .png) cut short left."""
+    found = []
+    for path in {output, output.with_suffix(".mtl"), output.with_suffix(".png")}:
+        prefix, suffix = _temporary_name(path)
+        found += [p for p in path.parent.glob(f"{glob.escape(prefix)}*{suffix}") if p.is_file()]
+    return sorted(found)
+
+
 def _replace(path: Path, write) -> None:
     """``write(temporary)``, then the temporary file renamed over ``path``."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    prefix, suffix = _temporary_name(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     os.close(descriptor)
     try:
         os.chmod(temporary, 0o666 & ~_UMASK)  # a plain new file's permissions, not mkstemp's private ones
         write(Path(temporary))
         os.replace(temporary, path)
-    except OSError as exc:
+    except BaseException as exc:  # Ctrl+C mid-write too: no half file left behind
         Path(temporary).unlink(missing_ok=True)
-        raise EngineError(f"{path}: cannot write the mesh ({exc.strerror or exc}); nothing was replaced") from None
+        if isinstance(exc, OSError):
+            raise EngineError(f"{path}: cannot write the mesh ({exc.strerror or exc}); nothing was replaced") from None
+        raise
 
 
 def write_mesh(mesh: Mesh, path: Path) -> None:
