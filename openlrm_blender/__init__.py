@@ -21,9 +21,11 @@ def register() -> None:
     pytorch_install.activate(preferences.pytorch_root())  # a PyTorch the add-on installed comes first
     bpy.utils.register_class(properties.OpenLRMSettings)
     bpy.types.Scene.openlrm = bpy.props.PointerProperty(type=properties.OpenLRMSettings)
+    bpy.types.Image.openlrm_chosen = properties.IMAGE_CHOSEN
     bpy.utils.register_class(preferences.OpenLRMPreferences)
     for cls in (*operators.classes, *panel.classes):
         bpy.utils.register_class(cls)
+    operators.register_keymap()
     for handler_list, handler in lifecycle.handlers:
         handler_list.append(handler)
     panel.register_previews()
@@ -41,8 +43,10 @@ def unregister() -> None:
     for handler_list, handler in lifecycle.handlers:
         if handler in handler_list:
             handler_list.remove(handler)
+    operators.unregister_keymap()
     for cls in reversed((*operators.classes, *panel.classes)):
         bpy.utils.unregister_class(cls)
     bpy.utils.unregister_class(preferences.OpenLRMPreferences)
     del bpy.types.Scene.openlrm
+    del bpy.types.Image.openlrm_chosen
     bpy.utils.unregister_class(properties.OpenLRMSettings)

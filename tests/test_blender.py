@@ -77,6 +77,8 @@ def registered() -> dict[str, bool]:
         "scene property": hasattr(bpy.types.Scene, "openlrm"),
         "operator": hasattr(bpy.types, "OPENLRM_OT_image_to_3d"),
         "panel": hasattr(bpy.types, "OPENLRM_PT_image_to_3d"),
+        "image list": hasattr(bpy.types, "OPENLRM_UL_images") and hasattr(bpy.types.Image, "openlrm_chosen"),
+        "file handler": hasattr(bpy.types, "OPENLRM_FH_image_to_3d"),
         "preferences": ADDON in bpy.context.preferences.addons,
         "load handler": any(getattr(h, "__module__", "").startswith(ADDON) for h in bpy.app.handlers.load_pre),
     }
@@ -112,7 +114,9 @@ def test_every_layout_call_exists_in_this_blender():
     functions = bpy.types.UILayout.bl_rna.functions
     icons = functions["label"].parameters["icon"].enum_items.keys()
     calls = layout_calls()
-    assert {"progress", "template_ID", "template_icon", "operator", "prop", "box", "panel"} <= {name for _, name, _ in calls}
+    assert {"progress", "template_ID", "template_icon", "template_list", "operator", "prop", "box", "panel_prop"} <= {
+        name for _, name, _ in calls
+    }
     for module, name, keywords in calls:
         assert name in functions, (module, name, bpy.app.version_string)
         assert set(keywords) <= set(functions[name].parameters.keys()), (module, name, keywords)
@@ -409,7 +413,7 @@ def test_disabling_the_addon_mid_run_ends_the_worker_at_once(clean_scene, addon,
     try:
         assert run.job.poll().cancelled and killed_by_us(run.job._worker.process)
         assert not any(registered().values())
-        assert addon.Runtime.job is None and addon.Runtime.timer is None
+        assert addon.Runtime.job is None and addon.Runtime.ticker is None
     finally:
         addon_utils.enable(ADDON, default_set=True, handle_error=None)
 
@@ -741,16 +745,71 @@ def test_cancel_mid_batch_keeps_the_finished_objects(addon, clean_scene, photo_f
     engine = fake("slow", steps=40, delay=0.02)
     run = addon.Run(images, lambda source, last: Job(source, options, engine=engine), False)
     run.job.start()
-    labels = []
+    labels, headlines = [], []
     while True:
         outcome = run.tick(bpy.context)
         if outcome is not None:
             break
         labels.append(addon.Runtime.status.label if addon.Runtime.status else "")
+        headlines.append(addon.Runtime.status.headline if addon.Runtime.status else "")
         if run.index == 1 and run.job.poll().fraction > 0.3:
             run.job.cancel()
         time.sleep(0.01)
     assert outcome[0] == {"FINISHED"} and "1 of 3 images made" in outcome[2] and "cancelled" in outcome[2]
     assert "a" in bpy.data.objects and "b" not in bpy.data.objects and "c" not in bpy.data.objects
     assert any(label.startswith("image 2 of 3 · ") for label in labels)
+    assert "image 2 of 3 · Encoding" in headlines  # the bar's text: short enough for the sidebar
     assert addon.Runtime.job is None
+
+
+def test_image_files_dropped_on_the_viewport_offer_image_to_3d(addon):
+    from types import SimpleNamespace
+
+    handler = bpy.types.OPENLRM_FH_image_to_3d
+    assert handler.bl_import_operator == "openlrm.image_to_3d" and ".png" in handler.bl_file_extensions
+    assert handler.poll_drop(SimpleNamespace(area=SimpleNamespace(type="VIEW_3D")))
+    assert not handler.poll_drop(SimpleNamespace(area=SimpleNamespace(type="IMAGE_EDITOR")))
+
+
+def test_timers_end_with_their_work_and_with_the_addon(addon):
+    """The interactive path's timer (no modal operator): it steps until its work says done,
+    an exception of ours ends it, and disabling the add-on removes any still waiting."""
+    from openlrm_blender.addon import ticker
+    from openlrm_blender.addon.state import TICK_SECONDS
+
+    scenes, failures = [], []
+    tick = ticker.every_tick(lambda context: scenes.append(context.scene.name) or len(scenes) == 2, None, failures.clear)
+    assert bpy.app.timers.is_registered(tick) and ticker.running()
+    assert (tick(), tick()) == (TICK_SECONDS, None) and scenes == [bpy.context.scene.name] * 2
+    assert not ticker.running()
+    ticker.stop(tick)  # what Blender does when the function gives None
+    broken = ticker.every_tick(lambda context: 1 / 0, None, lambda: failures.append("put back"))
+    assert broken() is None and not ticker.running() and failures == ["put back"]
+    ticker.stop(broken)
+    waiting = ticker.every_tick(lambda context: False, None, failures.clear)
+    addon_utils.disable(ADDON, default_set=True)
+    try:
+        assert not bpy.app.timers.is_registered(waiting)
+    finally:
+        addon_utils.enable(ADDON, default_set=True, handle_error=None)
+
+
+def test_the_images_ticked_in_the_sidebar_list_make_a_batch(addon, clean_scene, photo_folder):
+    """Source "Images": the file's image datablocks ticked in the list, each its own object."""
+    settings = clean_scene.openlrm
+    loaded = {name: bpy.data.images.load(str(photo_folder / f"{name}.png")) for name in "abc"}
+    try:
+        settings.source = "IMAGES"
+        with pytest.raises(RuntimeError, match="tick the images to convert in the sidebar's list first"):
+            bpy.ops.openlrm.image_to_3d()
+        loaded["a"].openlrm_chosen = loaded["c"].openlrm_chosen = True
+        addon.Runtime.engine = fake("slow", steps=4)
+        before = set(bpy.data.collections)
+        assert bpy.ops.openlrm.image_to_3d() == {"FINISHED"}
+        (collection,) = set(bpy.data.collections) - before
+        assert sorted(obj.name for obj in collection.objects) == ["a", "c"]
+        assert "2 of 2 images made" in addon.Runtime.last_info
+    finally:
+        settings.source = "FILE"
+        for image in loaded.values():
+            bpy.data.images.remove(image)

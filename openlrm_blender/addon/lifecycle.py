@@ -6,17 +6,8 @@ from __future__ import annotations
 import bpy
 
 from ..worker.client import free_models
+from . import ticker
 from .state import Runtime
-
-
-def remove_timer() -> None:
-    if Runtime.timer is not None:
-        window_manager, timer = Runtime.timer
-        Runtime.timer = None
-        try:
-            window_manager.event_timer_remove(timer)
-        except ReferenceError:  # its window manager went with a file load
-            pass
 
 
 def stop_running_job() -> None:
@@ -25,13 +16,14 @@ def stop_running_job() -> None:
     job = Runtime.job
     if job is not None:
         job.cancel(wait=0.5)
-    remove_timer()
-    Runtime.job, Runtime.status = None, None
+    ticker.stop(Runtime.ticker)
+    Runtime.job, Runtime.status, Runtime.ticker = None, None, None
 
 
 def shut_down() -> None:
     """Add-on disabled, or Blender quitting: no run, idle worker, download or install outlives it."""
     stop_running_job()
+    ticker.stop_all()
     free_models()
     for task in (Runtime.download, Runtime.torch_install):
         if task is not None:

@@ -24,6 +24,14 @@ def _file_preview(filepath: str) -> int:
     return _previews[path].icon_id
 
 
+class OPENLRM_UL_images(bpy.types.UIList):
+    """The file's images, each with the tick that puts it in the next batch."""
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0, flt_flag=0):
+        layout.prop(item, "openlrm_chosen", text="")
+        layout.label(text=item.name, icon="IMAGE_DATA")
+
+
 class OPENLRM_PT_image_to_3d(bpy.types.Panel):
     bl_label = "Image to 3D"
     bl_idname = "OPENLRM_PT_image_to_3d"
@@ -38,6 +46,11 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         if settings.source == "FILE":
             layout.prop(settings, "filepath", text="")
             icon = _file_preview(settings.filepath) if settings.filepath else 0
+        elif settings.source == "IMAGES":
+            layout.template_list("OPENLRM_UL_images", "", bpy.data, "images", settings, "image_index", rows=4)
+            chosen = sum(image.openlrm_chosen for image in bpy.data.images)
+            layout.label(text=f"{chosen} of {len(bpy.data.images)} ticked: one object each")
+            icon = 0
         else:
             layout.template_ID(settings, "image", open="image.open")
             icon = settings.image.preview.icon_id if settings.image else 0
@@ -58,7 +71,7 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
             column.prop(settings, "faces")
             column.prop(settings, "texture_size", text="")
             column.prop(settings, "photo_texture")
-        header, body = layout.panel("openlrm_advanced", default_closed=True)
+        header, body = layout.panel_prop(settings, "show_advanced")  # a property: scripts can open it too
         header.label(text="Advanced")
         if body is not None:
             column = body.column(align=True)
@@ -74,7 +87,7 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
             _torch_missing_box(context, layout)
         status = Runtime.status
         if Runtime.job is not None and status is not None:
-            layout.progress(factor=status.fraction, type="BAR", text=f"{status.label} ({status.fraction:.0%})")
+            layout.progress(factor=status.fraction, type="BAR", text=f"{status.headline} ({status.fraction:.0%})")
             layout.operator("openlrm.cancel", icon="CANCEL")
         else:
             layout.operator("openlrm.image_to_3d", text="Generate", icon="MESH_MONKEY")
@@ -133,4 +146,4 @@ def unregister_previews() -> None:
         _previews = None
 
 
-classes = (OPENLRM_PT_image_to_3d,)
+classes = (OPENLRM_UL_images, OPENLRM_PT_image_to_3d)

@@ -65,9 +65,14 @@ def setting_property(name: str, *, hard_limits: bool, **extra) -> bpy.props._Pro
 class OpenLRMSettings(bpy.types.PropertyGroup):
     source: bpy.props.EnumProperty(
         name="Source",
-        items=[("FILE", "File", "An image file on disk"), ("IMAGE", "Image", "An image already in Blender")],
+        items=[
+            ("FILE", "File", "An image file on disk"),
+            ("IMAGE", "Image", "An image already in Blender"),
+            ("IMAGES", "Images", "Several images already in Blender, each its own object: tick them in the list"),
+        ],
         default="FILE",
     )
+    image_index: bpy.props.IntProperty(name="Active Image", options={"HIDDEN"})  # the list's highlighted row
     filepath: bpy.props.StringProperty(name="Image File", subtype="FILE_PATH")
     image: bpy.props.PointerProperty(name="Image", type=bpy.types.Image)
     model: bpy.props.EnumProperty(
@@ -101,8 +106,15 @@ class OpenLRMSettings(bpy.types.PropertyGroup):
         description="Put the photo's own pixels on the part of the object it shows (sharper than the model's colours)",
         default=True,
     )
+    show_advanced: bpy.props.BoolProperty(name="Advanced", description="Show the less everyday settings", default=False)
     remove_floaters: bpy.props.BoolProperty(
         name="Remove Floaters",
         description="Drop disconnected pieces with less than 1% of the faces (off: the published mesh as it is)",
         default=False,
     )
+
+
+# On every image datablock: whether Generate takes it when the sidebar's source is Images.
+IMAGE_CHOSEN = bpy.props.BoolProperty(
+    name="Image to 3D", description="Make this image into an object when Generate is pressed (source: Images)"
+)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..engine.input.read import ImageSource
 from ..jobs.job import Job, Status
-from . import importer
+from . import importer, ticker
 from .state import Runtime
 
 # What a finished run tells the operator: its return set, a report level, a message.
@@ -56,11 +56,7 @@ class Run:
         the outcome. None while running."""
         status = self.job.poll()
         Runtime.status = self.shown(status)
-        for area in context.screen.areas if context.screen else ():
-            if area.type == "VIEW_3D":
-                for region in area.regions:
-                    if region.type == "UI":  # the sidebar only: redrawing the 3D view costs the worker CPU
-                        region.tag_redraw()
+        ticker.redraw()
         if not status.finished:
             return None
         if self.image_done(context, status) and self.next_image():

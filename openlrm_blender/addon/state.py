@@ -3,13 +3,12 @@ downloads and installs, the last messages. Lives for the session, never saved in
 
 from __future__ import annotations
 
-import bpy
 
 from ..jobs.downloads import Download
 from ..jobs.job import Engine, Job, Status
 from ..jobs.pytorch_install import Check, Install
 
-TICK_SECONDS = 0.1  # how often a modal operator's timer looks at its task
+TICK_SECONDS = 0.1  # how often a timer (addon/ticker.py) looks at the work under way
 
 
 class Runtime:
@@ -18,7 +17,7 @@ class Runtime:
     engine = Engine()  # tests name a fake engine here
     job: Job | None = None
     status: Status | None = None
-    timer: tuple[bpy.types.WindowManager, bpy.types.Timer] | None = None  # the interactive run's
+    ticker = None  # the interactive run's timer function (addon/ticker.py)
     download: Download | None = None  # of a background removal model, from the preferences
     torch_install: Install | None = None
     torch_check: Check | None = None

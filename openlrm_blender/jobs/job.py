@@ -50,6 +50,11 @@ class Status:
         label = f"{label}: {self.message}" if self.message else label
         return f"{self.batch} · {label}" if self.batch else label
 
+    @property
+    def headline(self) -> str:
+        """What fits on the sidebar's bar: in a batch, where it is and the stage, no detail."""
+        return f"{self.batch} · {STAGE[self.stage].label}" if self.batch else self.label
+
 
 class Job:
     """Runs one image through the worker and keeps the run's status."""

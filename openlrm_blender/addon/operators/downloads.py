@@ -28,6 +28,6 @@ class OPENLRM_OT_download_background_model(TaskOperator, bpy.types.Operator):
     def make_task(self, context: bpy.types.Context) -> Download:
         return Download(self.model)
 
-    def outcome(self, context: bpy.types.Context, task: Download) -> set[str]:
-        self.report({"INFO"}, f"OpenLRM: {task.name} is in {task.result}")
-        return {"FINISHED"}
+    @staticmethod
+    def finished(task: Download) -> str:
+        return f"OpenLRM: {task.name} is in {task.result}"

@@ -1,5 +1,5 @@
-"""Generate: one image to a mesh object, interactive (a modal operator polling the job on
-a timer) or synchronous headless; Cancel; Free Model Memory."""
+"""Generate: images to mesh objects, interactive (the run looked at on a timer) or
+synchronous headless; Cancel (also Esc while a run is under way); Free Model Memory."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from ...engine import EngineError, Options
 from ...jobs.job import Job, Status
 from ...worker.client import free_models
 from ..blender_image import image_pixels
-from ..lifecycle import remove_timer, stop_running_job
+from .. import ticker
+from ..lifecycle import stop_running_job
 from ..preferences import DEVICE_ITEMS, get_preferences, torch_in_use
 from ...engine.errors import kind_of
 from ...engine.models.registry import family_of_folder, family_of_name
@@ -19,7 +20,7 @@ from ...engine.input.read import IMAGE_SUFFIXES
 from ...engine.options import SETTINGS
 from ..properties import FLOATER_SHARE, MODEL_ITEMS, OUTPUT_ITEMS, setting_property
 from ..run import Outcome, Run
-from ..state import TICK_SECONDS, Runtime
+from ..state import Runtime
 
 
 
@@ -58,8 +59,6 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
         "the sidebar's setting; vertex colours: only when given)", default=True, options={"SKIP_SAVE"},
     )  # fmt: skip
 
-    _run: Run | None = None
-
     def _value(self, name: str, fallback):
         """The operator's property when the caller set it, else the panel's or preferences' value."""
         return getattr(self, name) if self.properties.is_property_set(name) else fallback
@@ -86,14 +85,19 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             image = bpy.data.images.get(self.image_name)
             if image is None:
                 raise EngineError(f"there is no image named '{self.image_name}' in this file")
-        elif self.properties.is_property_set("filepath"):
-            image = None
+            images = [image]
+        elif self.properties.is_property_set("filepath") or settings.source == "FILE":
+            images = []
+        elif settings.source == "IMAGES":
+            images = [image for image in bpy.data.images if image.openlrm_chosen]
+            if not images:
+                raise EngineError("tick the images to convert in the sidebar's list first")
         else:
-            image = settings.image if settings.source == "IMAGE" else None
-            if settings.source == "IMAGE" and image is None:
+            if settings.image is None:
                 raise EngineError("choose an image first")
-        if image is not None:
-            return [(image_pixels(image), Path(image.name).stem or "OpenLRM")]
+            images = [settings.image]
+        if images:
+            return [(image_pixels(image), Path(image.name).stem or "OpenLRM") for image in images]
         filepath = self._value("filepath", settings.filepath)
         if not filepath:
             raise EngineError("choose an image file first")
@@ -183,36 +187,60 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
         return self._report_outcome(run.run_all(context))
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        """The interactive run: started here, looked at on a timer (``ticker``), so the
+        operator is done at once and Blender never holds a handler of ours."""
         if bpy.app.background:
             return self.execute(context)
-        self._run = self._start(context)
-        if self._run is None:
+        run = self._start(context)
+        if run is None:
             return {"CANCELLED"}
-        self._run.job.start()
-        window_manager = context.window_manager
-        Runtime.timer = window_manager, window_manager.event_timer_add(TICK_SECONDS, window=context.window)
-        window_manager.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
+        run.job.start()
 
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        if event.type == "ESC" and event.value == "PRESS":
-            self._run.job.cancel()
-            return {"RUNNING_MODAL"}  # Esc is ours while we run; the next tick finishes
-        if event.type == "TIMER":
-            outcome = self._run.tick(context)
+        def step(context: bpy.types.Context) -> bool:
+            outcome = run.tick(context)
             if outcome is None:
-                return {"RUNNING_MODAL"}
-            remove_timer()
-            return self._report_outcome(outcome)
-        return {"PASS_THROUGH"}
+                return False
+            Runtime.ticker = None
+            result, level, message = outcome
+            if "FINISHED" in result:  # one step to undo for what the press made
+                bpy.ops.ed.undo_push(message=f"Image to 3D: {message.removeprefix('OpenLRM: ')}"[:63])
+            ticker.report(level, message)
+            return True
 
-    def cancel(self, context: bpy.types.Context) -> None:
-        """Blender ends the modal run (its window closes, a file loads)."""
-        stop_running_job()
+        Runtime.ticker = ticker.every_tick(step, context.window, failed=stop_running_job)
+        return {"FINISHED"}
+
+
+class OPENLRM_OT_report(bpy.types.Operator):
+    """Shows a message of a run that finished on a timer, as its operator would have"""
+
+    bl_idname = "openlrm.report"
+    bl_label = "OpenLRM Report"
+    bl_options = {"INTERNAL"}
+
+    level: bpy.props.EnumProperty(items=[(name, name, "") for name in ("INFO", "WARNING", "ERROR")])
+    message: bpy.props.StringProperty()
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        self.report({self.level}, self.message)
+        return {"FINISHED"}
+
+
+class OPENLRM_FH_image_to_3d(bpy.types.FileHandler):
+    """Image files dropped on the 3D viewport offer Image to 3D (Blender's own image drop stays)."""
+
+    bl_idname = "OPENLRM_FH_image_to_3d"
+    bl_label = "Image to 3D"
+    bl_import_operator = "openlrm.image_to_3d"
+    bl_file_extensions = ";".join(IMAGE_SUFFIXES)
+
+    @classmethod
+    def poll_drop(cls, context: bpy.types.Context) -> bool:
+        return context.area is not None and context.area.type == "VIEW_3D"
 
 
 class OPENLRM_OT_cancel(bpy.types.Operator):
-    """Stop the running generation; nothing is added to the scene"""
+    """Stop the running generation (also Esc while it runs); the finished objects of a batch stay"""
 
     bl_idname = "openlrm.cancel"
     bl_label = "Cancel"

@@ -65,13 +65,13 @@ class OPENLRM_OT_install_torch(TaskOperator, bpy.types.Operator):
             Runtime.last_torch_error, Runtime.last_torch_log = task.error, task.log
         return super()._finish(context, task)
 
-    def outcome(self, context: bpy.types.Context, task: pytorch_install.Install) -> set[str]:
+    @staticmethod
+    def finished(task: pytorch_install.Install) -> str:
         pytorch_install.activate(task.root)
         torch_in_use.cache_clear()
         Runtime.torch_devices = pytorch_install.describe_devices(task.result)
         free_models()  # the next run's worker starts on the new PyTorch: no restart needed
-        self.report({"INFO"}, f"OpenLRM: PyTorch {task.result['version']} installed and in use")
-        return {"FINISHED"}
+        return f"OpenLRM: PyTorch {task.result['version']} installed and in use"
 
 
 class OPENLRM_OT_check_torch(TaskOperator, bpy.types.Operator):
@@ -88,10 +88,10 @@ class OPENLRM_OT_check_torch(TaskOperator, bpy.types.Operator):
     def make_task(self, context: bpy.types.Context) -> pytorch_install.Check:
         return pytorch_install.Check(torch_found()[1].parent)
 
-    def outcome(self, context: bpy.types.Context, task: pytorch_install.Check) -> set[str]:
+    @staticmethod
+    def finished(task: pytorch_install.Check) -> str:
         Runtime.torch_devices = pytorch_install.describe_devices(task.result)
-        self.report({"INFO"}, f"OpenLRM: PyTorch {task.result['version']} sees {Runtime.torch_devices}")
-        return {"FINISHED"}
+        return f"OpenLRM: PyTorch {task.result['version']} sees {Runtime.torch_devices}"
 
 
 class OPENLRM_OT_remove_torch(bpy.types.Operator):
