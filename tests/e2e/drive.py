@@ -3,8 +3,10 @@
 Opens the sidebar's "Image to 3D" tab, chooses an image, presses Generate through the
 operator's invoke path in the window's context, watches the progress while recording
 how regularly the interface's timers fire, screenshots the panel mid-run and the
-result in Material Preview, then starts a second run and cancels it midway. Writes
-/e2e/artifacts/results.json (judged by verdict.py) and quits.
+result in Material Preview, converts a batch of three files (one broken), starts a run
+and cancels it midway, checks PyTorch, disables the add-on mid-run, draws the
+preferences, and quits mid-run; screenshots the sidebar idle, with Advanced open and
+during the batch. Writes /e2e/artifacts/results.json (judged by verdict.py).
 """
 
 import json
@@ -15,6 +17,7 @@ import time
 import traceback
 
 import bpy
+from mathutils import Vector
 
 sys.path.insert(0, os.path.dirname(__file__))
 from processes import running  # noqa: E402
@@ -24,7 +27,9 @@ ARTIFACTS = "/e2e/artifacts"
 TICK = 0.05
 # "running": for each run, the times the timer fired while the worker was busy; "idle":
 # the times it fired before the first run, the same machine's baseline.
-results = {"errors": [], "running": [], "idle": [], "idle_with_result": [], "progress": [], "cancel_progress": []}
+results = {"errors": [], "running": [], "idle": [], "idle_with_result": [], "progress": [], "cancel_progress": [],
+           "batch_progress": [], "batch_labels": []}
+BATCH = ("a.png", "broken.png", "b.png")  # /e2e/batch/, made by run.sh
 IDLE_SECONDS = 3.0
 
 
@@ -95,6 +100,10 @@ def steps():
     results["objects_before"] = mesh_objects()
     yield
     yield from record_idle(results["idle"])
+    yield from shoot("sidebar-idle")
+    settings.show_advanced = True
+    yield from shoot("sidebar-advanced")
+    settings.show_advanced = False
 
     with bpy.context.temp_override(window=window, area=area, region=sidebar):
         results["invoke"] = sorted(bpy.ops.openlrm.image_to_3d("INVOKE_DEFAULT"))
@@ -139,6 +148,39 @@ def steps():
         space.shading.type = "SOLID"
         yield from record_idle(results["idle_with_result"])
 
+    # A batch from the file browser's convention: three files, one of them broken.
+    settings.resolution = 128
+    with bpy.context.temp_override(window=window, area=area, region=sidebar):
+        results["batch_invoke"] = sorted(bpy.ops.openlrm.image_to_3d(
+            "INVOKE_DEFAULT", directory="/e2e/batch/", files=[{"name": name} for name in BATCH]
+        ))  # fmt: skip
+    batch_shots = []
+
+    def shoot_batch(fraction: float) -> None:
+        label = runtime().status.batch
+        results["batch_labels"].append(label)
+        if not batch_shots and label.startswith(f"image {len(BATCH)} of"):
+            redraw()
+            batch_shots.append(screenshot("sidebar-batch"))
+
+    yield from watch_run(results["batch_progress"], shoot_batch)
+    for shot in batch_shots:
+        shot.wait()
+    settings.resolution = 256
+    collection = bpy.data.collections.get("Image to 3D")
+    results["batch"] = {
+        "info": runtime().last_info,
+        "error": runtime().last_error,
+        "objects": {obj.name: x_extent(obj) for obj in (collection.objects if collection else [])},
+    }
+    # One undo takes the whole batch away, one redo brings it back.
+    for step, key in (("undo", "after_batch_undo"), ("redo", "after_batch_redo")):
+        with bpy.context.temp_override(window=window, area=area, region=main):
+            getattr(bpy.ops.ed, step)()
+        yield
+        results[key] = mesh_objects()
+    settings = bpy.context.scene.openlrm
+
     results["objects_before_cancel"] = mesh_objects()
     results["meshes_before_cancel"] = len(bpy.data.meshes)
     with bpy.context.temp_override(window=window, area=area, region=sidebar):
@@ -155,7 +197,7 @@ def steps():
     results["objects_after_cancel"] = mesh_objects()
     results["meshes_after_cancel"] = len(bpy.data.meshes)
 
-    # Preferences › PyTorch › Check, through its modal path: the devices Debian's PyTorch sees.
+    # Preferences › PyTorch › Check, through its timer path: the devices Debian's PyTorch sees.
     with bpy.context.temp_override(window=window, area=area, region=sidebar):
         results["check_invoke"] = sorted(bpy.ops.openlrm.check_torch("INVOKE_DEFAULT"))
     while runtime().torch_check is not None:  # the check ends by itself (its probe has a time limit)
@@ -188,9 +230,35 @@ def steps():
     use_object_model()  # the preferences went with the add-on
     yield
 
+    # The preferences, drawn for real after the runs (in the 3D view's area, then back).
+    area.type = "PREFERENCES"
+    bpy.context.preferences.active_section = "ADDONS"
+    bpy.ops.preferences.addon_expand(module=ADDON)
+    yield from shoot("preferences", frames=10)
+    results["preferences_drawn"] = True
+    area.type = "VIEW_3D"
+    window, area, main, sidebar = view3d()
+    yield
+
     # A fourth run, and Blender quits midway (tick() quits when the scenario ends): verdict.py
     # checks, after Blender, that this worker went with it.
     results["quit_worker"] = yield from start_and_reach(window, area, sidebar, 0.2)
+
+
+def shoot(name: str, frames: int = 3):
+    """A screenshot once the screen has been redrawn a few times over (steps)."""
+    for _ in range(frames):
+        window = bpy.context.window_manager.windows[0]
+        with bpy.context.temp_override(window=window, area=window.screen.areas[0]):
+            bpy.ops.wm.redraw_timer(type="DRAW_WIN_SWAP", iterations=1)
+        yield
+    screenshot(name).wait()
+
+
+def x_extent(obj) -> list[float]:
+    """Where the object lies along X in the world: its bounding box's two ends."""
+    xs = [(obj.matrix_world @ Vector(corner)).x for corner in obj.bound_box]
+    return [min(xs), max(xs)]
 
 
 def use_object_model() -> None:

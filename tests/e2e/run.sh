@@ -51,6 +51,10 @@ fi
 timed "extension build for a system Python 3.13" python "$REPO/build.py" --platform linux-x64 --blender system-3.13 \
     --no-torch --output-dir "$WORK/dist" >"$ARTIFACTS/build.log"
 cp -r "$SHARED/vectors/tiny" "$WORK/tiny"
+mkdir -p "$WORK/batch"
+cp "$SHARED/vectors/tiny/input.png" "$WORK/batch/a.png"
+cp "$SHARED/vectors/tiny/input.png" "$WORK/batch/b.png"
+echo "not a picture" >"$WORK/batch/broken.png"
 cp "$HERE"/*.py "$WORK/"
 timed "object model (small layout)" python - "$CACHE/small-object" <<'EOF'
 import sys

@@ -45,10 +45,12 @@ def main(artifacts: Path) -> int:
     idle = np.median(np.diff(results["idle"])) if len(results["idle"]) > 2 else np.nan
     progress = results["progress"]
     new = results.get("new_object", {})
+    batch = results.get("batch", {})
+    log = (artifacts / "interactive.log").read_text(errors="replace") if (artifacts / "interactive.log").is_file() else ""
     checks = {
         "the scenario ran without errors": not results["errors"],
         "the sidebar shows the 'Image to 3D' tab": results.get("tab") == "Image to 3D",
-        "Generate went modal (invoke path)": results.get("invoke") == ["RUNNING_MODAL"],
+        "Generate started its run on a timer (invoke path, no modal handler)": results.get("invoke") == ["FINISHED"],
         "the progress value changed while the worker ran": len(set(progress)) >= 3,
         "the progress never went back": all(b >= a for a, b in zip(progress, progress[1:])),
         f"timers kept their pace while the worker ran (median gap {np.median(gaps) / idle:.1f}x the idle one)": (
@@ -75,12 +77,25 @@ def main(artifacts: Path) -> int:
         "disabling the add-on mid-run left the scene unchanged": results.get("objects_after_disable")
         == results.get("objects_after_cancel"),
         f"Check named what PyTorch sees ({results.get('torch_devices')!r})": results.get("check_invoke")
-        == ["RUNNING_MODAL"]
+        == ["FINISHED"]
         and str(results.get("torch_devices")).startswith("CPU"),
+        "a batch of three files started on a timer and showed 'image N of 3'": results.get("batch_invoke")
+        == ["FINISHED"] and {"image 1 of 3", "image 3 of 3"} <= {label for label in results["batch_labels"]},
+        f"the batch made two objects side by side in one collection ({batch.get('objects')})": sorted(
+            batch.get("objects", {})) == ["a", "b"] and batch["objects"]["a"][1] <= batch["objects"]["b"][0],
+        f"the batch named its broken file ({batch.get('error')!r})": "broken.png" in str(batch.get("error"))
+        and str(batch.get("info", "")).startswith("2 of 3 images made"),
+        "one undo took the batch's objects away (the run before kept), one redo brought them back": "input"
+        in results.get("after_batch_undo", []) and not {"a", "b"} & set(results.get("after_batch_undo", ["a"]))
+        and {"a", "b"} <= set(results.get("after_batch_redo", [])),
+        "each run's outcome reached Blender's reports (status bar, Info editor)": "Info: OpenLRM: input: " in log
+        and "Warning: OpenLRM: 2 of 3 images made" in log,
+        "the preferences were drawn after the runs": results.get("preferences_drawn") is True,
         "quitting Blender mid-run ended its worker": "quit_worker" in results
         and not running(results["quit_worker"]),
     }
-    for name in ("panel-progress.png", "result-material-preview.png"):
+    for name in ("panel-progress.png", "result-material-preview.png", "sidebar-idle.png", "sidebar-advanced.png",
+                 "sidebar-batch.png", "preferences.png"):
         problem = screenshot_problem(artifacts / name)
         checks[problem or f"{name} shows the screen"] = not problem
     if (artifacts / "result-material-preview.png").is_file():
