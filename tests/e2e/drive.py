@@ -180,6 +180,14 @@ def steps():
         yield
         results[key] = mesh_objects()
     settings = bpy.context.scene.openlrm
+    # A broken file alone: its error comes from the worker, reported from the timer.
+    settings.filepath = "/e2e/batch/broken.png"
+    with bpy.context.temp_override(window=window, area=area, region=sidebar):
+        bpy.ops.openlrm.image_to_3d("INVOKE_DEFAULT")
+    while runtime().job is not None:
+        yield
+    results["broken_error"] = runtime().last_error
+    settings.filepath = "/e2e/tiny/input.png"
 
     results["objects_before_cancel"] = mesh_objects()
     results["meshes_before_cancel"] = len(bpy.data.meshes)

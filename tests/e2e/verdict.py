@@ -89,7 +89,8 @@ def main(artifacts: Path) -> int:
         in results.get("after_batch_undo", []) and not {"a", "b"} & set(results.get("after_batch_undo", ["a"]))
         and {"a", "b"} <= set(results.get("after_batch_redo", [])),
         "each run's outcome reached Blender's reports (status bar, Info editor)": "Info: OpenLRM: input: " in log
-        and "Warning: OpenLRM: 2 of 3 images made" in log,
+        and "Warning: OpenLRM: 2 of 3 images made" in log and "Error: /e2e/batch/broken.png: not an image" in log
+        and "broken.png" in str(results.get("broken_error")),
         "the preferences were drawn after the runs": results.get("preferences_drawn") is True,
         "quitting Blender mid-run ended its worker": "quit_worker" in results
         and not running(results["quit_worker"]),
