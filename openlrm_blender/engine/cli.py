@@ -177,7 +177,8 @@ def counted(count: int, thing: str) -> str:
     return f"{count} {thing}{'' if count == 1 else 's'}"
 
 
-def convert_on_ray(jobs: list[Job], options: Options, args: argparse.Namespace) -> dict[Path, str]:
+def convert_on_ray(jobs: list[Job], options: Options, args: argparse.Namespace) -> dict[Path, str] | None:
+    """The jobs spread over the cluster; None where the user pressed Ctrl+C (the workers go with the driver)."""
     def report(event: Event) -> None:
         if event.kind == "finished" and event.outcome.error is None:
             print(event.outcome.line(), flush=True)
@@ -186,7 +187,10 @@ def convert_on_ray(jobs: list[Job], options: Options, args: argparse.Namespace) 
             sys.stderr.write(f"[{event.done}/{event.total} done, {counted(event.at_work, 'worker')} at work] "
                              f"{event.job.image.name} {what} {event.node or 'no node'}\n")  # fmt: skip
 
-    summary = run_on_ray(jobs, options, args.ray, args.ray_workers, args.ray_gpus_per_worker, report)
+    try:
+        summary = run_on_ray(jobs, options, args.ray, args.ray_workers, args.ray_gpus_per_worker, report)
+    except KeyboardInterrupt:
+        return None
     converted = sum(summary.nodes.values())
     nodes = ", ".join(f"{node} ({count})" for node, count in sorted(summary.nodes.items()))
     lost = f"; {counted(summary.losses, 'image')} handed out again after losing a worker or node" if summary.losses else ""
