@@ -116,6 +116,8 @@ class Event:
 
 @dataclass
 class Summary:
+    """What the batch came to: each image's outcome, and who did the work."""
+
     outcomes: dict[Path, Outcome] = field(default_factory=dict)
     nodes: Counter[str] = field(default_factory=Counter)  # images converted on each node
     losses: int = 0  # images handed out again after their worker or node was lost
