@@ -241,8 +241,14 @@ def steps():
     # The preferences, drawn for real after the runs (in the 3D view's area, then back).
     area.type = "PREFERENCES"
     bpy.context.preferences.active_section = "ADDONS"
+    bpy.context.window_manager.addon_search = "OpenLRM"  # ours alone in the list
     bpy.ops.preferences.addon_expand(module=ADDON)
     yield from shoot("preferences", frames=10)
+    region = next(region for region in area.regions if region.type == "WINDOW")
+    with bpy.context.temp_override(window=window, area=area, region=region):
+        for _ in range(2):  # on to the PyTorch and background-model rows
+            bpy.ops.view2d.scroll_down(page=True)
+    yield from shoot("preferences-pytorch", frames=10)
     results["preferences_drawn"] = True
     area.type = "VIEW_3D"
     window, area, main, sidebar = view3d()
