@@ -813,3 +813,19 @@ def test_the_images_ticked_in_the_sidebar_list_make_a_batch(addon, clean_scene, 
         settings.source = "FILE"
         for image in loaded.values():
             bpy.data.images.remove(image)
+
+
+def test_a_failed_pytorch_install_leaves_its_error_and_pip_log_for_the_preferences(addon):
+    """The same ending on the timer path and the synchronous one (``TaskOperator.conclude``)."""
+    from types import SimpleNamespace
+
+    from openlrm_blender.addon.state import Runtime
+
+    install = bpy.types.OPENLRM_OT_install_torch
+    Runtime.torch_install = task = SimpleNamespace(error="pip could not install PyTorch", log="line 1\nERROR: no index")
+    try:
+        assert install.conclude(task) == ("ERROR", "pip could not install PyTorch")
+        assert Runtime.torch_install is None
+        assert (Runtime.last_torch_error, Runtime.last_torch_log) == (task.error, task.log)
+    finally:
+        Runtime.last_torch_error = Runtime.last_torch_log = ""

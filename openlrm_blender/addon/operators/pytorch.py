@@ -60,10 +60,9 @@ class OPENLRM_OT_install_torch(TaskOperator, bpy.types.Operator):
         Runtime.last_torch_error = Runtime.last_torch_log = ""
         return pytorch_install.Install(pytorch_root(create=True), self.variant, self.index_url)
 
-    def _finish(self, context: bpy.types.Context, task: pytorch_install.Install) -> set[str]:
-        if task.error:
-            Runtime.last_torch_error, Runtime.last_torch_log = task.error, task.log
-        return super()._finish(context, task)
+    @staticmethod
+    def failed(task: pytorch_install.Install) -> None:
+        Runtime.last_torch_error, Runtime.last_torch_log = task.error, task.log  # the preferences show pip's end
 
     @staticmethod
     def finished(task: pytorch_install.Install) -> str:

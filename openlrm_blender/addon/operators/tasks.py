@@ -20,20 +20,30 @@ class TaskOperator:
 
     @staticmethod
     def finished(task) -> str:
-        """What a task that succeeded changes, and its message. Static: on a timer, the
-        operator that started the task is gone."""
+        """What a task that succeeded changes, and its message."""
         raise NotImplementedError
+
+    @staticmethod
+    def failed(task) -> None:
+        """What a task that failed leaves for the interface, beyond its message (nothing here)."""
+
+    @classmethod
+    def conclude(cls, task) -> tuple[str, str]:
+        """The task has ended: its slot freed, and its report's level and message. A class
+        method: on a timer, the operator that started the task is gone."""
+        setattr(Runtime, cls.slot, None)
+        if task.error:
+            cls.failed(task)
+            return "ERROR", task.error
+        return "INFO", cls.finished(task)
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         task = self.make_task(context)
         setattr(Runtime, self.slot, task)
         task.run()
-        setattr(Runtime, self.slot, None)
-        if task.error:
-            self.report({"ERROR"}, task.error)
-            return {"CANCELLED"}
-        self.report({"INFO"}, self.finished(task))
-        return {"FINISHED"}
+        level, message = self.conclude(task)
+        self.report({level}, message)
+        return {"CANCELLED"} if level == "ERROR" else {"FINISHED"}
 
     def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
         if bpy.app.background:
@@ -41,24 +51,20 @@ class TaskOperator:
         task = self.make_task(context)
         setattr(Runtime, self.slot, task)
         task.start()
-        slot, finished = self.slot, type(self).finished  # not self: the operator ends now
+        operator, slot = type(self), self.slot  # not self: the operator ends now
 
         def step(context: bpy.types.Context) -> bool:
             ticker.redraw()  # the preferences' progress
             if not task.finished:
                 return False
-            setattr(Runtime, slot, None)
-            if task.error:
-                ticker.report("ERROR", task.error)
-            else:
-                ticker.report("INFO", finished(task))
+            ticker.report(*operator.conclude(task))
             return True
 
-        def failed() -> None:
+        def put_back() -> None:
             task.cancel()
             setattr(Runtime, slot, None)
 
-        ticker.every_tick(step, context.window, failed, survives_file_load=True)  # as the task itself does
+        ticker.every_tick(step, context.window, put_back, survives_file_load=True)  # as the task itself does
         return {"FINISHED"}
 
 
