@@ -89,15 +89,16 @@ class Converter:
     image; the model stays loaded in this process between them (``runtime.get_model``)."""
 
     def __init__(self, options: Options) -> None:
+        ray = import_ray()
         self.options = options
+        self.where = f"{ray.util.get_node_ip_address()} {ray.get_runtime_context().get_node_id()[:8]}"
 
     def node(self) -> str:
         """Where this worker runs, for people to read: address and the start of Ray's node id."""
-        ray = import_ray()
-        return f"{ray.util.get_node_ip_address()} {ray.get_runtime_context().get_node_id()[:8]}"
+        return self.where
 
     def convert(self, job: Job) -> Outcome:
-        return replace(convert(job, self.options), node=self.node())
+        return replace(convert(job, self.options), node=self.where)
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,13 @@ class Summary:
 
     outcomes: dict[Path, Outcome] = field(default_factory=dict)
     nodes: Counter[str] = field(default_factory=Counter)  # images converted on each node
-    losses: int = 0  # images handed out again after their worker or node was lost
+    lost: Counter[Path] = field(default_factory=Counter)  # how often each image's worker or node was lost
     workers: int = 0
+
+    @property
+    def losses(self) -> int:
+        """Images handed out again after their worker or node was lost."""
+        return sum(self.lost.values())
 
 
 def run_on_ray(
@@ -167,7 +173,6 @@ class _Batch:
         self.starting: dict[Any, Any] = {}  # the node() call that says a worker is up -> the worker
         self.working: dict[Any, tuple[Any, str, Job]] = {}  # convert() call -> worker, node, job
         self.idle: list[tuple[Any, str]] = []
-        self.losses: Counter[Job] = Counter()
         self.summary = Summary(workers=sizing.workers)
         self.failed_starts = 0
         self.started_workers = 0
@@ -228,10 +233,9 @@ class _Batch:
         try:
             outcome = self.ray.get(call)
         except self.ray.exceptions.RayActorError as exc:  # the worker, or its node, is gone
-            self.summary.losses += 1
-            self.losses[job] += 1
+            self.summary.lost[job.image] += 1
             self.tell("lost", job, node)
-            if self.losses[job] >= MAX_LOSSES:
+            if self.summary.lost[job.image] >= MAX_LOSSES:
                 self.finish(job, Outcome(job, naming(job.image, f"its Ray worker was lost {MAX_LOSSES} times, "
                                                     f"last on {node} ({type(exc).__name__})")), node)
             else:
