@@ -561,6 +561,29 @@ def test_textured_generate_makes_a_uv_mapped_object_with_its_baked_image(clean_s
     uvs = np.empty(len(obj.data.loops) * 2, dtype=np.float32)
     obj.data.uv_layers.active.data.foreach_get("uv", uvs)
     assert uvs.min() >= 0 and uvs.max() <= 1
+    # The surface is cut only in its UV map: no vertex twice, and no open edge along the
+    # charts' seams (the engine's mesh, cut into charts, has one on each side of every seam).
+    from openlrm_blender.engine.pipeline import generate
+
+    options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=48, recenter=False, textured=True,
+                      faces=3000, texture_size=256)  # fmt: skip
+    cut = generate(tiny_dir / "input.png", options).mesh
+    positions = np.empty(len(obj.data.vertices) * 3, dtype=np.float32)
+    obj.data.vertices.foreach_get("co", positions)
+    assert len(np.unique(positions.reshape(-1, 3), axis=0)) == len(obj.data.vertices) < len(cut.vertices)
+    bmesh = pytest.importorskip("bmesh")
+    surface = bmesh.new()
+    surface.from_mesh(obj.data)
+    open_in_blender = sum(edge.is_boundary for edge in surface.edges)
+    surface.free()
+
+    def open_edges(faces: np.ndarray) -> int:
+        edges = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+        return int((np.unique(edges, axis=0, return_counts=True)[1] == 1).sum())
+
+    welded = np.unique(cut.vertices, axis=0, return_inverse=True)[1].reshape(-1)[cut.faces]
+    print(f"open edges: {open_in_blender} in Blender, {open_edges(welded)} in the welded surface, {open_edges(cut.faces)} cut")
+    assert open_in_blender == open_edges(welded) < open_edges(cut.faces) / 2
 
 
 @needs_torch

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from openlrm_blender.engine import Mesh, Options
+from openlrm_blender.engine.geometry.normals import vertex_normals
 from openlrm_blender.engine.surface.bake import bake_texture, dilate, texel_points
 from openlrm_blender.engine.surface.cleanup import remove_small_pieces, taubin_smooth
 from openlrm_blender.engine.export.mesh_files import write_mesh
@@ -31,7 +32,7 @@ def sphere(radius: float = 1.0, centre=(0.0, 0.0, 0.0), steps: int = 24) -> tupl
             faces += [(index(r, c), index(r, c + 1), index(r + 1, c)), (index(r, c + 1), index(r + 1, c + 1), index(r + 1, c))]
     last = len(vertices) - 1
     faces += [(last, index(rows - 1, c), index(rows - 1, c + 1)) for c in range(columns)]
-    return vertices.astype(np.float32), np.array(faces, dtype=np.int32)
+    return vertices.astype(np.float32), np.array(faces, dtype=np.int32)[:, ::-1].copy()  # listed inward: turned
 
 
 def sphere_and_speck() -> tuple[np.ndarray, np.ndarray]:
@@ -90,11 +91,35 @@ def bilinear(texture: np.ndarray, uvs: np.ndarray) -> np.ndarray:
 def test_baking_a_field_covers_the_charts_and_pads_them():
     vertices, faces = sphere()
     unwrapped = unwrap(vertices, faces, 256)
-    rows, columns, points = texel_points(unwrapped.vertices, unwrapped.faces, unwrapped.uvs, 256)
-    assert np.abs(np.linalg.norm(points, axis=1) - 1.0).max() < 0.02  # texels lie on the surface
-    texture = bake_texture(unwrapped.vertices, unwrapped.faces, unwrapped.uvs, 256, lambda p, n: (p + 1) / 2)
+    normals = vertex_normals(vertices, faces)[unwrapped.source]
+    texels = texel_points(unwrapped.vertices, unwrapped.faces, unwrapped.uvs, normals, 256)
+    assert np.abs(np.linalg.norm(texels.points, axis=1) - 1.0).max() < 0.02  # texels lie on the surface
+    assert np.einsum("nd,nd->n", texels.normals, texels.points).min() > 0.95  # a sphere's normals point out
+    texture = bake_texture(unwrapped.vertices, unwrapped.faces, unwrapped.uvs, normals, 256, lambda p, n: (p + 1) / 2)
     expected = np.floor((unwrapped.vertices + 1) / 2 * 255)
     assert np.median(np.abs(bilinear(texture, unwrapped.uvs) - expected)) <= 3
+
+
+def test_every_texel_filtering_can_read_is_the_charts_own():
+    """Bilinear filtering at any point of a chart, its border included, reads only texels that
+    hold the chart's own colour at their nearest point of it (none was grown from a
+    neighbour), so a viewer never mixes another colour into the chart's edge."""
+    vertices, faces = sphere()
+    size = 256
+    unwrapped = unwrap(vertices, faces, size)
+    normals = vertex_normals(vertices, faces)[unwrapped.source]
+    texels = texel_points(unwrapped.vertices, unwrapped.faces, unwrapped.uvs, normals, size)
+    own = np.zeros((size, size), dtype=bool)
+    own[texels.rows, texels.columns] = True
+    rng = np.random.default_rng(0)
+    corners = unwrapped.faces[rng.integers(0, len(unwrapped.faces), 20000)]
+    weights = rng.dirichlet(np.ones(3), len(corners))
+    weights[::2] = np.eye(3)[rng.integers(0, 3, len(corners[::2]))] * 0.999 + 0.0005  # points at the charts' corners
+    uv = np.einsum("nk,nkd->nd", weights, unwrapped.uvs[corners])
+    x, y = uv[:, 0] * size - 0.5, (1 - uv[:, 1]) * size - 0.5
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    read = [own[np.clip(y0 + dy, 0, size - 1), np.clip(x0 + dx, 0, size - 1)] for dy in (0, 1) for dx in (0, 1)]
+    assert np.all(read)
 
 
 def test_dilation_fills_the_padding_then_the_rest():
@@ -150,6 +175,13 @@ def test_glb_structure_upright_and_textured(textured, tmp_path):
     assert len(indices) == 3 * len(baked.faces) and indices.max() < len(positions)
     normals = accessor(document, binary, attributes["NORMAL"])
     np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-5)
+    # The copies of a vertex on either side of a seam are lit alike: the uncut surface's normal.
+    _, welded = np.unique(positions, axis=0, return_inverse=True)
+    welded = welded.reshape(-1)
+    assert len(np.unique(welded)) < len(positions)
+    first = np.full(welded.max() + 1, -1)
+    first[welded[::-1]] = np.arange(len(welded))[::-1]
+    np.testing.assert_allclose(normals, normals[first[welded]], atol=1e-6)
     image = document["images"][0]
     view = document["bufferViews"][image["bufferView"]]
     import io
@@ -202,3 +234,39 @@ def test_the_surface_stage_reports_its_steps_in_order(tiny_dir):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert any("simplifying" in m for m in messages) and "unwrapping UVs" in messages
     assert any("baking a 128 px texture" in m for m in messages)
+
+
+def test_the_rasteriser_finds_every_pixel_within_reach_and_its_nearest_point():
+    """Against a brute-force reckoning: every pixel whose centre is within the reach of a
+    triangle is found, with the distance and the point of the triangle nearest to it."""
+    from openlrm_blender.engine.geometry.raster import nearest_triangles, touches
+
+    rng = np.random.default_rng(3)
+    size, reach = 40, 1.5
+    x, y = rng.uniform(-3, size + 3, 30), rng.uniform(-3, size + 3, 30)
+    faces = np.array([(0, 1, 2), (3, 4, 5), (6, 7, 8), (9, 10, 10)])  # the last one degenerate: a segment
+    x[:9] = [5.2, 12.7, 7.1, 20.4, 20.6, 30.9, -2.0, 6.0, 1.0]
+    y[:9] = [5.5, 6.1, 14.8, 20.0, 33.3, 25.2, 30.0, 38.5, 41.5]
+    # Brute force: a pixel's distance is 0 inside (all three edge cross products of one sign),
+    # else that of the nearest of many samples along the three edges.
+    along = np.linspace(0, 1, 4001)  # 0.01 px apart on the longest edge
+    rows, columns = np.divmod(np.arange(size * size), size)
+    for index, corners in enumerate(faces):
+        cx, cy = x[corners], y[corners]
+        crosses = [(cx[(k + 1) % 3] - cx[k]) * (rows - cy[k]) - (cy[(k + 1) % 3] - cy[k]) * (columns - cx[k]) for k in range(3)]
+        inside = np.all(np.array(crosses) >= 0, axis=0) | np.all(np.array(crosses) <= 0, axis=0)
+        inside &= abs((cx[1] - cx[0]) * (cy[2] - cy[0]) - (cx[2] - cx[0]) * (cy[1] - cy[0])) > 1e-9
+        sx = np.concatenate([cx[k] + along * (cx[(k + 1) % 3] - cx[k]) for k in range(3)])
+        sy = np.concatenate([cy[k] + along * (cy[(k + 1) % 3] - cy[k]) for k in range(3)])
+        gap = np.where(inside, 0.0, np.hypot(columns[:, None] - sx, rows[:, None] - sy).min(axis=1))
+        found = [t for t in touches(x, y, faces[index : index + 1], size, reach)]
+        pixels = np.concatenate([t.pixel for t in found]) if found else np.zeros(0, int)
+        expected = np.flatnonzero(gap <= reach - 0.01)
+        assert set(expected) <= set(pixels) and set(pixels) <= set(np.flatnonzero(gap <= reach + 0.01)), index
+        if found:
+            distance = np.concatenate([t.distance for t in found])
+            np.testing.assert_allclose(distance, gap[pixels], atol=0.01)
+            nearest = np.concatenate([t.weights for t in found])
+            np.testing.assert_allclose(np.hypot(nearest @ x[corners] - columns[pixels], nearest @ y[corners] - rows[pixels]), distance, atol=1e-9)
+    chosen = nearest_triangles(x, y, faces, size, reach)
+    assert len(np.unique(chosen.pixel)) == len(chosen.pixel)  # one triangle per pixel, the nearest

@@ -12,15 +12,22 @@ import bpy
 import numpy as np
 
 from ..engine import Mesh
+from ..engine.surface.uv import weld
 
 COLOR_ATTRIBUTE = "Color"
 
 
 def build_mesh(name: str, mesh: Mesh, smooth_shading: bool = False) -> bpy.types.Mesh:
+    """The mesh with its colour attribute; a textured mesh's vertices, cut along its charts'
+    seams, are welded again (its UV map is per face corner)."""
     data = bpy.data.meshes.new(name)
-    faces = np.ascontiguousarray(mesh.faces, dtype=np.int32)
-    data.vertices.add(len(mesh.vertices))
-    data.vertices.foreach_set("co", np.ascontiguousarray(mesh.vertices, dtype=np.float32).ravel())
+    vertices, faces, colours = mesh.vertices, mesh.faces, mesh.colours_u8
+    if mesh.textured:
+        vertices, faces, first = weld(vertices, faces)
+        colours = colours[first]
+    faces = np.ascontiguousarray(faces, dtype=np.int32)
+    data.vertices.add(len(vertices))
+    data.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
     data.loops.add(faces.size)
     data.loops.foreach_set("vertex_index", faces.ravel())
     data.polygons.add(len(faces))
@@ -29,8 +36,8 @@ def build_mesh(name: str, mesh: Mesh, smooth_shading: bool = False) -> bpy.types
     # Byte colours are stored as sRGB: writing the model's 8-bit values through
     # ``color_srgb`` keeps them exactly, and Blender shows them as the image showed them.
     attribute = data.color_attributes.new(COLOR_ATTRIBUTE, "BYTE_COLOR", "POINT")
-    rgba = np.ones((len(mesh.vertices), 4), dtype=np.float32)
-    rgba[:, :3] = mesh.colours_u8 / np.float32(255.0)
+    rgba = np.ones((len(vertices), 4), dtype=np.float32)
+    rgba[:, :3] = colours / np.float32(255.0)
     attribute.data.foreach_set("color_srgb", rgba.ravel())
     data.color_attributes.active_color = attribute
     data.color_attributes.render_color_index = data.color_attributes.active_color_index

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .geometry.extraction import extract_mesh, vertex_colours
-from .geometry.normals import vertex_normals
+from .geometry.normals import own_and_neighbourhood_normals, vertex_normals
 from .input.background import get_background_remover
 from .input.prepare import has_mask
 from .input.read import ImageSource, read_rgba
@@ -35,10 +35,11 @@ class Photographer:
                 field: np.ndarray) -> np.ndarray:  # fmt: skip
         """``field`` (the model's colours at ``points``) with the photo where it shows the mesh."""
         visibility = Visibility(self.turn(mesh_vertices), faces, self.photo.camera)
-        return self.photo.blend(self.turn(points), self.turn(normals), field, visibility)
+        turned = self.turn(normals.reshape(-1, 3)).reshape(normals.shape)
+        return self.photo.blend(self.turn(points), turned, field, visibility)
 
     def vertex_colours(self, mesh: Mesh) -> np.ndarray:
-        normals = vertex_normals(mesh.vertices, mesh.faces)
+        normals = own_and_neighbourhood_normals(mesh.vertices, mesh.faces)
         return self.colours(mesh.vertices, mesh.faces, mesh.vertices, normals, mesh.colours)
 
 
@@ -88,16 +89,22 @@ def finish_surface(
         photo_seconds.lap("photo")
         return colours
 
+    # Normals of the surface before it was cut into charts: a chart's border faces the way
+    # the surface there does (the photo's judgement), and the seams never show in light.
     texture = bake_texture(
-        unwrapped.vertices, unwrapped.faces, unwrapped.uvs, options.texture_size, texel_colours, rounding=mesh.rounding
-    )
+        unwrapped.vertices, unwrapped.faces, unwrapped.uvs, own_and_neighbourhood_normals(vertices, faces)[unwrapped.source],
+        options.texture_size, texel_colours, rounding=mesh.rounding,
+    )  # fmt: skip
     stopwatch.lap("bake")
     report("surface", 1.0, f"a {options.texture_size} px texture baked")
     if "photo" in photo_seconds.laps:  # the photo's share of the bake, told apart
         timings["photo"] = photo_seconds.laps["photo"]
         timings["bake"] -= timings["photo"]
     colours = colours[unwrapped.source]  # the vertices split along the charts' seams are copies
-    return Mesh(unwrapped.vertices, unwrapped.faces, colours, uvs=unwrapped.uvs, texture=texture, rounding=mesh.rounding)
+    return Mesh(
+        unwrapped.vertices, unwrapped.faces, colours, uvs=unwrapped.uvs, texture=texture, rounding=mesh.rounding,
+        normals=vertex_normals(vertices, faces)[unwrapped.source],
+    )
 
 
 @torch.inference_mode()
@@ -182,5 +189,7 @@ def generate(
         mesh.colours = photographer.vertex_colours(mesh)
         stopwatch.lap("photo")
     mesh.vertices = recipe.to_output_frame(mesh.vertices)  # every step above works in the model's own frame
+    if mesh.normals is not None:
+        mesh.normals = recipe.to_output_frame(mesh.normals)
     timings["total"] = stopwatch.total()
     return Result(mesh=mesh, model_dir=folder, device=str(device), timings=timings)

@@ -21,6 +21,9 @@ class Mesh:
     colours: np.ndarray  # float32 (V, 3), sRGB values in [0, 1] as the model produced them
     uvs: np.ndarray | None = None  # float32 (V, 2) in [0, 1], v up, when textured
     texture: np.ndarray | None = None  # uint8 (S, S, 3) sRGB, row 0 at the top, when textured
+    # float32 (V, 3) unit, where the faces round a vertex do not tell them: a textured mesh's
+    # vertices are cut along the charts' seams, and its normals are the uncut surface's.
+    normals: np.ndarray | None = None
     rounding: str = "floor"  # how the model family's published export makes 8-bit colours (to_u8)
 
     @property

@@ -66,9 +66,10 @@ class _Buffer:
 def glb_bytes(mesh: Mesh, name: str = "OpenLRM") -> bytes:
     buffer = _Buffer()
     positions = to_gltf_frame(mesh.vertices)
+    normals = vertex_normals(mesh.vertices, mesh.faces) if mesh.normals is None else mesh.normals
     attributes = {
         "POSITION": buffer.accessor(positions, "VEC3", ARRAY_BUFFER, bounds=True),
-        "NORMAL": buffer.accessor(to_gltf_frame(vertex_normals(mesh.vertices, mesh.faces)), "VEC3", ARRAY_BUFFER),
+        "NORMAL": buffer.accessor(to_gltf_frame(normals), "VEC3", ARRAY_BUFFER),
     }
     material = {"name": name, "pbrMetallicRoughness": {"metallicFactor": 0.0, "roughnessFactor": 1.0}}
     document: dict = {"asset": {"version": "2.0", "generator": "OpenLRM for Blender"}}

@@ -1,7 +1,12 @@
-"""The colour texture: every texel a chart covers is the colour field at its own 3D point on
-the surface (queried in the triplanes, as vertex colours are, so the texture carries more
-detail than the vertices could), then colours are grown into the padding so filtering
-and mip-maps never reach the empty background.
+"""The colour texture: every texel of a chart is the colour at its own 3D point on the
+surface (the colour field queried there, as vertex colours are, with the photo where it
+shows the point, so the texture carries more detail than the vertices could).
+
+A chart's texels are all that a viewer's bilinear filtering can read for a point of the
+chart: those within ``CHART_REACH`` of its triangles, its border's included, each the
+colour of the chart's point nearest to it. Colours are then grown further into the padding
+between charts, and the rest of the image takes their mean, so filtering and mip-maps never
+mix in the background or another chart's colours.
 
 Image rows run top to bottom (row 0 is the image's top, as PNG stores it); UV v runs
 bottom to top (Blender's convention): texel (row, column) is at u = (column + 0.5) / size,
@@ -11,38 +16,43 @@ v = 1 - (row + 0.5) / size.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
-from ..geometry.normals import unit, vertex_normals
-from ..geometry.raster import barycentric, triangle_ids
+
+from ..geometry.normals import unit
+from ..geometry.raster import nearest_triangles
 from ..result import to_u8
 
 _NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1))
+# Bilinear filtering at a point reads the four texels round it, whose centres lie within
+# a texel's diagonal of it: every texel that close to a chart is the chart's own.
+CHART_REACH = 1.5
+
+
+@dataclass
+class Texels:
+    """The texels of the charts and the surface under each."""
+
+    rows: np.ndarray
+    columns: np.ndarray
+    points: np.ndarray  # (n, 3) float32: the chart's point nearest to each texel's centre
+    normals: np.ndarray  # (n, ..., 3) float32 unit: the surface's normals there, as many as each vertex has
 
 
 def texel_points(
-    vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, size: int, normals: np.ndarray | None = None
-) -> tuple[np.ndarray, ...]:
-    """Rows, columns and 3D points of the texels the triangles cover in UV space (and, given
-    per-vertex ``normals``, each texel's normal interpolated the same way).
-
-    Each triangle's index is rasterised into a map; each covered texel's point is then
-    found from its triangle's barycentric weights, clamped onto the triangle.
-    """
+    vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, normals: np.ndarray, size: int
+) -> Texels:
+    """Every texel within ``CHART_REACH`` of a triangle in UV space, with the surface point
+    (and its normals, from the per-vertex ``normals`` (V, ..., 3)) of the nearest triangle's point."""
     x = uvs[:, 0].astype(np.float64) * size - 0.5
     y = (1.0 - uvs[:, 1].astype(np.float64)) * size - 0.5
-    triangles = triangle_ids(x, y, faces, size)
-    rows, columns = np.nonzero(triangles >= 0)
-    triangle = triangles[rows, columns]
-    corners = faces[triangle]
-    weights = barycentric(x[corners], y[corners], columns.astype(np.float64), rows.astype(np.float64))
-    weights = np.clip(weights, 0.0, None)
-    weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
-    points = np.einsum("nk,nkd->nd", weights, vertices[corners].astype(np.float64))
-    if normals is None:
-        return rows, columns, points.astype(np.float32)
-    texel_normals = unit(np.einsum("nk,nkd->nd", weights, normals[corners].astype(np.float64)))
-    return rows, columns, points.astype(np.float32), texel_normals.astype(np.float32)
+    found = nearest_triangles(x, y, faces, size, CHART_REACH)
+    rows, columns = np.divmod(found.pixel, size)
+    corners = faces[found.triangle]
+    points = np.einsum("nk,nkd->nd", found.weights, vertices[corners].astype(np.float64))
+    texel_normals = unit(np.einsum("nk,nk...->n...", found.weights, normals[corners].astype(np.float64)))
+    return Texels(rows, columns, points.astype(np.float32), texel_normals.astype(np.float32))
 
 
 def dilate(image: np.ndarray, covered: np.ndarray, steps: int) -> np.ndarray:
@@ -69,16 +79,19 @@ def bake_texture(
     vertices: np.ndarray,
     faces: np.ndarray,
     uvs: np.ndarray,
+    normals: np.ndarray,
     size: int,
     colour_at: Callable[[np.ndarray, np.ndarray], np.ndarray],
     padding: int = 4,
     rounding: str = "floor",
 ) -> np.ndarray:
     """(size, size, 3) uint8 sRGB: ``colour_at`` (points and their unit normals -> sRGB in
-    [0, 1]) at every texel, made 8-bit as the model family's export does (``result.to_u8``)."""
-    rows, columns, points, normals = texel_points(vertices, faces, uvs, size, vertex_normals(vertices, faces))
+    [0, 1]) at every texel of the charts, made 8-bit as the model family's export does
+    (``result.to_u8``). ``normals`` (V, ..., 3): per vertex, of the surface before it was cut
+    into charts, so a chart's border faces the way the surface there does."""
+    texels = texel_points(vertices, faces, uvs, normals, size)
     image = np.zeros((size, size, 3), dtype=np.float32)
     covered = np.zeros((size, size), dtype=bool)
-    image[rows, columns] = to_u8(colour_at(points, normals), rounding)
-    covered[rows, columns] = True
+    image[texels.rows, texels.columns] = to_u8(colour_at(texels.points, texels.normals), rounding)
+    covered[texels.rows, texels.columns] = True
     return np.clip(np.round(dilate(image, covered, padding + 2)), 0, 255).astype(np.uint8)

@@ -21,9 +21,11 @@ toward +Y with +Z up, its focal length given as a share of the canvas's side.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
+
+from ..camera import SourceCamera
+from ..geometry.raster import touches
 
 
 FULL_WEIGHT_DEGREES = 65.0
@@ -32,25 +34,6 @@ BACK_DEGREES = 110.0
 MASK_FEATHER = 0.012  # of the canvas's side
 DEPTH_SIZE = 1024  # the depth test's pixels per side, at most
 DEPTH_TOLERANCE_PIXELS = 2.0  # a point is visible within this many pixels' depth of the nearest surface
-
-
-@dataclass(frozen=True)
-class SourceCamera:
-    """The camera the model assumes for its input: at (0, -distance, 0), looking toward +Y."""
-
-    distance: float
-    focal: float  # focal length / the image's side (OpenLRM 0.75; TripoSR 0.5 / tan(20 degrees))
-
-    @property
-    def position(self) -> np.ndarray:
-        return np.array([0.0, -self.distance, 0.0])
-
-    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Image coordinates u (right) and v (down), in [0, 1] across the canvas, and depth."""
-        points = points.astype(np.float64)
-        depth = points[:, 1] + self.distance
-        safe = np.where(depth > 1e-6, depth, 1e-6)
-        return 0.5 + self.focal * points[:, 0] / safe, 0.5 - self.focal * points[:, 2] / safe, depth
 
 
 def _smoothstep(low: float, high: float, value: np.ndarray) -> np.ndarray:
@@ -89,23 +72,12 @@ def feathered_mask(alpha: np.ndarray, feather: int) -> np.ndarray:
 
 
 def depth_buffer(x: np.ndarray, y: np.ndarray, depth: np.ndarray, faces: np.ndarray, size: int) -> np.ndarray:
-    """(size, size): the nearest depth of the mesh at each pixel (inf where none), from
-    points spread over every triangle closer than a pixel apart (each pixel a triangle
-    crosses gets one), projected and kept where nearest."""
+    """(size, size): the nearest depth of the mesh at each pixel's centre (inf where none).
+    Only centres count: a triangle's depth beside a centre is not the surface's there, and at
+    a depth jump it would hide the farther side's points round it."""
     nearest = np.full(size * size, np.inf)
-    corners_x, corners_y, corners_depth = x[faces], y[faces], depth[faces]
-    extent = np.maximum(np.ptp(corners_x, axis=1), np.ptp(corners_y, axis=1))
-    steps = np.clip(np.ceil(extent * 1.5), 1, 256).astype(np.int64)
-    for n in np.unique(steps):
-        i, j = np.nonzero(np.add.outer(np.arange(n + 1), np.arange(n + 1)) <= n)
-        weights = np.stack([(n - i - j) / n, i / n, j / n], axis=1)  # (K, 3)
-        group = np.nonzero(steps == n)[0]
-        for start in range(0, len(group), max(1, 4_000_000 // len(weights))):
-            chosen = group[start : start + max(1, 4_000_000 // len(weights))]
-            columns = np.rint(corners_x[chosen] @ weights.T).astype(np.int64)
-            rows = np.rint(corners_y[chosen] @ weights.T).astype(np.int64)
-            inside = (columns >= 0) & (columns < size) & (rows >= 0) & (rows < size)
-            np.minimum.at(nearest, (rows * size + columns)[inside], (corners_depth[chosen] @ weights.T)[inside])
+    for touched in touches(x, y, faces, size, 0.0):
+        np.minimum.at(nearest, touched.pixel, np.einsum("nk,nk->n", touched.weights, depth[faces[touched.triangle]]))
     return nearest.reshape(size, size)
 
 
@@ -115,13 +87,19 @@ class Visibility:
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, camera: SourceCamera, size: int = DEPTH_SIZE) -> None:
         u, v, depth = camera.project(vertices)
         self.size, self.camera = size, camera
-        self.nearest = depth_buffer(u * size - 0.5, v * size - 0.5, depth, faces, size)
+        nearest = depth_buffer(u * size - 0.5, v * size - 0.5, depth, faces, size)
+        # A pixel a depth jump crosses holds the nearer side's depth, which would hide a point
+        # just beyond the jump: a point is judged against the farthest of its pixel's neighbours.
+        padded = np.pad(nearest, 1, constant_values=np.inf)
+        self.nearest = np.max(
+            [padded[1 + dy : 1 + dy + size, 1 + dx : 1 + dx + size] for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0
+        )
 
     def visible(self, points: np.ndarray) -> np.ndarray:
         u, v, depth = self.camera.project(points)
         columns = np.clip(np.rint(u * self.size - 0.5).astype(np.int64), 0, self.size - 1)
         rows = np.clip(np.rint(v * self.size - 0.5).astype(np.int64), 0, self.size - 1)
-        pixel = depth / (self.camera.focal * self.size)  # one pixel's width at that depth
+        pixel = self.camera.pixel_size(depth) / self.size  # one pixel's width at that depth
         return depth <= self.nearest[rows, columns] + DEPTH_TOLERANCE_PIXELS * pixel
 
 
@@ -141,11 +119,11 @@ class Photo:
         self, points: np.ndarray, normals: np.ndarray, visibility: Visibility
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each point's photo weight, the photo's colour there, and how much the tone
-        correction applies (1 facing the camera, 0 from ``BACK_DEGREES`` on)."""
+        correction applies (1 facing the camera, 0 from ``BACK_DEGREES`` on). ``normals``
+        (N, 3), or (N, K, 3) where a point faces the camera as well as the best of its K."""
         u, v, _ = self.camera.project(points)
-        towards = self.camera.position - points.astype(np.float64)
-        towards /= np.maximum(np.linalg.norm(towards, axis=1, keepdims=True), 1e-12)
-        cosine = np.einsum("nd,nd->n", normals.astype(np.float64), towards)
+        normals = normals.reshape(len(points), -1, 3).astype(np.float64)
+        cosine = np.einsum("nkd,nd->nk", normals, self.camera.towards(points)).max(axis=1)
         facing = _smoothstep(math.cos(math.radians(ZERO_WEIGHT_DEGREES)), math.cos(math.radians(FULL_WEIGHT_DEGREES)), cosine)
         correction = _smoothstep(math.cos(math.radians(BACK_DEGREES)), math.cos(math.radians(ZERO_WEIGHT_DEGREES)), cosine)
         mask = _bilinear(self.weight, u, v)[:, 0]

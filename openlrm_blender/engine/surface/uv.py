@@ -46,3 +46,12 @@ def unwrap(vertices: np.ndarray, faces: np.ndarray, texture_size: int, padding: 
         uvs=uvs.astype(np.float32),
         source=source.astype(np.int64),
     )
+
+
+def weld(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The copies a UV layout made of a vertex (one for each chart it borders) made one
+    again: vertices, faces, and the first copy each welded vertex came from. Where the
+    layout is kept per face corner (a Blender mesh's UV map), the surface stays connected,
+    so smooth shading, sculpting and remeshing see no seam."""
+    welded, first, inverse = np.unique(vertices, axis=0, return_index=True, return_inverse=True)
+    return welded, inverse.reshape(-1)[faces].astype(np.int32), first

@@ -11,7 +11,7 @@ import torch
 
 from ...errors import EngineError
 from ...input.prepare import cut_out, model_input, photo_canvas, prepare_image
-from ...surface.photo import SourceCamera
+from ...camera import SourceCamera
 from .camera import SOURCE_INTRINSICS, source_camera
 from .model import OpenLRM
 from .weights import check_model_dir, download_model, load_model

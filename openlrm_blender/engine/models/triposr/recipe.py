@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 
 from ...errors import EngineError
-from ...surface.photo import SourceCamera
+from ...camera import SourceCamera
 from .image import cut_out, model_input, photo_canvas, prepare_image
 from .model import TripoSR, to_output_frame
 from .weights import check_model_dir, download_model, load_model
