@@ -254,7 +254,7 @@ def test_enabling_imports_neither_pytorch_nor_model_code():
     torch_free = {
         "errors", "input", "input.background", "input.read", "models", "models.openlrm", "models.openlrm.config",
         "models.registry",
-        "options", "progress", "pytorch", "result",
+        "options", "progress", "pytorch", "result", "surface", "surface.uv",
     }  # fmt: skip
     assert set(report["loaded"]) <= {f"openlrm_blender.engine.{name}" for name in torch_free}, report["loaded"]
 
