@@ -221,11 +221,21 @@ def test_worker_sizes():
     assert size_workers(cpu_nodes, None, None) == Sizing(2, 4, 0.0)
     assert size_workers(cpu_nodes, 6, None) == Sizing(6, 2, 0.0)
     gpu_nodes = [{"CPU": 16.0, "GPU": 4.0}, {"CPU": 16.0, "GPU": 2.0}]
-    assert size_workers(gpu_nodes, None, None) == Sizing(6, 1, 1.0)
-    assert size_workers(gpu_nodes, None, 2) == Sizing(3, 1, 2.0)
+    # A GPU worker gets its share of its node's cores (marching cubes and the surface run there).
+    assert size_workers(gpu_nodes, None, None) == Sizing(6, 4, 1.0)
+    assert size_workers(gpu_nodes, None, 2) == Sizing(3, 8, 2.0)
     assert size_workers(gpu_nodes, None, 0) == Sizing(2, 16, 0.0)
     with pytest.raises(Exception, match="the Ray cluster has 0 GPUs"):
         size_workers(cpu_nodes, None, 1)
+    # The run's device decides too: a CPU run reserves no GPU, a CUDA run needs them.
+    assert size_workers(gpu_nodes, None, None, "cpu") == Sizing(2, 16, 0.0)
+    assert size_workers(gpu_nodes, None, None, "cuda") == Sizing(6, 4, 1.0)
+    with pytest.raises(Exception, match="--device cpu: the workers would hold GPUs"):
+        size_workers(gpu_nodes, None, 1, "cpu")
+    with pytest.raises(Exception, match="--device cuda with --ray-gpus-per-worker 0"):
+        size_workers(gpu_nodes, None, 0, "cuda")
+    with pytest.raises(Exception, match="the Ray cluster has 0 GPUs"):
+        size_workers(cpu_nodes, None, None, "cuda")
 
 
 def test_without_ray_the_flag_says_how_to_install_it(images, tmp_path):

@@ -13,7 +13,7 @@ from openlrm_blender.jobs import job
 from openlrm_blender.worker import client
 from openlrm_blender.engine import Options
 from openlrm_blender.worker.protocol import read_message, write_message
-from openlrm_blender.engine.errors import MEMORY_ADVICE, out_of_memory_message
+from openlrm_blender.engine.errors import MEMORY_ADVICE, device_failure_message, out_of_memory_message
 from openlrm_blender.jobs.job import Engine, Job
 
 from tests.conftest import REPO
@@ -74,6 +74,13 @@ def test_cancel_before_the_worker_starts():
         (RuntimeError("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: not enough memory: you tried to allocate 4294967296 bytes. can't allocate memory"), " (4.0 GB asked for at once)"),
         (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), " (2.0 GB asked for at once)"),
         (RuntimeError("CUDA out of memory. Tried to allocate 512.00 MiB"), " (0.5 GB asked for at once)"),
+        # Apple MPS's wording, in MB.
+        (RuntimeError("MPS backend out of memory (MPS allocated: 17.21 GB, other allocations: 1.02 GB, max allowed: "
+                      "18.13 GB). Tried to allocate 1024.00 MB on private pool."), " (1.0 GB asked for at once)"),  # fmt: skip
+        # cuBLAS's and cuDNN's own allocation failures.
+        (RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"), ""),
+        (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), ""),
+        (type("OutOfMemoryError", (RuntimeError,), {})("allocation on device"), ""),  # PyTorch's own type, by name
     ],
 )
 def test_allocation_failures_are_said_in_words(error, figure):
@@ -83,6 +90,43 @@ def test_allocation_failures_are_said_in_words(error, figure):
 
 def test_other_errors_are_not_called_out_of_memory():
     assert out_of_memory_message(RuntimeError("shape mismatch")) is None
+    assert out_of_memory_message(RuntimeError("CUDA error: an illegal memory access was encountered")) is None
+
+
+def test_a_gpu_fault_is_said_in_words_and_the_next_run_gets_a_fresh_worker(tmp_path):
+    """A failed CUDA kernel leaves the process's GPU unusable: the worker says so and ends,
+    and the next run starts a new one (not the same error again)."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    run = Job(IMAGE, Options(), engine=Engine("tests.support.fake_engines:gpu_fails", {"marker": str(first)}))
+    run.run()
+    status = run.poll()
+    assert status.error_kind == "DeviceFailure", status
+    assert status.error.startswith("the GPU failed (CUDA error: an illegal memory access was encountered); the model's")
+    assert "choose the CPU as the device" in status.error and "Blender and the scene are unchanged" in status.error
+    assert client._idle is None and not run._worker.alive
+    again = Job(IMAGE, Options(), engine=Engine("tests.support.fake_engines:gpu_fails", {"marker": str(second)}))
+    again.run()
+    assert first.read_text() != second.read_text()  # another process
+    assert device_failure_message(RuntimeError("shape mismatch")) is None
+
+
+def test_the_worker_hands_the_gpu_allocators_cache_back_after_each_run(monkeypatch):
+    """Between runs an idle worker keeps its weights, not the last run's peak (measured on
+    the GPU by scripts/device_check.sh; here the call itself)."""
+    from openlrm_blender.engine import runtime
+    from openlrm_blender.worker import server
+
+    calls = []
+    monkeypatch.setattr(runtime, "free_cached_memory", lambda: calls.append("freed"))
+    fields = {"engine": "tests.support.fake_engines:slow", "engine_arguments": {"steps": 4, "delay": 0.0},
+              "image": str(IMAGE), "options": Options().to_fields()}  # fmt: skip
+    replies = io.BytesIO()
+    assert server.run(fields, {}, replies) is True
+    replies.seek(0)
+    kinds = []
+    while (message := read_message(replies)) is not None:
+        kinds.append(message[0])
+    assert kinds[-1] == "result" and calls == ["freed"]
 
 
 def test_a_bug_in_the_engine_is_an_internal_error_and_the_worker_is_kept():

@@ -1,4 +1,5 @@
-"""Every array of the tiny vector, reproduced from config.json + model.safetensors + input.png."""
+"""Every array of the tiny vector, reproduced from config.json + model.safetensors + input.png,
+on the CPU (``PARITY_DEVICE``) whatever the machine has."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from openlrm_blender.engine.progress import Reporter
 from tests.support.random_models import object_model
 from openlrm_blender.engine.models.openlrm.weights import load_model
 
-from tests.conftest import TINY_GRID, TINY_SIZE, reduced
+from tests.conftest import PARITY_DEVICE, TINY_GRID, TINY_SIZE, reduced
 
 ATOL = 1e-4
 
@@ -98,7 +99,7 @@ def test_mesh(model, expected, planes, dense):
 
 def test_pipeline_end_to_end(tiny_dir, expected):
     """The one-call API from the PNG file gives the reference mesh."""
-    options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False)
+    options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False, device=PARITY_DEVICE)
     result = generate(tiny_dir / "input.png", options)
     assert result.mesh.vertices.dtype == np.float32 and result.mesh.faces.dtype == np.int32
     assert result.mesh.colours_u8.dtype == np.uint8 and result.mesh.colours.dtype == np.float32

@@ -28,7 +28,7 @@ from openlrm_blender.engine.models.triposr.model import TripoSR, to_output_frame
 from openlrm_blender.engine.models.triposr.weights import REPO_ID, load_model
 from openlrm_blender.engine.pipeline import generate
 from openlrm_blender.engine.progress import Reporter
-from tests.conftest import REPO, SHARED, SPEC
+from tests.conftest import PARITY_DEVICE, REPO, SHARED, SPEC
 from tests.support.hub import HubServer, make_hub_cache
 from tests.support.random_triposr import PUBLISHED_CONFIG, object_model, save_model
 
@@ -102,7 +102,7 @@ def assert_same_mesh(vertices, faces, colours_u8, expected) -> None:
 
 @pytest.mark.parametrize("dense", [False, True], ids=["coarse-to-fine", "dense"])
 def test_the_whole_pipeline_gives_the_published_mesh(expected, dense):
-    options = Options(weights_dir=VECTOR, resolution=META["grid"], threshold=META["threshold"], dense=dense)
+    options = Options(weights_dir=VECTOR, resolution=META["grid"], threshold=META["threshold"], dense=dense, device=PARITY_DEVICE)
     mesh = generate(VECTOR / "input.png", options).mesh
     assert mesh.rounding == "round"  # TripoSR's export rounds; OpenLRM's floors
     assert_same_mesh(mesh.vertices, mesh.faces, mesh.colours_u8, expected)

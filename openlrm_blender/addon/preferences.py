@@ -41,9 +41,15 @@ PRECISION_ITEMS = [
     (
         "bfloat16",
         "bfloat16",
-        "Half the model memory; faster on CUDA and on CPUs with bfloat16 instructions. The mesh moves slightly",
+        "Half the model memory; for NVIDIA GPUs from Ampere (RTX 30) on and CPUs with bfloat16 instructions. The "
+        "mesh moves slightly",
     ),
-    ("float16", "float16", "Half the model memory, for CUDA and Apple MPS. The mesh moves slightly"),
+    (
+        "float16",
+        "float16",
+        "Half the model memory, for NVIDIA GPUs and Apple MPS (not the CPU, where it is very slow). The mesh moves "
+        "slightly",
+    ),
 ]
 
 

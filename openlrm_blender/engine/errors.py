@@ -53,6 +53,10 @@ class OutOfMemory(EngineError):
     """A run needed more memory than was free."""
 
 
+class DeviceFailure(EngineError):
+    """The GPU failed (a CUDA error): the process that met it cannot use the device again."""
+
+
 class ModelProcessLost(EngineError):
     """The model's worker process ended without an answer (a native crash)."""
 
@@ -77,14 +81,39 @@ def error_of_kind(kind: str, message: str) -> EngineError:
     return _kinds(EngineError).get(kind, EngineError)(message)
 
 
+# Allocation failures that do not say "out of memory": cuBLAS's and cuDNN's own.
+_ALLOCATION_FAILURES = ("can't allocate memory", "out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED")
+# PyTorch's sizes: the CPU's "allocate 123 bytes", CUDA's "Tried to allocate 2.00 GiB",
+# Apple MPS's "Tried to allocate 256.00 MB".
+_ASKED = re.compile(r"allocate (\d+) bytes|allocate ([\d.]+) ([KMGT])i?B")
+_GIGABYTES_PER = {"K": 2**-20, "M": 2**-10, "G": 1.0, "T": 2**10}
+# A failed kernel leaves the CUDA context unusable: every later call in the process fails.
+_DEVICE_FAILURES = ("CUDA error", "CUBLAS_STATUS", "CUDNN_STATUS", "device-side assert", "illegal memory access")
+
+
 def out_of_memory_message(error: BaseException) -> str | None:
-    """Our sentence for an allocation failure (Python's, or PyTorch's on the CPU or a GPU);
-    None for any other error. The command line and the add-on's worker both say it."""
+    """Our sentence for an allocation failure (Python's, or PyTorch's on the CPU, CUDA or
+    Apple MPS); None for any other error. The command line and the add-on's worker both say it."""
     text = str(error)
-    if not isinstance(error, MemoryError) and "can't allocate memory" not in text and "out of memory" not in text:
+    named = isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError"
+    if not named and not any(failure in text for failure in _ALLOCATION_FAILURES):
         return None
-    asked = re.search(r"allocate (\d+) bytes|allocate ([\d.]+) ([KMG])iB", text)  # PyTorch's CPU / CUDA wording
+    asked = _ASKED.search(text)
+    size = ""
     if asked:
-        gigabytes = int(asked[1]) / 2**30 if asked[1] else float(asked[2]) / 1024 ** "GMK".index(asked[3])
-    size = f" ({gigabytes:.1f} GB asked for at once)" if asked else ""
+        gigabytes = int(asked[1]) / 2**30 if asked[1] else float(asked[2]) * _GIGABYTES_PER[asked[3]]
+        size = f" ({gigabytes:.1f} GB asked for at once)"
     return f"out of memory: the run needed more memory than was free{size}; {MEMORY_ADVICE}"
+
+
+def device_failure_message(error: BaseException) -> str | None:
+    """Our sentence for a GPU that failed mid-run (PyTorch's AcceleratorError, or a CUDA,
+    cuBLAS or cuDNN error); None for any other error."""
+    text = str(error)
+    if type(error).__name__ != "AcceleratorError" and not any(failure in text for failure in _DEVICE_FAILURES):
+        return None
+    first = text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
+    return (
+        f"the GPU failed ({first}); the model's process starts afresh for the next run. If it happens again, "
+        "update the GPU driver or choose the CPU as the device"
+    )

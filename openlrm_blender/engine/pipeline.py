@@ -18,7 +18,7 @@ from .models.triplane import TriplaneDecoder
 from .options import Options
 from .progress import CancelToken, ProgressCallback, Reporter, StepCallback, Stopwatch
 from .result import Mesh, Result
-from .runtime import get_model, pick_device
+from .runtime import check_precision, get_model, pick_device, synchronise
 from .surface.bake import bake_texture
 from .surface.cleanup import remove_small_pieces, taubin_smooth
 from .surface.photo import Photo, Visibility
@@ -119,9 +119,9 @@ def generate(
     options.validate()
     report = Reporter(progress, cancel)
     timings: dict[str, float] = {}
-    stopwatch = Stopwatch(timings)
-
     device = pick_device(options.device)
+    check_precision(device, options.dtype)
+    stopwatch = Stopwatch(timings, lambda: synchronise(device))
     rgba = read_rgba(image, options.max_megapixels)  # a bad image fails before any model work
     needs_remover = options.remove_background and not has_mask(rgba)
     offline = offline_default() if options.offline is None else options.offline
@@ -170,12 +170,11 @@ def generate(
     stopwatch.lap("preprocess")
 
     report("encode", 0.0, "encoding the image")
-    planes = recipe.encode(
-        model,
-        pixels,
-        options.camera_distance,
-        after_layer=lambda done, total: report("encode", done / total, f"transformer layer {done}/{total}"),
-    )
+    def after_layer(done: int, total: int) -> None:
+        synchronise(device)  # the layer's work done, not only queued
+        report("encode", done / total, f"transformer layer {done}/{total}")
+
+    planes = recipe.encode(model, pixels, options.camera_distance, after_layer=after_layer)
     stopwatch.lap("encode")
 
     mesh = extract_mesh(model.decoder, planes, options.resolution, options.threshold, options.dense, report, timings)

@@ -86,15 +86,25 @@ class Reporter:
 
 
 class Stopwatch:
-    """Seconds taken by successive steps of a run, recorded by name into ``laps``."""
+    """Seconds taken by successive steps of a run, recorded by name into ``laps``.
 
-    def __init__(self, laps: dict[str, float]) -> None:
+    ``synchronise`` waits for the device before each reading: a GPU runs the work queued on
+    it after the call that queued it returns, so without it a stage's time is counted in the
+    next one's."""
+
+    def __init__(self, laps: dict[str, float], synchronise: Callable[[], None] | None = None) -> None:
         self.laps = laps
-        self.started = self._last = time.perf_counter()
+        self._synchronise = synchronise
+        self.started = self._last = self._now()
+
+    def _now(self) -> float:
+        if self._synchronise is not None:
+            self._synchronise()
+        return time.perf_counter()
 
     def lap(self, name: str) -> None:
-        now = time.perf_counter()
+        now = self._now()
         self.laps[name], self._last = now - self._last, now
 
     def total(self) -> float:
-        return time.perf_counter() - self.started
+        return self._now() - self.started

@@ -28,6 +28,36 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def check_precision(device: torch.device, dtype: str) -> None:
+    """Refuse a precision the device runs badly, in words, before the weights are loaded."""
+    if device.type == "cpu" and dtype == "float16":
+        raise EngineError(
+            "float16 is very slow on the CPU (it has no half-precision arithmetic): choose float32, or bfloat16 on a "
+            "CPU with bfloat16 instructions"
+        )
+    if device.type == "cuda" and dtype == "bfloat16" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        name = torch.cuda.get_device_name(device)
+        raise EngineError(f"{name} has no bfloat16 arithmetic (it came with Ampere GPUs): choose float16 or float32")
+
+
+def synchronise(device: torch.device) -> None:
+    """Wait for the work queued on the device: GPUs run asynchronously, so a stage's time
+    and a layer's progress are real only after this."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def free_cached_memory() -> None:
+    """Hand the memory PyTorch's GPU allocator keeps for reuse back to the device: between
+    runs only the loaded weights stay, so Cycles and EEVEE get the rest."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        torch.mps.empty_cache()
+
+
 def torch_summary() -> str:
     """Which PyTorch runs the model and what it can use, for people to read."""
     devices = ["CPU"]
@@ -61,5 +91,4 @@ def unload_models() -> None:
     """Free the cached models' memory."""
     with _models_lock:
         _models.clear()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    free_cached_memory()

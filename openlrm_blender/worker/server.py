@@ -15,7 +15,9 @@ import traceback
 from pathlib import Path
 from typing import BinaryIO
 
-from ..engine.errors import EngineError, InternalError, OutOfMemory, kind_of, out_of_memory_message
+from ..engine.errors import (
+    DeviceFailure, EngineError, InternalError, OutOfMemory, device_failure_message, kind_of, out_of_memory_message,
+)
 from ..engine.options import Options
 from ..engine.progress import CancelToken
 from .protocol import read_message, write_message
@@ -38,8 +40,17 @@ def _engine(target: str | None, progress):
 
 def run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
     """One run, its progress and outcome written to ``replies``; False when this process
-    should end (after running out of memory its heap is in doubt)."""
+    should end (out of memory, or a GPU that failed)."""
+    try:
+        return _run(fields, arrays, replies)
+    finally:
+        if "torch" in sys.modules:  # an idle worker keeps its weights on the GPU, not the run's peak
+            from ..engine.runtime import free_cached_memory
 
+            free_cached_memory()
+
+
+def _run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
     def progress(stage: str, fraction: float, message: str = "") -> None:
         write_message(replies, "progress", stage=stage, fraction=fraction, message=message)
 
@@ -52,11 +63,13 @@ def run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
         write_message(replies, "error", error_kind=kind_of(error), message=str(error))
         return True
     except Exception as error:  # MemoryError included
-        message = out_of_memory_message(error)
-        if message is not None:  # the process ends: after a failed allocation its heap is in doubt
-            message = f"{message}; Blender and the scene are unchanged"
-            write_message(replies, "error", error_kind=OutOfMemory.__name__, message=message, ending=True)
-            return False
+        # The process ends after either: after a failed allocation its heap is in doubt, and
+        # a failed GPU kernel leaves the device unusable for the rest of the process.
+        for kind, message in ((OutOfMemory, out_of_memory_message(error)), (DeviceFailure, device_failure_message(error))):
+            if message is not None:
+                message = f"{message}; Blender and the scene are unchanged"
+                write_message(replies, "error", error_kind=kind.__name__, message=message, ending=True)
+                return False
         traceback.print_exc()  # a bug: its traceback goes to Blender's console
         message = f"internal error: {type(error).__name__}: {error}"
         write_message(replies, "error", error_kind=InternalError.__name__, message=message)
@@ -86,6 +99,9 @@ def _first_to_go() -> None:
 
 
 def main() -> None:
+    # Apple MPS lacks some of PyTorch's operators: run them on the CPU instead of failing
+    # (read when PyTorch is imported, which this process does on its first run).
+    os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
     # The replies get a stream of their own; whatever a library prints goes to stderr.
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

@@ -91,3 +91,11 @@ def reads_image(image, options, progress, cancel, path: str) -> Result:
     with open(path, "a") as record:
         record.write(f"{os.getpid()} {Path(str(image)).name}\n")
     return slow(image, options, progress, cancel, steps=8, delay=0.01)
+
+
+def gpu_fails(image, options, progress, cancel, marker: str) -> Result:
+    """A CUDA kernel fault as PyTorch reports it; ``marker`` is written first, so a test can
+    tell which process ran it."""
+    Path(marker).write_text(str(__import__("os").getpid()))
+    progress("encode", 0.3, "on the GPU")
+    raise RuntimeError("CUDA error: an illegal memory access was encountered\nCUDA kernel errors might be asynchronously reported")

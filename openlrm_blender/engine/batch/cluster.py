@@ -61,23 +61,35 @@ class Sizing:
     gpus: float
 
 
-def size_workers(node_resources: list[dict[str, float]], workers: int | None, gpus_per_worker: float | None) -> Sizing:
-    """One worker per GPU (or per ``gpus_per_worker``) where the cluster has GPUs; else one
-    per node, each asking for the smallest node's cores so that it fits on any of them.
-    Nodes without CPUs (a KubeRay head started with ``num-cpus: 0``) take no worker."""
+def size_workers(
+    node_resources: list[dict[str, float]], workers: int | None, gpus_per_worker: float | None, device: str = "auto"
+) -> Sizing:
+    """One worker per GPU (or per ``gpus_per_worker``) where the run uses GPUs, each with its
+    share of its node's cores for marching cubes and the surface; else one per node, each
+    asking for the smallest node's cores so that it fits on any of them. Nodes without CPUs
+    (a KubeRay head started with ``num-cpus: 0``) take no worker. ``device`` is the run's:
+    "cpu" reserves no GPU, "cuda" (or "mps") needs them."""
     usable = [resources for resources in node_resources if resources.get("CPU", 0) >= 1]
     if not usable:
         raise EngineError("the Ray cluster has no node with a CPU to run a worker on")
     total_gpus = sum(resources.get("GPU", 0) for resources in usable)
+    if device == "cpu" and gpus_per_worker:
+        raise EngineError(f"--ray-gpus-per-worker {gpus_per_worker:g} with --device cpu: the workers would hold GPUs "
+                          "they never use (give 0, or another device)")  # fmt: skip
+    if device in ("cuda", "mps") and gpus_per_worker == 0:
+        raise EngineError(f"--device {device} with --ray-gpus-per-worker 0: the workers would have no GPU "
+                          "(give --ray-gpus-per-worker 1, or --device cpu)")  # fmt: skip
     if gpus_per_worker is None:
-        gpus_per_worker = 1.0 if total_gpus else 0.0
+        gpus_per_worker = 1.0 if device in ("cuda", "mps") or (total_gpus and device != "cpu") else 0.0
     if gpus_per_worker > 0:
         if total_gpus < gpus_per_worker:
             raise EngineError(
                 f"--ray-gpus-per-worker {gpus_per_worker:g}: the Ray cluster has {total_gpus:g} GPUs "
                 "(give 0 to run on CPUs)"
             )
-        return Sizing(workers or int(total_gpus // gpus_per_worker), 1, gpus_per_worker)
+        gpu_nodes = [resources for resources in usable if resources.get("GPU", 0) >= gpus_per_worker]
+        cpus = min(int(resources["CPU"] // (resources["GPU"] // gpus_per_worker)) for resources in gpu_nodes)
+        return Sizing(workers or int(total_gpus // gpus_per_worker), max(1, cpus), gpus_per_worker)
     count = workers or len(usable)
     smallest = int(min(resources["CPU"] for resources in usable))
     total = int(sum(resources["CPU"] for resources in usable))
@@ -153,7 +165,8 @@ def run_on_ray(
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise EngineError(f"cannot reach the Ray cluster at {address}: {exc}") from None
     try:
-        sizing = size_workers([node["Resources"] for node in ray.nodes() if node["Alive"]], workers, gpus_per_worker)
+        nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+        sizing = size_workers(nodes, workers, gpus_per_worker, options.device)
         return _Batch(ray, options, sizing, jobs, report or (lambda event: None), start_timeout).run()
     finally:
         ray.shutdown()

@@ -11,6 +11,7 @@ from ..errors import EngineError, out_of_memory_message
 from ..export.mesh_files import write_mesh
 from ..options import Options
 from ..pipeline import generate
+from ..runtime import free_cached_memory
 from ..progress import ProgressCallback
 from .plan import Job
 
@@ -49,7 +50,8 @@ def convert(job: Job, options: Options, progress: ProgressCallback | None = None
         message = out_of_memory_message(exc)
         if message is None:
             raise
-        return Outcome(job, naming(job.image, message))  # the run's tensors are gone with it: the rest go on
+        free_cached_memory()  # the run's tensors are gone with it; what the allocator kept goes too
+        return Outcome(job, naming(job.image, message))  # the rest go on
     try:
         write_mesh(result.mesh, job.output)
     except EngineError as exc:  # names the output file

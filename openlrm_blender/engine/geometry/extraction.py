@@ -10,7 +10,7 @@ from . import marching_cubes as mc
 from ..progress import Reporter, StepCallback, Stopwatch
 from ..result import Mesh
 from ..models.triplane import TriplaneDecoder
-from .density_grid import POINTS_PER_CHUNK, DensityGrid, dense_density_grid, no_surface, surface_density_grid
+from .density_grid import POINTS_PER_CHUNK, DensityGrid, chunk_points, dense_density_grid, no_surface, surface_density_grid
 
 
 def marching_cubes(grid: DensityGrid, threshold: float, radius: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -36,8 +36,9 @@ def vertex_colours(
     """Colour at each vertex, queried in chunks."""
     colours = np.empty_like(vertices, dtype=np.float32)
     projected = decoder.project(planes)
-    for start in range(0, len(vertices), POINTS_PER_CHUNK):
-        chunk = torch.from_numpy(vertices[start : start + POINTS_PER_CHUNK] / np.float32(decoder.radius))
+    per_chunk = chunk_points(planes.device, POINTS_PER_CHUNK)
+    for start in range(0, len(vertices), per_chunk):
+        chunk = torch.from_numpy(vertices[start : start + per_chunk] / np.float32(decoder.radius))
         chunk = chunk.to(planes.device, planes.dtype)[None]
         raw = decoder.decode_hidden(decoder.hidden_from_projected(projected, chunk))
         colours[start : start + len(chunk[0])] = decoder.colour_from_raw(raw[0, :, 1:]).float().cpu().numpy()

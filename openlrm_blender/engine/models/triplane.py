@@ -64,10 +64,10 @@ class TriplaneDecoder(nn.Module):
         return samples.reshape(batch, n_planes, channels, -1).transpose(2, 3)
 
     def query(self, planes: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Density and colour at points of the field's box, the published way."""
+        """Density and colour (float32) at points of the field's box, the published way."""
         features = self.sample_planes(planes, points / self.radius)  # N, 3, M, C
         features = features.permute(0, 2, 1, 3).flatten(2)  # N, M, 3C in plane order
-        raw = self.net(features)
+        raw = self.net(features).float()  # the output functions in float32: exp overflows in half
         return self.density_from_raw(raw[..., :1]), self.colour_from_raw(raw[..., 1:])
 
     def project(self, planes: torch.Tensor) -> torch.Tensor:
@@ -81,9 +81,11 @@ class TriplaneDecoder(nn.Module):
         return self.sample_planes(projected, unit_points).sum(dim=1) + self.first_layer.bias
 
     def decode_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Raw outputs (..., 4) from the first layer's output, which is overwritten."""
+        """Raw outputs (..., 4) in float32 from the first layer's output, which is overwritten.
+        The output functions then run in float32: TripoSR's exp(raw - 1) is inf in half
+        precision from raw > 12, and an inf corner would snap the surface to grid points."""
         *inner, last = (layer for layer in self.net[1:] if isinstance(layer, nn.Linear))
         features = self.activate_(hidden)
         for layer in inner:
             features = self.activate_(layer(features))
-        return last(features)
+        return last(features).float()

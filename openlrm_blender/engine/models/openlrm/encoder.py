@@ -90,12 +90,14 @@ class DinoV2(nn.Module):
             return self.pos_embed
         cls_pos, patch_pos = self.pos_embed[:, :1], self.pos_embed[:, 1:]
         width = patch_pos.shape[-1]
-        table = patch_pos.float().reshape(1, POS_EMBED_GRID, POS_EMBED_GRID, width).permute(0, 3, 1, 2)
+        # On the CPU in float32: a small table resized once per run, and Apple MPS has no
+        # antialiased bicubic kernel before recent PyTorch releases.
+        table = patch_pos.float().cpu().reshape(1, POS_EMBED_GRID, POS_EMBED_GRID, width).permute(0, 3, 1, 2)
         scale = grid / POS_EMBED_GRID
         table = F.interpolate(table, scale_factor=(scale, scale), mode="bicubic", antialias=True)
         if table.shape[-1] != grid:
             raise ValueError(f"position table resized to {table.shape[-1]}, expected {grid}")
-        patch_pos = table.permute(0, 2, 3, 1).reshape(1, grid * grid, width).to(cls_pos.dtype)
+        patch_pos = table.permute(0, 2, 3, 1).reshape(1, grid * grid, width).to(cls_pos.device, cls_pos.dtype)
         return torch.cat([cls_pos, patch_pos], dim=1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,88 @@
+"""What a GPU or reduced precision changes, shown here on the CPU where the mechanism can be:
+half precision's overflow, stage times that wait for the device, precisions a device runs
+badly, Apple MPS's fallback, and the model process's memory between runs
+(``scripts/device_check.sh`` measures the same on a real GPU)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from openlrm_blender.engine import EngineError, Options
+from openlrm_blender.engine import pipeline
+from openlrm_blender.engine.cli import main
+from openlrm_blender.engine.models.triposr.weights import load_model
+from openlrm_blender.engine.progress import Stopwatch
+from tests.conftest import REPO, SHARED, TINY_GRID, TINY_SIZE
+
+TRIPOSR_VECTOR = SHARED / "vectors" / "triposr-tiny"
+
+
+@torch.no_grad()
+def test_a_density_past_half_precisions_range_stays_finite():
+    """TripoSR's density is exp(raw - 1): in float16 that is inf from raw > 12, and an inf
+    corner would snap the surface to grid points. The output functions run in float32."""
+    model = load_model(TRIPOSR_VECTOR)
+    decoder = model.decoder
+    decoder.layers[-1].bias[0] += 20.0  # raw density about 20 everywhere: exp(19) > 65504
+    planes = torch.randn(1, 3, model.config.triplane_dim, 8, 8)
+    points = torch.rand(1, 500, 3) * 1.6 - 0.8
+    exact, _ = decoder.query(planes, points)
+    decoder.half()
+    density, colour = decoder.query(planes.half(), points.half())
+    assert density.dtype == torch.float32 and torch.isfinite(density).all() and torch.isfinite(colour).all()
+    assert float(exact.min()) > 65504  # past float16's largest number
+    np.testing.assert_allclose(density.numpy(), exact.numpy(), rtol=0.05)  # half precision's error, not inf
+
+
+def test_every_stage_time_waits_for_the_device():
+    """A GPU runs queued work after the call that queued it returns: the stopwatch waits for
+    the device before each reading."""
+    order = []
+    stopwatch = Stopwatch({}, lambda: order.append("synchronise"))
+    stopwatch.lap("encode")
+    stopwatch.total()
+    assert order == ["synchronise", "synchronise", "synchronise"]  # at the start, each lap, the total
+
+
+def test_the_pipeline_waits_for_the_device_at_each_stage_and_layer(tiny_dir, monkeypatch):
+    waits = []
+    monkeypatch.setattr(pipeline, "synchronise", lambda device: waits.append(str(device)))
+    reports = []
+    options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False, device="cpu")
+    result = pipeline.generate(tiny_dir / "input.png", options, progress=lambda *report: reports.append(report))
+    layers = [report for report in reports if report[0] == "encode" and "transformer layer" in report[2]]
+    stages = {"load", "preprocess", "encode", "mesh", "total"}
+    assert stages <= set(result.timings) and set(waits) == {"cpu"}
+    assert len(waits) >= len(layers) + len(stages)  # every layer's progress, every stage's time
+
+
+@pytest.mark.parametrize("dtype", ["float16"])
+def test_a_precision_the_cpu_runs_badly_is_refused_in_words(tiny_dir, tmp_path, capsys, dtype):
+    options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, device="cpu", dtype=dtype)
+    with pytest.raises(EngineError, match="float16 is very slow on the CPU"):
+        pipeline.generate(tiny_dir / "input.png", options)
+    output = tmp_path / "x.ply"
+    arguments = [str(tiny_dir / "input.png"), "-o", str(output), "--weights", str(tiny_dir), "--device", "cpu"]
+    assert main([*arguments, "--dtype", dtype, "-q"]) == 1
+    assert "error: " in capsys.readouterr().err and not output.exists()
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "from openlrm_blender.worker import server\nserver.main()",  # reads no run: stdin is empty
+        "import runpy\ntry:\n    runpy.run_module('openlrm_blender.engine', run_name='__main__')\nexcept SystemExit:\n    pass",
+    ],
+    ids=["model process", "command line"],
+)
+def test_apple_mps_falls_back_to_the_cpu_for_what_it_lacks(script):
+    """PyTorch reads PYTORCH_ENABLE_MPS_FALLBACK when it is imported: the model's process and
+    the command line set it before importing it."""
+    code = f"import os, sys\nsys.argv = ['x', '--help']\n{script}\nprint('FALLBACK', os.environ.get('PYTORCH_ENABLE_MPS_FALLBACK'))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    assert "FALLBACK 1" in done.stdout + done.stderr, done.stdout + done.stderr  # the model process prints to stderr
