@@ -18,7 +18,7 @@ from .models.triplane import TriplaneDecoder
 from .options import Options
 from .progress import CancelToken, ProgressCallback, Reporter, StepCallback, Stopwatch
 from .result import Mesh, Result
-from .runtime import check_precision, get_model, pick_device, synchronise
+from .runtime import check_precision, get_model, keep_float32_exact, pick_device, synchronise
 from .surface.bake import bake_texture
 from .surface.cleanup import remove_small_pieces, taubin_smooth
 from .surface.photo import Photo, Visibility
@@ -121,6 +121,7 @@ def generate(
     timings: dict[str, float] = {}
     device = pick_device(options.device)
     check_precision(device, options.dtype)
+    keep_float32_exact(device, options.dtype)
     stopwatch = Stopwatch(timings, lambda: synchronise(device))
     rgba = read_rgba(image, options.max_megapixels)  # a bad image fails before any model work
     needs_remover = options.remove_background and not has_mask(rgba)

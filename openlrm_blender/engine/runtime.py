@@ -40,6 +40,15 @@ def check_precision(device: torch.device, dtype: str) -> None:
         raise EngineError(f"{name} has no bfloat16 arithmetic (it came with Ampere GPUs): choose float16 or float32")
 
 
+def keep_float32_exact(device: torch.device, dtype: str) -> None:
+    """float32 on CUDA computed in float32: PyTorch lets cuDNN's convolutions use TF32 by
+    default (10-bit mantissas), which on an H200 moved 0.6% of the tiny vector's triangles
+    (scripts/device_check.sh); TF32 matrix products are off by default and stay off."""
+    if device.type == "cuda" and dtype == "float32":
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def synchronise(device: torch.device) -> None:
     """Wait for the work queued on the device: GPUs run asynchronously, so a stage's time
     and a layer's progress are real only after this."""

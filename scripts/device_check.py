@@ -1,0 +1,285 @@
+"""One prepared check of the engine on a device (a lent GPU, or the CPU to try it), written
+as a JSON report: versions and the device; per model family, parity on the device against
+the CPU in float32 (the engine's mesh, and the planes with TF32 off and on; and the CPU
+against the published vector),
+float16/bfloat16 finiteness and change against float32, warm stage times with the device
+synchronised at several resolutions, peak allocated and reserved memory and what an idle
+model process keeps; and the out-of-memory sentence for a huge allocation.
+
+    python scripts/device_check.py [--device auto] [--vectors DIR] [--sizes 256 384 512] [--out FILE]
+
+It needs no network: the tiny vectors (``--vectors``, the shared folder's ``vectors``) and
+random models of the real sizes, made here, shaped into one compact object. Each section's
+failure is recorded in the report, and the others still run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from benchmarks.bench import model_folder, test_image  # noqa: E402
+from openlrm_blender.engine import EngineError, Options  # noqa: E402
+from openlrm_blender.engine.errors import out_of_memory_message  # noqa: E402
+from openlrm_blender.engine.input.read import read_rgba  # noqa: E402
+from openlrm_blender.engine.models.registry import family_of_folder  # noqa: E402
+from openlrm_blender.engine.pipeline import generate  # noqa: E402
+from openlrm_blender.engine.runtime import free_cached_memory, get_model, pick_device, synchronise, unload_models  # noqa: E402
+
+# Per family: its tiny vector's folder, the options the vector was made with (from its
+# meta.json), the real-size benchmark model's name.
+FAMILIES = {
+    "openlrm": ("tiny", lambda meta: dict(input_size=meta["source_size"], resolution=meta["grid_size"], recenter=False), "base"),
+    "triposr": ("triposr-tiny", lambda meta: dict(resolution=meta["grid"], threshold=meta["threshold"]), "triposr"),
+}
+PARITY_VERTEX_TOLERANCE = 1e-4  # the CPU against the published vector, as the tests hold it
+
+
+def timed(section: Callable[[], dict]) -> dict:
+    """A section's figures with its seconds, or its error: one failing leaves the rest to run."""
+    started = time.perf_counter()
+    try:
+        found = section()
+    except Exception as error:  # noqa: BLE001 (a report, not a program: every failure is a finding)
+        found = {"error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(limit=6)}
+    found["seconds"] = round(time.perf_counter() - started, 2)
+    return found
+
+
+def set_tf32(enabled: bool) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = enabled
+    torch.backends.cudnn.allow_tf32 = enabled
+
+
+def matmul_rate(device: torch.device, dtype: torch.dtype, size: int) -> float:
+    """TFLOP/s of one size^3 product, the best of a few, with the device synchronised."""
+    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
+    best = float("inf")
+    for _ in range(6):
+        synchronise(device)
+        start = time.perf_counter()
+        a @ b
+        synchronise(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e12
+
+
+def environment(device: torch.device) -> dict:
+    found = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "device": str(device),
+        "fp32_matmul_tflops": round(matmul_rate(device, torch.float32, 4096 if device.type != "cpu" else 1024), 2),
+    }
+    if device.type == "cuda":
+        properties = torch.cuda.get_device_properties(device)
+        found.update(
+            name=properties.name,
+            capability=f"{properties.major}.{properties.minor}",
+            memory_gb=round(properties.total_memory / 2**30, 1),
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+            tf32_matmul_tflops=None,
+            bf16_matmul_tflops=round(matmul_rate(device, torch.bfloat16, 8192), 1),
+            fp16_matmul_tflops=round(matmul_rate(device, torch.float16, 8192), 1),
+        )
+        set_tf32(True)
+        found["tf32_matmul_tflops"] = round(matmul_rate(device, torch.float32, 8192), 1)
+        set_tf32(False)
+    return found
+
+
+def mesh_of(image: Path, options: Options):
+    return generate(image, options).mesh
+
+
+def same_mesh(vertices: np.ndarray, faces: np.ndarray, reference_vertices: np.ndarray, reference_faces: np.ndarray) -> dict:
+    """Whether two meshes are the same whatever their order: every vertex matched to one of
+    the other's, the triangles the same sets of corners."""
+    from scipy.spatial import cKDTree
+
+    distance, match = cKDTree(reference_vertices).query(vertices)
+    one_to_one = len(np.unique(match)) == len(vertices) == len(reference_vertices)
+    ours = {tuple(sorted(face)) for face in match[faces].tolist()}
+    theirs = {tuple(sorted(face)) for face in reference_faces.tolist()}
+    return {
+        "vertices": int(len(vertices)),
+        "reference_vertices": int(len(reference_vertices)),
+        "max_vertex_distance": float(distance.max()),
+        "same_triangles": bool(one_to_one and ours == theirs),
+        "shared_triangle_share": len(ours & theirs) / max(len(theirs), 1),
+    }
+
+
+def encoded(folder: Path, image: Path, device: torch.device, dtype: str, options: Options) -> torch.Tensor:
+    """The model's output for the image (triplanes), on the CPU in float32."""
+    family = family_of_folder(folder)
+    recipe, options = family.recipe(), options.for_family(family.settings)
+    model = get_model(folder, device, dtype)
+    with torch.inference_mode():
+        pixels = recipe.prepare_image(read_rgba(image), recipe.input_size(model, options.input_size), None, options.recenter,
+                                      options.foreground_ratio)  # fmt: skip
+        return recipe.encode(model, pixels, options.camera_distance, after_layer=None).float().cpu()
+
+
+def parity(name: str, vectors: Path, device: torch.device) -> dict:
+    """The tiny vector: the CPU against the published mesh; the device (float32, TF32 off and
+    on) against the CPU, planes and mesh."""
+    folder_name, settings, _ = FAMILIES[name]
+    folder = vectors / folder_name
+    image = folder / "input.png"
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    options = Options(weights_dir=folder, remove_background=False, device="cpu", **settings(meta))
+    reference = mesh_of(image, options)
+    with np.load(folder / "expected.npz") as expected:  # each vector's mesh is in our output frame
+        published = expected["mesh_vertices"], expected["mesh_faces"]
+    found: dict = {"cpu_against_published": same_mesh(reference.vertices, reference.faces, *published)}
+    cpu_planes = encoded(folder, image, torch.device("cpu"), "float32", options)
+    if device.type != "cpu":
+        # The engine's own run (float32 with TF32 off), then what TF32 would change.
+        mesh = mesh_of(image, dataclasses.replace(options, device=str(device)))
+        found["device"] = same_mesh(mesh.vertices, mesh.faces, reference.vertices, reference.faces)
+        for tf32 in (False, True):
+            set_tf32(tf32)
+            unload_models()
+            planes = encoded(folder, image, device, "float32", options)
+            found[f"device_tf32_{'on' if tf32 else 'off'}_max_plane_difference"] = float((planes - cpu_planes).abs().max())
+        set_tf32(False)
+    published_entry = found["cpu_against_published"]
+    device_entry = found.get("device", {"same_triangles": True})
+    found["passed"] = bool(
+        published_entry["same_triangles"] and published_entry["max_vertex_distance"] <= PARITY_VERTEX_TOLERANCE
+        and device_entry["same_triangles"]
+    )  # fmt: skip
+    unload_models()
+    return found
+
+
+def precisions(name: str, device: torch.device, models: Path, image: Path) -> dict:
+    """The real-size random model in float16 and bfloat16 against float32 on the device."""
+    folder = model_folder(FAMILIES[name][2], models)
+    options = Options(weights_dir=folder, remove_background=False, device=str(device), resolution=128)
+    exact = encoded(folder, image, device, "float32", options)
+    reference = mesh_of(image, options)
+    found = {}
+    for dtype in ("float16", "bfloat16"):
+        unload_models()
+        try:
+            planes = encoded(folder, image, device, dtype, options)
+            mesh = mesh_of(image, dataclasses.replace(options, dtype=dtype))
+        except EngineError as refused:  # a precision this device runs badly is refused in words
+            found[dtype] = {"refused": str(refused)}
+            continue
+        found[dtype] = {
+            "planes_finite": bool(torch.isfinite(planes).all()),
+            "max_plane_difference": float((planes - exact).abs().max()),
+            "relative_plane_difference": float((planes - exact).norm() / exact.norm()),
+            "faces": int(len(mesh.faces)),
+            "faces_float32": int(len(reference.faces)),
+        }
+    unload_models()
+    return found
+
+
+def memory(device: torch.device) -> dict:
+    if device.type != "cuda":
+        return {}
+    return {
+        "peak_allocated_mb": round(torch.cuda.max_memory_allocated(device) / 2**20),
+        "peak_reserved_mb": round(torch.cuda.max_memory_reserved(device) / 2**20),
+    }
+
+
+def stage_times(name: str, device: torch.device, models: Path, image: Path, sizes: list[int]) -> dict:
+    """Warm runs (weights loaded, a first run done) at each resolution, stage by stage."""
+    folder = model_folder(FAMILIES[name][2], models)
+    found = {}
+    for size in sizes:
+        options = Options(weights_dir=folder, remove_background=False, device=str(device), resolution=size)
+        generate(image, options)  # weights loaded, kernels warmed
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        result = generate(image, options)
+        entry = {key: round(value, 3) for key, value in result.timings.items()}
+        entry.update(memory(device), faces=int(len(result.mesh.faces)))
+        if device.type == "cuda":
+            entry["reserved_after_run_mb"] = round(torch.cuda.memory_reserved(device) / 2**20)
+            free_cached_memory()
+            entry["reserved_idle_mb"] = round(torch.cuda.memory_reserved(device) / 2**20)  # what Keep Model Loaded holds
+        found[str(size)] = entry
+    unload_models()
+    return found
+
+
+def out_of_memory(device: torch.device) -> dict:
+    """The sentence a run that asks for far too much gets."""
+    try:
+        torch.empty(2**50, dtype=torch.uint8, device=device)
+    except (RuntimeError, MemoryError) as error:
+        return {"error_type": type(error).__name__, "sentence": out_of_memory_message(error), "raw": str(error)[:300]}
+    return {"sentence": None, "raw": "a 1 PB allocation succeeded"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--vectors", type=Path, required=True, help="the shared folder's vectors")
+    parser.add_argument("--models", type=Path, default=Path("build/device-models"), help="where the random models go")
+    parser.add_argument("--sizes", nargs="+", type=int, default=[256, 384, 512], help="resolutions to time")
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--out", type=Path, default=Path("build/device_check.json"))
+    args = parser.parse_args(argv)
+    device = pick_device(args.device)
+    set_tf32(False)
+    report: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "environment": timed(lambda: environment(device))}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        args.out.write_text(json.dumps(report, indent=2), encoding="utf-8")
+
+    with tempfile.TemporaryDirectory() as scratch:
+        image = test_image(Path(scratch) / "input.png")
+        for name in args.families:
+            report[name] = {}
+            for section, run in (
+                ("parity", lambda: parity(name, args.vectors, device)),
+                ("precision", lambda: precisions(name, device, args.models, image)),
+                ("stage_times", lambda: stage_times(name, device, args.models, image, args.sizes)),
+            ):
+                print(f"{name}: {section} ...", file=sys.stderr, flush=True)
+                report[name][section] = timed(run)
+                save()
+    report["out_of_memory"] = timed(lambda: out_of_memory(device))
+    report["seconds"] = round(sum(entry.get("seconds", 0) for entry in _sections(report)), 1)
+    save()
+    failed = [name for name in args.families if not report[name]["parity"].get("passed")]
+    print(json.dumps(report, indent=2))
+    print(f"{args.out}: parity {'failed for ' + ', '.join(failed) if failed else 'passed for every family'}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _sections(report: dict) -> list[dict]:
+    found = [report["environment"], report["out_of_memory"]]
+    for value in report.values():
+        if isinstance(value, dict) and "parity" in value:
+            found += list(value.values())
+    return found
+
+
+if __name__ == "__main__":
+    sys.exit(main())
