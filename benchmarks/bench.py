@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from openlrm_blender.engine import Options  # noqa: E402
 from openlrm_blender.engine.models.openlrm.config import ModelConfig  # noqa: E402
 from openlrm_blender.engine.pipeline import generate  # noqa: E402
-from openlrm_blender.engine.runtime import DTYPES, get_model, pick_device  # noqa: E402
+from openlrm_blender.engine.runtime import DTYPES, get_model, pick_device, resolve_precision  # noqa: E402
 from openlrm_blender.engine.models.triposr.config import TripoSRConfig  # noqa: E402
 from tests.support import random_triposr as triposr  # noqa: E402
 from tests.support.random_models import PUBLISHED_CONFIGS, object_model, save_model  # noqa: E402
@@ -100,12 +100,12 @@ def encoder_gflop(folder: Path, image: Path, options: Options) -> float:
 
     family = family_of_folder(folder)
     recipe, options = family.recipe(), options.for_family(family.settings)
-    model = get_model(folder, pick_device(options.device), options.dtype)
-    pixels = recipe.prepare_image(read_rgba(image), recipe.input_size(model, options.input_size), None, options.recenter,
-                                  options.foreground_ratio)  # fmt: skip
+    model = get_model(folder, pick_device(options.device), resolve_precision(options.dtype, pick_device(options.device), family))
+    pixels = recipe.model_input(model, recipe.cut_out(read_rgba(image), None), options.input_size, options.recenter,
+                                options.foreground_ratio)  # fmt: skip
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
-        recipe.encode(model, pixels, options.camera_distance, after_layer=None)
+        recipe.encode(model, pixels, options.encoding())
     return counter.get_total_flops() / 1e9
 
 
@@ -153,12 +153,12 @@ def precision_effect(folder: Path, image: Path, options: Options, reduced_mesh) 
     device = pick_device(options.device)
     grids = {}
     with torch.inference_mode():
-        for dtype in (options.dtype, "float32"):
+        for dtype in (resolve_precision(options.dtype, device, family), "float32"):
             model = get_model(folder, device, dtype)
-            size = recipe.input_size(model, options.input_size)
-            pixels = recipe.prepare_image(read_rgba(image), size, None, options.recenter, options.foreground_ratio)
-            planes = recipe.encode(model, pixels, options.camera_distance, after_layer=None)
-            grids[dtype] = dense_density_grid(model.decoder, planes, 128, lambda f, m: None).values
+            pixels = recipe.model_input(model, recipe.cut_out(read_rgba(image), None), options.input_size, options.recenter,
+                                        options.foreground_ratio)  # fmt: skip
+            field = recipe.encode(model, pixels, options.encoding())
+            grids[dtype] = dense_density_grid(field, 128, lambda f, m: None).values
     reduced, exact = grids[options.dtype], grids["float32"]
     return {
         "max_density_difference": float(np.abs(reduced - exact).max()),

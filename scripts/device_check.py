@@ -132,9 +132,9 @@ def encoded(folder: Path, image: Path, device: torch.device, dtype: str, options
     recipe, options = family.recipe(), options.for_family(family.settings)
     model = get_model(folder, device, dtype)
     with torch.inference_mode():
-        pixels = recipe.prepare_image(read_rgba(image), recipe.input_size(model, options.input_size), None, options.recenter,
-                                      options.foreground_ratio)  # fmt: skip
-        return recipe.encode(model, pixels, options.camera_distance, after_layer=None).float().cpu()
+        pixels = recipe.model_input(model, recipe.cut_out(read_rgba(image), None), options.input_size, options.recenter,
+                                    options.foreground_ratio)  # fmt: skip
+        return recipe.encode(model, pixels, options.encoding()).planes.float().cpu()
 
 
 def parity(name: str, vectors: Path, device: torch.device) -> dict:

@@ -123,7 +123,7 @@ def test_modules_stay_short_and_the_engine_has_rooms():
 
 def test_the_checks_see_what_they_should():
     """The graph is read right: known edges are in it, and a layer is known for every module."""
-    assert "engine.models.registry" in GRAPH["engine.runtime"] and "engine.models.triplane" in GRAPH["engine.pipeline"]
+    assert "engine.models.registry" in GRAPH["engine.runtime"] and "engine.models.field" in GRAPH["engine.geometry.extraction"]
     assert "worker.protocol" in GRAPH["worker.client"] and "engine.errors" in GRAPH["worker.client"]
     assert "addon.state" in GRAPH["addon.panel"] and "jobs.pytorch_install" in GRAPH["addon.preferences"]
     assert all(layer_of(module) is not None for module in MODULES)

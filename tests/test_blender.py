@@ -253,7 +253,7 @@ def test_enabling_imports_neither_pytorch_nor_model_code():
     assert report["enabled"]
     torch_free = {
         "errors", "input", "input.background", "input.read", "models", "models.openlrm", "models.openlrm.config",
-        "models.registry",
+        "models.registry", "models.encoding", "models.triposg", "models.triposg.config", "models.triposg.work",
         "options", "progress", "pytorch", "result", "surface", "surface.uv",
     }  # fmt: skip
     assert set(report["loaded"]) <= {f"openlrm_blender.engine.{name}" for name in torch_free}, report["loaded"]
@@ -723,6 +723,58 @@ def test_headless_triposr_from_a_model_folder(clean_scene):
     assert bpy.ops.openlrm.image_to_3d(**call) == {"FINISHED"}
     obj = bpy.context.active_object
     assert len(obj.data.vertices) == meta["vertices"] and len(obj.data.polygons) == meta["faces"]
+
+
+TRIPOSG_VECTOR = SHARED / "vectors" / "triposg-tiny"
+
+
+@needs_torch
+def test_headless_triposg_makes_a_coloured_object_that_records_how_it_was_made(clean_scene):
+    """The tiny TripoSG in its real layout: the published mesh (turned into Blender's frame),
+    coloured (no model colours: the photo's), with its model, seed, steps and guidance kept on
+    the object, so the same call makes it again."""
+    meta = json.loads((TRIPOSG_VECTOR / "meta.json").read_text())
+    with np.load(TRIPOSG_VECTOR / "expected.npz") as expected:
+        faces = len(expected["mcubes_faces"])
+    call = dict(filepath=str(TRIPOSG_VECTOR / "input.png"), weights_dir=str(TRIPOSG_VECTOR), tokens=meta["num_tokens"],
+                steps=meta["steps"], seed=meta["seed"], resolution=meta["grid_points_per_axis"], device="cpu")  # fmt: skip
+    assert bpy.ops.openlrm.image_to_3d(**call) == {"FINISHED"}
+    obj = bpy.context.active_object
+    assert len(obj.data.polygons) == faces
+    assert obj["openlrm_seed"] == meta["seed"] and obj["openlrm_steps"] == meta["steps"]
+    assert obj["openlrm_guidance"] == pytest.approx(7.0) and obj["openlrm_model"] == str(TRIPOSG_VECTOR)
+    assert 0.0 <= obj["openlrm_photo_fit"] <= 1.0
+    colours = np.empty(len(obj.data.vertices) * 4, dtype=np.float32)
+    obj.data.color_attributes["Color"].data.foreach_get("color_srgb", colours)
+    assert np.ptp(colours.reshape(-1, 4)[:, :3], axis=0).max() > 0.1  # the photo's colours, not one grey
+
+
+def test_the_sidebar_offers_a_flow_models_sampling_and_a_new_seed(addon, clean_scene):
+    settings = clean_scene.openlrm
+    settings.model = "triposg"
+    assert (settings.resolution, settings.threshold, settings.settings_family) == (512, 0.0, "triposg")
+    assert (settings.steps, settings.guidance, settings.seed) == (50, pytest.approx(7.0), 42)
+    seeds = set()
+    for _ in range(3):
+        assert bpy.ops.openlrm.new_seed() == {"FINISHED"}
+        seeds.add(settings.seed)
+    assert len(seeds) == 3 and 42 not in seeds  # a new shape each time (a repeat is one in two billion)
+    settings.model = "DEFAULT"
+
+
+def test_on_the_cpu_the_sidebar_says_how_long_and_offers_a_draft(addon, clean_scene):
+    """From the run's arithmetic and this machine's measured rate: the published settings take
+    far longer than the draft."""
+    from openlrm_blender.addon import panel
+
+    settings = clean_scene.openlrm
+    settings.model = "triposg"
+    text = panel.cpu_estimate(settings)
+    seconds = [float(number) * (60 if unit == "min" else 1) for number, unit in re.findall(r"about (\d+) (s|min)\b", text)]
+    assert text.startswith("On this CPU about ") and "(50 steps, 512^3)" in text and "a draft of 10 steps at 256^3" in text
+    assert len(seconds) == 2 and seconds[0] > 3 * seconds[1]
+    assert panel.on_the_cpu("cpu") and panel.on_the_cpu("auto") and not panel.on_the_cpu("cuda")
+    settings.model = "DEFAULT"
 
 
 # --- several images at once ------------------------------------------------------------

@@ -14,6 +14,7 @@ from openlrm_blender.engine.input.prepare import prepare_image
 from openlrm_blender.engine.input.read import read_rgba
 from openlrm_blender.engine.pipeline import generate
 from openlrm_blender.engine.geometry.density_grid import dense_density_grid, surface_density_grid
+from openlrm_blender.engine.models.triplane_field import TriplaneField
 from openlrm_blender.engine.geometry.extraction import extract_mesh
 from openlrm_blender.engine.progress import Reporter
 from tests.support.random_models import object_model
@@ -71,13 +72,13 @@ def test_points(model, expected, planes):
 
 
 def test_density_grid(model, expected, planes):
-    grid = dense_density_grid(model.decoder, planes, TINY_GRID, Reporter().span("mesh", 0.0, 1.0))
+    grid = dense_density_grid(TriplaneField(model.decoder, planes), TINY_GRID, Reporter().span("mesh", 0.0, 1.0))
     assert grid.origin == (0, 0, 0) and grid.exact_cells is None and grid.exact.all()
     np.testing.assert_allclose(grid.values, expected["grid_sigma"], atol=ATOL, rtol=0)
 
 
 def test_surface_grid_is_exact_where_it_evaluates(model, expected, planes):
-    grid = surface_density_grid(model.decoder, planes, TINY_GRID, 3.0, Reporter().span("mesh", 0.0, 1.0))
+    grid = surface_density_grid(TriplaneField(model.decoder, planes), TINY_GRID, 3.0, Reporter().span("mesh", 0.0, 1.0))
     box = tuple(slice(o, o + n) for o, n in zip(grid.origin, grid.values.shape))
     reference = expected["grid_sigma"][box]
     assert grid.exact_share > 0.0
@@ -90,7 +91,7 @@ def test_surface_grid_is_exact_where_it_evaluates(model, expected, planes):
 
 @pytest.mark.parametrize("dense", [False, True], ids=["fast", "dense"])
 def test_mesh(model, expected, planes, dense):
-    mesh = extract_mesh(model.decoder, planes, TINY_GRID, 3.0, dense=dense)
+    mesh = extract_mesh(TriplaneField(model.decoder, planes), TINY_GRID, 3.0, dense=dense)
     np.testing.assert_array_equal(mesh.faces, expected["mesh_faces"])
     np.testing.assert_allclose(mesh.vertices, expected["mesh_vertices"], atol=ATOL, rtol=0)
     difference = np.abs(mesh.colours_u8.astype(int) - expected["mesh_vertex_colors"].astype(int))
@@ -119,8 +120,8 @@ def assert_same_mesh(fast, dense):
 
 @pytest.mark.parametrize("resolution", [64, 128])
 def test_fast_extraction_equals_dense_on_the_tiny_model(model, planes, resolution):
-    fast = extract_mesh(model.decoder, planes, resolution, 3.0, dense=False)
-    dense = extract_mesh(model.decoder, planes, resolution, 3.0, dense=True)
+    fast = extract_mesh(TriplaneField(model.decoder, planes), resolution, 3.0, dense=False)
+    dense = extract_mesh(TriplaneField(model.decoder, planes), resolution, 3.0, dense=True)
     assert_same_mesh(fast, dense)
 
 
@@ -133,10 +134,10 @@ def test_fast_extraction_equals_dense_on_a_real_layout_model(small_model_dir):
     """Untrained weights: noise through the whole volume, so every cell is evaluated."""
     model = load_model(small_model_dir)
     planes = real_layout_planes(model)
-    grid = surface_density_grid(model.decoder, planes, 160, 3.0, Reporter().span("mesh", 0.0, 1.0))
+    grid = surface_density_grid(TriplaneField(model.decoder, planes), 160, 3.0, Reporter().span("mesh", 0.0, 1.0))
     assert grid.exact_share > 0.9
-    fast = extract_mesh(model.decoder, planes, 160, 3.0, dense=False)
-    dense = extract_mesh(model.decoder, planes, 160, 3.0, dense=True)
+    fast = extract_mesh(TriplaneField(model.decoder, planes), 160, 3.0, dense=False)
+    dense = extract_mesh(TriplaneField(model.decoder, planes), 160, 3.0, dense=True)
     assert len(fast.faces) > 1000
     assert_same_mesh(fast, dense)
 
@@ -146,11 +147,11 @@ def test_fast_extraction_equals_dense_on_a_real_layout_object(resolution):
     """Real-layout weights shaped into one object: only a thin band round it is evaluated."""
     model = object_model(ModelConfig.from_dict(reduced("small")), seed=3)
     planes = real_layout_planes(model)
-    grid = surface_density_grid(model.decoder, planes, resolution, 3.0, Reporter().span("mesh", 0.0, 1.0))
+    grid = surface_density_grid(TriplaneField(model.decoder, planes), resolution, 3.0, Reporter().span("mesh", 0.0, 1.0))
     assert grid.exact_share < 0.2 and min(grid.origin) > 0
     assert grid.exact_share == pytest.approx(grid.exact.sum() / resolution**3)
-    fast = extract_mesh(model.decoder, planes, resolution, 3.0, dense=False)
-    dense = extract_mesh(model.decoder, planes, resolution, 3.0, dense=True)
+    fast = extract_mesh(TriplaneField(model.decoder, planes), resolution, 3.0, dense=False)
+    dense = extract_mesh(TriplaneField(model.decoder, planes), resolution, 3.0, dense=True)
     assert len(fast.faces) > 10000
     assert_same_mesh(fast, dense)
 
@@ -159,8 +160,8 @@ def test_fast_extraction_equals_dense_on_a_real_layout_object(resolution):
 def test_surface_grid_classifies_every_point_like_the_dense_grid(model, planes, resolution):
     """Every point of the box is on its dense side; every point outside it is outside."""
     step = Reporter().span("mesh", 0.0, 1.0)
-    dense = dense_density_grid(model.decoder, planes, resolution, step).values
-    surface = surface_density_grid(model.decoder, planes, resolution, 3.0, step)
+    dense = dense_density_grid(TriplaneField(model.decoder, planes), resolution, step).values
+    surface = surface_density_grid(TriplaneField(model.decoder, planes), resolution, 3.0, step)
     box = tuple(slice(o, o + n) for o, n in zip(surface.origin, surface.values.shape))
     assert surface.exact_share == pytest.approx(surface.exact.sum() / resolution**3)
     np.testing.assert_array_equal(surface.values > 3.0, dense[box] > 3.0)

@@ -13,6 +13,8 @@ from openlrm_blender.engine.pipeline import generate
 from openlrm_blender.engine.runtime import pick_device, unload_models
 from openlrm_blender.engine.geometry.density_grid import DensityGrid
 from openlrm_blender.engine.geometry.extraction import marching_cubes
+from openlrm_blender.engine.models.openlrm.triplane import OpenLRMDecoder
+from openlrm_blender.engine.models.triplane_field import TriplaneField
 
 from tests.conftest import TINY_GRID, TINY_SIZE
 
@@ -138,11 +140,15 @@ def whole_grid(values: np.ndarray) -> DensityGrid:
     return DensityGrid(values.astype(np.float32), (0, 0, 0), len(values))
 
 
+# A triplane field's grid over [-1, 1]^3 (its positions need only the decoder's box).
+UNIT_BOX = TriplaneField(OpenLRMDecoder(8), None)
+
+
 def test_normals_point_outward():
     """A ball of high density: the mesh encloses positive volume (counter-clockwise from outside)."""
     axis = np.linspace(-1, 1, 48)
     x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
-    vertices, faces = marching_cubes(whole_grid(4.0 - 2.0 * np.sqrt(x**2 + y**2 + z**2)), 3.0)
+    vertices, faces = marching_cubes(whole_grid(4.0 - 2.0 * np.sqrt(x**2 + y**2 + z**2)), 3.0, UNIT_BOX)
     a, b, c = (vertices[faces[:, i]].astype(np.float64) for i in range(3))
     volume = np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6
     assert volume == pytest.approx(4 / 3 * np.pi * 0.5**3, rel=0.02)
@@ -153,14 +159,13 @@ def test_frame_is_the_specs(tiny_dir):
     axis = np.linspace(-1, 1, 40)
     x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
     blob = 4.0 - 4.0 * np.sqrt((x - 0.1) ** 2 + (y + 0.2) ** 2 + (z - 0.5) ** 2)
-    vertices, _ = marching_cubes(whole_grid(blob), 3.0)
+    vertices, _ = marching_cubes(whole_grid(blob), 3.0, UNIT_BOX)
     np.testing.assert_allclose(vertices.mean(axis=0), [0.1, -0.2, 0.5], atol=0.02)
 
 
 def test_bfloat16_is_close_to_float32_and_never_nan(tiny_dir):
     """Reduced precision changes the result a little, and sampling stays finite (PyTorch's
     bfloat16 CPU sampler gives NaN at some points; sampling runs in float32)."""
-    from openlrm_blender.engine.models.openlrm.triplane import OpenLRMDecoder
 
     exact = generate(tiny_dir / "input.png", tiny_options(tiny_dir, resolution=64))
     reduced = generate(tiny_dir / "input.png", tiny_options(tiny_dir, resolution=64, dtype="bfloat16"))

@@ -20,6 +20,7 @@ from scipy.spatial import cKDTree
 from openlrm_blender.engine import Options, WeightsError
 from openlrm_blender.engine.errors import Offline
 from openlrm_blender.engine.geometry.density_grid import dense_density_grid, surface_density_grid
+from openlrm_blender.engine.models.triplane_field import TriplaneField
 from openlrm_blender.engine.input.read import read_rgba
 from openlrm_blender.engine.models.registry import TRIPOSR, family_of_folder, resolve_model_dir
 from openlrm_blender.engine.models.triposr.config import TripoSRConfig, resolve_references
@@ -81,8 +82,8 @@ def test_queried_points(tiny, planes, expected):
 def test_density_grid_dense_and_coarse_to_fine(tiny, planes, expected):
     step = Reporter().span("mesh", 0.0, 1.0)
     with torch.inference_mode():
-        dense = dense_density_grid(tiny.decoder, planes, META["grid"], step)
-        fast = surface_density_grid(tiny.decoder, planes, META["grid"], META["threshold"], step)
+        dense = dense_density_grid(TriplaneField(tiny.decoder, planes), META["grid"], step)
+        fast = surface_density_grid(TriplaneField(tiny.decoder, planes), META["grid"], META["threshold"], step)
     np.testing.assert_allclose(dense.values, expected["density_grid"], atol=1e-4, rtol=1e-5)
     exact = fast.exact
     box = tuple(slice(o, o + n) for o, n in zip(fast.origin, fast.values.shape))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import bpy
 import bpy.utils.previews
+import numpy as np
 
 from ..engine import PyTorchMissing, torch_available
+from ..engine.models.triposg import work
+from ..engine.options import SETTINGS
 from .preferences import get_preferences
 from .state import Runtime
 
 _previews = None
+DRAFT_STEPS, DRAFT_RESOLUTION = 10, 256  # what the estimate offers as a quick first look
 
 
 def _file_preview(filepath: str) -> int:
@@ -58,9 +63,13 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
             layout.template_icon(icon_value=icon, scale=6.0)
 
         layout.prop(settings, "model")
-        family = get_preferences(context).family(None if settings.model == "DEFAULT" else settings.model)
+        preferences = get_preferences(context)
+        family = preferences.family(None if settings.model == "DEFAULT" else settings.model)
         for index, line in enumerate(_wrap(family.licence, _line_width(context))):
             layout.label(text=line, icon="INFO" if index == 0 else "BLANK1")
+        if family.sampled and on_the_cpu(preferences.device):
+            for index, line in enumerate(_wrap(cpu_estimate(settings), _line_width(context))):
+                layout.label(text=line, icon="TIME" if index == 0 else "BLANK1")
 
         # Labels inside their fields (no split layout): every word stays readable at the
         # sidebar's default width. The everyday options first, the rest under Advanced.
@@ -75,13 +84,21 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         header.label(text="Advanced")
         if body is not None:
             column = body.column(align=True)
-            column.prop(settings, "recenter")
-            column.prop(settings, "foreground_ratio")
-            column.prop(settings, "camera_distance")
+            if family.sampled:  # a flow model: its sampling; it frames the image itself and takes no camera
+                column.prop(settings, "steps")
+                column.prop(settings, "guidance")
+                row = column.row(align=True)
+                row.prop(settings, "seed")
+                row.operator("openlrm.new_seed", text="", icon="FILE_REFRESH")
+            else:
+                column.prop(settings, "recenter")
+                column.prop(settings, "foreground_ratio")
+                column.prop(settings, "camera_distance")
             column.prop(settings, "resolution")
             column.prop(settings, "threshold")
             column.prop(settings, "smooth_shading")
             column.prop(settings, "remove_floaters")
+            column.prop(settings, "mirror_photo")
 
         if not torch_available():
             _torch_missing_box(context, layout)
@@ -95,6 +112,31 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
             _message_box(context, layout, Runtime.last_error)
         elif Runtime.last_info:
             layout.label(text=Runtime.last_info, icon="CHECKMARK")
+
+
+def on_the_cpu(device: str) -> bool:
+    """Whether runs go to the CPU: chosen, or "auto" where the last check saw no GPU."""
+    return device == "cpu" or (device == "auto" and not any(gpu in Runtime.torch_devices for gpu in ("CUDA", "ROCm", "MPS")))
+
+
+def cpu_estimate(settings) -> str:
+    """About how long a run of the chosen settings takes on this CPU, and a draft's, from the
+    run's arithmetic and this machine's matrix-product rate (NumPy's, measured once)."""
+    if Runtime.cpu_flops is None:
+        size = 768
+        a, b = np.ones((size, size), dtype=np.float32), np.ones((size, size), dtype=np.float32)
+        a @ b  # warm-up
+        start = time.perf_counter()
+        for _ in range(3):
+            a @ b
+        Runtime.cpu_flops = 3 * 2 * size**3 / (time.perf_counter() - start)
+    full = work.run_flop(settings.steps, settings.guidance, SETTINGS["tokens"].default, settings.resolution)
+    draft_steps, draft_resolution = min(settings.steps, DRAFT_STEPS), min(settings.resolution, DRAFT_RESOLUTION)
+    draft = work.run_flop(draft_steps, settings.guidance, SETTINGS["tokens"].default, draft_resolution)
+    text = f"On this CPU about {work.duration(full / Runtime.cpu_flops)} ({settings.steps} steps, {settings.resolution}^3)"
+    if (draft_steps, draft_resolution) != (settings.steps, settings.resolution):
+        text += f"; a draft of {draft_steps} steps at {draft_resolution}^3 about {work.duration(draft / Runtime.cpu_flops)}"
+    return text + ". A GPU takes seconds"
 
 
 def _line_width(context: bpy.types.Context) -> int:
@@ -144,6 +186,7 @@ def unregister_previews() -> None:
     if _previews is not None:
         bpy.utils.previews.remove(_previews)
         _previews = None
+DRAFT_STEPS, DRAFT_RESOLUTION = 10, 256  # what the estimate offers as a quick first look
 
 
 classes = (OPENLRM_UL_images, OPENLRM_PT_image_to_3d)

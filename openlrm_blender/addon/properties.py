@@ -6,7 +6,7 @@ from __future__ import annotations
 import bpy
 
 from ..engine import PUBLISHED_MODELS
-from ..engine.models.registry import TRIPOSR, Family, family_of_name
+from ..engine.models.registry import TRIPOSG, TRIPOSR, Family, family_of_name
 from ..engine.options import SETTINGS, Options
 from . import ADDON_PACKAGE
 
@@ -18,6 +18,11 @@ def _model_item(name: str) -> tuple[str, str, str]:
     family = family_of_name(name)
     if family is TRIPOSR:
         return name, "TripoSR", f"stabilityai/TripoSR: 1.7 GB, 512 px. {family.licence}"
+    if family is TRIPOSG:
+        return name, "TripoSG", (
+            f"VAST-AI/TripoSG: 7.9 GB, a flow model with detailed shapes, coloured from the photo: seconds on a GPU, "
+            f"most of an hour on a CPU. {family.licence}"
+        )
     data, size = name.split("-")[1:3]
     return name, f"OpenLRM {data.capitalize()} {size.capitalize()}", f"{name}: {_SIZES[size]}, {_DATA[data]}. {family.licence}"
 
@@ -107,6 +112,10 @@ class OpenLRMSettings(bpy.types.PropertyGroup):
         default=True,
     )
     show_advanced: bpy.props.BoolProperty(name="Advanced", description="Show the less everyday settings", default=False)
+    steps: setting_property("steps", hard_limits=True)
+    guidance: setting_property("guidance", hard_limits=True)
+    seed: setting_property("seed", hard_limits=True)
+    mirror_photo: setting_property("mirror_photo", hard_limits=True)
     remove_floaters: bpy.props.BoolProperty(
         name="Remove Floaters",
         description="Drop disconnected pieces with less than 1% of the faces (off: the published mesh as it is)",

@@ -23,13 +23,26 @@ Outcome = tuple[set[str], str, str]
 GAP = 0.2  # between objects placed side by side
 
 
+def photo_fit(facts: dict[str, float]) -> str:
+    """How the photo was laid on a shape-only model's object (nothing for the others)."""
+    if "camera_overlap" not in facts:
+        return ""
+    overlap = facts["camera_overlap"]
+    if not facts.get("photo_laid"):
+        return f"; coloured by height from the photo, which fits the shape badly (overlap {overlap:.2f})"
+    return f"; the photo fits the shape with an overlap of {overlap:.2f}"
+
+
 class Run:
     def __init__(
-        self, images: list[tuple[ImageSource, str]], make_job: Callable[[ImageSource, bool], Job], smooth_shading: bool
-    ) -> None:
+        self, images: list[tuple[ImageSource, str]], make_job: Callable[[ImageSource, bool], Job], smooth_shading: bool,
+        record: dict[str, object] | None = None,
+    ) -> None:  # fmt: skip
         """``images``: each source and its object's name; ``make_job(source, last)`` makes
-        the job for one (``last``: the batch's last, whose worker may go)."""
+        the job for one (``last``: the batch's last, whose worker may go); ``record``: custom
+        properties every object made gets (what made it)."""
         self.images, self.make_job, self.smooth_shading = images, make_job, smooth_shading
+        self.record = record or {}
         self.index, self.made, self.failures = 0, [], []
         self.collection: bpy.types.Collection | None = None
         self.offset = 0.0
@@ -83,13 +96,17 @@ class Run:
         mesh = status.result.mesh
         self.job.progress("import", 0.0, f"{len(mesh.vertices):,} vertices")
         obj = importer.add_object(context, name, mesh, self.smooth_shading, self.batch_collection(context))
+        for key, value in self.record.items():
+            obj[key] = value
+        if "camera_overlap" in status.result.facts:  # how well the photo fitted a shape-only model's object
+            obj["openlrm_photo_fit"] = round(status.result.facts["camera_overlap"], 3)
         if self.batch:  # side by side along X, in the order they were given
             half = float(np.abs(mesh.vertices[:, 0]).max()) if len(mesh.vertices) else 0.0
             self.offset += half if self.made else 0.0
             obj.location.x += self.offset
             self.offset += half + GAP
         self.job.progress("import", 1.0, obj.name)
-        self.made.append((obj, len(mesh.vertices), len(mesh.faces)))
+        self.made.append((obj, len(mesh.vertices), len(mesh.faces), photo_fit(status.result.facts)))
         self.seconds += status.result.timings["total"]
         return True
 
@@ -119,8 +136,8 @@ class Run:
                 _, error, kind = self.failures[0]
                 Runtime.last_error, Runtime.last_error_kind = error, kind
                 return {"CANCELLED"}, "ERROR", error
-            obj, vertices, faces = self.made[0]
-            Runtime.last_info = f"{obj.name}: {vertices:,} vertices, {faces:,} faces"
+            obj, vertices, faces, fit = self.made[0]
+            Runtime.last_info = f"{obj.name}: {vertices:,} vertices, {faces:,} faces{fit}"
             return {"FINISHED"}, "INFO", f"OpenLRM: {Runtime.last_info} in {self.seconds:.1f} s"
         made = f"{len(self.made)} of {len(self.images)} images made"
         where = f" into the collection '{self.collection.name}'" if self.collection is not None else ""

@@ -22,6 +22,7 @@ class Runtime:
     torch_install: Install | None = None
     torch_check: Check | None = None
     torch_devices: str = ""  # what the last check found
+    cpu_flops: float | None = None  # this machine's matrix-product rate, for a run's estimate
     last_torch_error: str = ""
     last_torch_log: str = ""  # pip's output of the failed install
     last_error: str = ""

@@ -39,3 +39,28 @@ class SourceCamera:
         depth = points[:, 1] + self.distance
         safe = np.where(depth > 1e-6, depth, 1e-6)
         return 0.5 + self.focal * points[:, 0] / safe, 0.5 - self.focal * points[:, 2] / safe, depth
+
+
+@dataclass(frozen=True)
+class OrthographicCamera:
+    """A camera looking toward +Y from far away: the canvas shows x (right) and z (up) scaled
+    by ``scale`` (canvas widths per scene unit), the scene's origin at (u0, v0). For a model
+    that takes no camera (TripoSG): the photo stage fits one to the shape's silhouette."""
+
+    scale: float
+    u0: float = 0.5
+    v0: float = 0.5
+    distance: float = 10.0  # far enough in front of any shape, so every depth is positive
+
+    def towards(self, points: np.ndarray) -> np.ndarray:
+        return np.tile([0.0, -1.0, 0.0], (len(points), 1))
+
+    def pixel_size(self, depth: np.ndarray) -> np.ndarray:
+        return np.full_like(np.asarray(depth, dtype=np.float64), 1.0 / self.scale)
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        points = points.astype(np.float64)
+        return self.u0 + self.scale * points[:, 0], self.v0 - self.scale * points[:, 2], points[:, 1] + self.distance
+
+
+Camera = SourceCamera | OrthographicCamera

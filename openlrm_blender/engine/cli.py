@@ -21,7 +21,8 @@ from .options import DEVICES, PRECISIONS, SETTINGS, Options, Setting
 # The table's settings, grouped as --help shows them; the surface steps come after marching cubes.
 RECIPE = ("resolution", "threshold", "dense", "remove_background", "recenter", "foreground_ratio", "input_size",
           "camera_distance", "max_megapixels")  # fmt: skip
-SURFACE = ("textured", "texture_size", "faces", "min_piece", "smooth_iterations")
+SURFACE = ("textured", "texture_size", "faces", "min_piece", "smooth_iterations", "mirror_photo")
+SAMPLING = ("steps", "guidance", "seed", "tokens")  # a flow model's (TripoSG)
 
 
 def add_setting(group: argparse._ActionsContainer, setting: Setting) -> None:
@@ -47,7 +48,7 @@ def add_setting(group: argparse._ActionsContainer, setting: Setting) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m openlrm_blender.engine",
-        description="Turn one image (or a folder of images) into coloured meshes with OpenLRM v1.1 or TripoSR.",
+        description="Turn one image (or a folder of images) into coloured meshes with OpenLRM v1.1, TripoSR or TripoSG.",
     )
     parser.add_argument("image", type=Path, help="an image file, or a folder of images")
     parser.add_argument("-o", "--output", type=Path, required=True, help="OUT.ply / OUT.obj / OUT.glb, or a folder for a folder of images")
@@ -57,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"one of {', '.join(PUBLISHED_MODELS)} or a Hub repo id")
     parser.add_argument(
         "--weights", type=Path,
-        help="a local model folder (instead of --model): OpenLRM's config.json and model.safetensors, or TripoSR's "
-        "config.yaml and model.safetensors or model.ckpt",
+        help="a local model folder (instead of --model): OpenLRM's config.json and model.safetensors, TripoSR's "
+        "config.yaml and model.safetensors or model.ckpt, or TripoSG's model_index.json and component folders",
     )  # fmt: skip
     parser.add_argument("--revision", help="Hub revision (branch, tag or commit)")
     parser.add_argument("--token", help="Hugging Face token (default: HF_TOKEN or the saved login)")
@@ -72,9 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
         f"or an .onnx file (default: {BACKGROUND_DEFAULT})",
     )
     parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--dtype", choices=list(PRECISIONS), default="float32", help="precision of the model (default float32)")
+    parser.add_argument(
+        "--dtype", choices=list(PRECISIONS), default="auto",
+        help="precision of the model (default auto: float32, and on a GPU the published code's there: TripoSG float16)",
+    )  # fmt: skip
     for name in RECIPE:
         add_setting(parser, SETTINGS[name])
+    sampling = parser.add_argument_group("flow models", "TripoSG's sampling (the published values by default)")
+    for name in SAMPLING:
+        add_setting(sampling, SETTINGS[name])
     surface = parser.add_argument_group("surface", "after marching cubes; GLB output is always textured (OBJ: .mtl and .png)")
     for name in SURFACE:
         add_setting(surface, SETTINGS[name])
@@ -139,7 +146,7 @@ def options_from(args: argparse.Namespace) -> Options:
         dtype=args.dtype,
         background_model=args.background_model,
         photo_texture=args.photo_texture,
-        **{name: getattr(args, name) for name in (*RECIPE, *SURFACE)},
+        **{name: getattr(args, name) for name in (*RECIPE, *SAMPLING, *SURFACE)},
     )
     options.textured = options.textured or suffix == ".glb"
     return options

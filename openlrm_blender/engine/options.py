@@ -14,10 +14,12 @@ from pathlib import Path
 from .errors import EngineError
 from .input import background
 from .input.read import MAX_MEGAPIXELS
+from .models.encoding import Encoding
 from .models.registry import DEFAULT_MODEL
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
-PRECISIONS = ("float32", "bfloat16", "float16")  # torch dtype names
+# torch dtype names, and "auto": float32, but on a GPU what the family's published code runs there
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 _PATHS = ("weights_dir", "cache_dir")
 
 
@@ -60,9 +62,15 @@ SETTINGS = {
         Setting("camera_distance", 2.0, "Camera Distance", "The source camera's distance from the object", 0.1, 10.0),
         Setting("resolution", 384, "Mesh Resolution", "Marching-cubes grid points per axis", 8, 1024,
                 flags=("--resolution", "--grid"), per_model=True),
-        Setting("threshold", 3.0, "Density Threshold", "The density at which the surface lies", 0.0, 100.0,
-                per_model=True),
+        Setting("threshold", 3.0, "Density Threshold", "The density at which the surface lies (TripoSG: the logit, "
+                "whose 0 is the published surface)", -100.0, 100.0, per_model=True),
         Setting("dense", False, "Dense", "Evaluate the density on every grid point (the published recipe; slow)"),
+        Setting("steps", 50, "Steps", "Flow steps (TripoSG): fewer make a quicker draft", 1, 200),
+        Setting("guidance", 7.0, "Guidance", "How closely the shape follows the image (TripoSG's classifier-free "
+                "guidance; 1: none, one pass per step)", 1.0, 20.0),
+        Setting("seed", 42, "Seed", "The noise the shape grows from (TripoSG): the same seed makes the same shape on "
+                "any device", 0, 2**31 - 1),
+        Setting("tokens", 2048, "Latent Tokens", "The shape's latent tokens (TripoSG; published 2048)", 16, 8192),
         Setting("min_piece", 0.0, "Smallest Piece", "Drop disconnected pieces with less than this share of the "
                 "faces", 0.0, 0.99),
         Setting("smooth_iterations", 0, "Smoothing Iterations", "Taubin smoothing iterations", 0, 100,
@@ -71,6 +79,8 @@ SETTINGS = {
         Setting("faces", 0, "Faces", "Simplify to about this many faces (0: keep every face)", 0, 10_000_000,
                 blender_default=50_000),
         Setting("texture_size", 1024, "Texture Size", "Texture pixels per side", 64, 8192),
+        Setting("mirror_photo", False, "Mirror Photo", "Put the photo's mirror image on the back too (for "
+                "symmetric objects)"),
         Setting("max_megapixels", MAX_MEGAPIXELS, "Megapixel Limit", "Refuse larger image files before decoding "
                 "them", 0.01, 10_000.0),
     )
@@ -94,7 +104,7 @@ class Options:
     cache_dir: Path | None = None
     offline: bool | None = None  # None: huggingface_hub's own setting (HF_HUB_OFFLINE)
     device: str = "auto"
-    dtype: str = "float32"
+    dtype: str = "auto"
     remove_background: bool = _default("remove_background")
     background_model: str = background.DEFAULT_MODEL  # a name of background.MODELS, or an .onnx file
     recenter: bool = _default("recenter")
@@ -105,6 +115,10 @@ class Options:
     resolution: int | None = _default("resolution")
     threshold: float | None = _default("threshold")
     dense: bool = _default("dense")
+    steps: int = _default("steps")  # a flow model's sampling (TripoSG)
+    guidance: float = _default("guidance")
+    seed: int = _default("seed")
+    tokens: int = _default("tokens")
     max_megapixels: float = _default("max_megapixels")  # larger image files are refused before decoding
     # After marching cubes, each optional (0 / False: off):
     min_piece: float = _default("min_piece")  # drop disconnected pieces with less than this share of the faces
@@ -113,6 +127,7 @@ class Options:
     textured: bool = _default("textured")  # UV-unwrap and bake a square colour texture ...
     texture_size: int = _default("texture_size")  # ... of this many pixels
     photo_texture: bool | None = None  # the photo's own pixels where it shows the object (None: when textured)
+    mirror_photo: bool = _default("mirror_photo")  # and its mirror image on the back
 
     def to_fields(self) -> dict:
         """Plain values (paths as text), to send to the worker process."""
@@ -131,6 +146,10 @@ class Options:
             if setting.per_model and getattr(self, name) is None
         }
         return replace(self, **unset)
+
+    def encoding(self) -> Encoding:
+        """What the model's encoder is told besides the image."""
+        return Encoding(self.camera_distance, self.steps, self.guidance, self.seed, self.tokens)
 
     @property
     def uses_photo(self) -> bool:

@@ -2,51 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 
-from .geometry.extraction import extract_mesh, vertex_colours
+from .geometry.extraction import extract_mesh
 from .geometry.normals import own_and_neighbourhood_normals, vertex_normals
 from .input.background import get_background_remover
 from .input.prepare import has_mask
 from .input.read import ImageSource, read_rgba
 from .models.hub import offline_default
 from .models.registry import resolve_model_dir
-from .models.triplane import TriplaneDecoder
 from .options import Options
-from .progress import CancelToken, ProgressCallback, Reporter, StepCallback, Stopwatch
+from .progress import CancelToken, ProgressCallback, Reporter, Stopwatch
 from .result import Mesh, Result
-from .runtime import check_precision, get_model, keep_float32_exact, pick_device, synchronise
+from .runtime import check_precision, get_model, keep_float32_exact, pick_device, resolve_precision, synchronise
 from .surface.bake import bake_texture
 from .surface.cleanup import remove_small_pieces, taubin_smooth
-from .surface.photo import Photo, Visibility
+from .surface.colouring import Colouring, model_colouring, shape_colouring
 from .surface.simplify import simplify
 from .surface.uv import unwrap
 
-class Photographer:
-    """The photo stage for a mesh in the model's own frame (the photo works in ours)."""
 
-    def __init__(self, photo: Photo, to_output_frame: Callable[[np.ndarray], np.ndarray]) -> None:
-        self.photo, self.turn = photo, to_output_frame
-
-    def colours(self, mesh_vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, normals: np.ndarray,
-                field: np.ndarray) -> np.ndarray:  # fmt: skip
-        """``field`` (the model's colours at ``points``) with the photo where it shows the mesh."""
-        visibility = Visibility(self.turn(mesh_vertices), faces, self.photo.camera)
-        turned = self.turn(normals.reshape(-1, 3)).reshape(normals.shape)
-        return self.photo.blend(self.turn(points), turned, field, visibility)
-
-    def vertex_colours(self, mesh: Mesh) -> np.ndarray:
-        normals = own_and_neighbourhood_normals(mesh.vertices, mesh.faces)
-        return self.colours(mesh.vertices, mesh.faces, mesh.vertices, normals, mesh.colours)
-
-
-def finish_surface(
-    mesh: Mesh, options: Options, decoder: TriplaneDecoder, planes: torch.Tensor, report: Reporter,
-    timings: dict[str, float], photographer: Photographer | None = None,
-) -> Mesh:
+def finish_surface(mesh: Mesh, options: Options, colouring: Colouring, report: Reporter, timings: dict[str, float]) -> Mesh:
     """Clean-up, simplification, then either a baked texture on UVs or the vertices
     coloured again (simplifying moves them), with the photo where asked: what ``options``
     asks for."""
@@ -61,15 +38,14 @@ def finish_surface(
     vertices, faces = simplified
     stopwatch.lap("simplify")
 
-    def colour_at(points: np.ndarray, step: StepCallback) -> np.ndarray:
-        return vertex_colours(decoder, planes, points, step)
-
     # Vertices that moved are coloured anew; a textured mesh keeps them too (a PLY, the viewport).
-    colours = colour_at(vertices, report.span("surface", 0.2, 0.3)) if moved or options.smooth_iterations else mesh.colours[kept]
+    moved_or_smoothed = moved or options.smooth_iterations
+    colours = colouring.base(vertices, report.span("surface", 0.2, 0.3)) if moved_or_smoothed else mesh.colours[kept]
     if not options.textured:
         finished = Mesh(vertices=vertices, faces=faces, colours=colours, rounding=mesh.rounding)
-        if photographer is not None:
-            finished.colours = photographer.vertex_colours(finished)
+        if colouring.photo is not None:
+            report("surface", 0.3, "the photo on the front")
+            finished.colours = colouring.vertex_colours(finished, colours)
             stopwatch.lap("photo")
         return finished
     report("surface", 0.3, "unwrapping UVs")
@@ -80,12 +56,12 @@ def finish_surface(
     photo_seconds = Stopwatch({})
 
     def texel_colours(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
-        field = colour_at(points, report.span("surface", 0.5, 0.9))
-        if photographer is None:
-            return field
+        base = colouring.base(points, report.span("surface", 0.5, 0.9))
+        if colouring.photo is None:
+            return base
         report("surface", 0.9, "the photo on the front")
         photo_seconds.lap("start")
-        colours = photographer.colours(unwrapped.vertices, unwrapped.faces, points, normals, field)
+        colours = colouring.photographed(unwrapped.vertices, unwrapped.faces, points, normals, base)
         photo_seconds.lap("photo")
         return colours
 
@@ -120,8 +96,6 @@ def generate(
     report = Reporter(progress, cancel)
     timings: dict[str, float] = {}
     device = pick_device(options.device)
-    check_precision(device, options.dtype)
-    keep_float32_exact(device, options.dtype)
     stopwatch = Stopwatch(timings, lambda: synchronise(device))
     rgba = read_rgba(image, options.max_megapixels)  # a bad image fails before any model work
     needs_remover = options.remove_background and not has_mask(rgba)
@@ -154,42 +128,55 @@ def generate(
         ),
     )
     options = options.for_family(family.settings)  # what the user left unset: the family's published settings
+    dtype = resolve_precision(options.dtype, device, family)
+    check_precision(device, dtype)
+    keep_float32_exact(device, dtype)
     recipe = family.recipe()
     report("model", 1.0, f"loading the {family.title} weights from {folder.name}")
-    model = get_model(folder, device, options.dtype)
+    model = get_model(folder, device, dtype)
     stopwatch.lap("load")
 
-    size = recipe.input_size(model, options.input_size)
     report("preprocess", 0.0, "preparing the image")
     cut = recipe.cut_out(rgba, remover)
-    pixels = recipe.model_input(cut, size, options.recenter, options.foreground_ratio)
-    photographer = None
-    if options.uses_photo:
-        canvas = recipe.photo_canvas(cut, options.recenter, options.foreground_ratio)
-        photographer = Photographer(Photo(canvas, recipe.photo_camera(options.camera_distance)), recipe.to_output_frame)
+    pixels = recipe.model_input(model, cut, options.input_size, options.recenter, options.foreground_ratio)
+    needs_photo = options.uses_photo or not family.makes_colours
+    canvas = recipe.photo_canvas(cut, options.recenter, options.foreground_ratio) if needs_photo else None
     report("preprocess", 1.0, "image ready")
     stopwatch.lap("preprocess")
 
     report("encode", 0.0, "encoding the image")
-    def after_layer(done: int, total: int) -> None:
-        synchronise(device)  # the layer's work done, not only queued
-        report("encode", done / total, f"transformer layer {done}/{total}")
 
-    planes = recipe.encode(model, pixels, options.camera_distance, after_layer=after_layer)
+    def encode_step(fraction: float, message: str) -> None:
+        synchronise(device)  # the work done, not only queued
+        report("encode", fraction, message)
+
+    field = recipe.encode(model, pixels, options.encoding(), encode_step)
     stopwatch.lap("encode")
 
-    mesh = extract_mesh(model.decoder, planes, options.resolution, options.threshold, options.dense, report, timings)
+    facts: dict[str, float] = {}
+    mesh = extract_mesh(field, options.resolution, options.threshold, options.dense, report, timings, facts)
     mesh.rounding = recipe.ROUNDING
     stopwatch.lap("mesh")
+    turn = recipe.to_output_frame
+    if family.makes_colours:
+        camera = recipe.photo_camera(options.camera_distance)
+        colouring = model_colouring(field.colours, canvas, camera, turn, options.mirror_photo)
+    else:  # a shape only: coloured from the photo through a camera fitted to it
+        report("surface", 0.0, "fitting a camera to the photo")
+        colouring = shape_colouring(mesh, canvas, turn, options.photo_texture is not False, options.mirror_photo)
+        facts["camera_overlap"], facts["photo_laid"] = colouring.overlap, float(colouring.photo is not None)
+        report("surface", 0.0, f"the photo fits the shape with an overlap of {colouring.overlap:.2f}")
+        mesh.colours = colouring.base(mesh.vertices, report.span("surface", 0.0, 0.0))
+        stopwatch.lap("fill")
     if options.finishes_surface:
-        mesh = finish_surface(mesh, options, model.decoder, planes, report, timings, photographer)
+        mesh = finish_surface(mesh, options, colouring, report, timings)
         stopwatch.lap("surface")
-    elif photographer is not None:
+    elif colouring.photo is not None:
         report("surface", 0.0, "the photo on the front")
-        mesh.colours = photographer.vertex_colours(mesh)
+        mesh.colours = colouring.vertex_colours(mesh, mesh.colours)
         stopwatch.lap("photo")
-    mesh.vertices = recipe.to_output_frame(mesh.vertices)  # every step above works in the model's own frame
+    mesh.vertices = turn(mesh.vertices)  # every step above works in the model's own frame
     if mesh.normals is not None:
-        mesh.normals = recipe.to_output_frame(mesh.normals)
+        mesh.normals = turn(mesh.normals)
     timings["total"] = stopwatch.total()
-    return Result(mesh=mesh, model_dir=folder, device=str(device), timings=timings)
+    return Result(mesh=mesh, model_dir=folder, device=str(device), timings=timings, facts=facts)

@@ -41,3 +41,6 @@ class Result:
     model_dir: Path
     device: str
     timings: dict[str, float] = field(default_factory=dict)  # seconds by stage
+    # What else the run found: "queries" (the field's values computed for the mesh),
+    # "camera_overlap" (how well a camera fitted to a shape matched the photo's mask).
+    facts: dict[str, float] = field(default_factory=dict)

@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from .errors import EngineError
-from .models.registry import family_of_folder
+from .models.registry import Family, family_of_folder
 from .options import PRECISIONS
 
-DTYPES = {name: getattr(torch, name) for name in PRECISIONS}
+DTYPES = {name: getattr(torch, name) for name in PRECISIONS if name != "auto"}
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -26,6 +26,14 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "mps" and not mps:
         raise EngineError(f"Apple MPS was asked for but this PyTorch ({torch.__version__}) cannot use it here")
     return torch.device(name)
+
+
+def resolve_precision(dtype: str, device: torch.device, family: Family) -> str:
+    """"auto": float32 (the published numbers), but on a GPU the precision the family's
+    published code runs there (TripoSG's float16); anything else as it is."""
+    if dtype != "auto":
+        return dtype
+    return family.gpu_precision if device.type in ("cuda", "mps") else "float32"
 
 
 def check_precision(device: torch.device, dtype: str) -> None:

@@ -131,7 +131,7 @@ class Job:
                     raise error_of_kind(reply["error_kind"], reply["message"])
                 elif kind == "result":
                     mesh = Mesh(**arrays, rounding=reply["rounding"])
-                    return Result(mesh, Path(reply["model_dir"]), reply["device"], reply["timings"])
+                    return Result(mesh, Path(reply["model_dir"]), reply["device"], reply["timings"], reply["facts"])
             self._token.check()
             raise worker.death()
         finally:

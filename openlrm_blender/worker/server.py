@@ -86,6 +86,7 @@ def _run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
         rounding=mesh.rounding,
         device=result.device,
         timings=result.timings,
+        facts=result.facts,
     )
     return True
 

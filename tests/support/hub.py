@@ -21,9 +21,9 @@ class FakeHub(http.server.BaseHTTPRequestHandler):
     commit = "b" * 40
 
     def _file(self) -> Path | None:
-        parts = self.path.split("?")[0].strip("/").split("/")
-        if len(parts) == 5 and parts[2] == "resolve" and (self.folder / parts[4]).is_file():
-            return self.folder / parts[4]
+        parts = self.path.split("?")[0].strip("/").split("/")  # owner, name, "resolve", revision, path...
+        if len(parts) >= 5 and parts[2] == "resolve" and (self.folder / "/".join(parts[4:])).is_file():
+            return self.folder / "/".join(parts[4:])
         return None
 
     def _headers(self, path: Path) -> None:
@@ -80,6 +80,7 @@ def make_hub_cache(cache: Path, model_dir: Path, repo_id: str, files: Iterable[s
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
     for name in files:
+        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(model_dir / name, snapshot / name)
         except OSError:

@@ -8,6 +8,7 @@ from .generate import (
     OPENLRM_OT_cancel,
     OPENLRM_OT_free_model,
     OPENLRM_OT_image_to_3d,
+    OPENLRM_OT_new_seed,
     OPENLRM_OT_report,
 )
 from .pytorch import (
@@ -30,6 +31,7 @@ classes = (
     OPENLRM_OT_check_torch,
     OPENLRM_OT_remove_torch,
     OPENLRM_OT_cancel_task,
+    OPENLRM_OT_new_seed,
     OPENLRM_OT_report,
     OPENLRM_FH_image_to_3d,
 )

@@ -3,6 +3,7 @@ synchronous headless; Cancel (also Esc while a run is under way); Free Model Mem
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import bpy
@@ -15,7 +16,7 @@ from .. import ticker
 from ..lifecycle import stop_running_job
 from ..preferences import DEVICE_ITEMS, get_preferences, torch_in_use
 from ...engine.errors import kind_of
-from ...engine.models.registry import family_of_folder, family_of_name
+from ...engine.models.registry import Family, family_of_folder, family_of_name
 from ...engine.input.read import IMAGE_SUFFIXES
 from ...engine.options import SETTINGS
 from ..properties import FLOATER_SHARE, MODEL_ITEMS, OUTPUT_ITEMS, setting_property
@@ -49,6 +50,11 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
     camera_distance: setting_property("camera_distance", hard_limits=False, options={"SKIP_SAVE"})
     resolution: setting_property("resolution", hard_limits=False, options={"SKIP_SAVE"})
     threshold: setting_property("threshold", hard_limits=False, options={"SKIP_SAVE"})
+    steps: setting_property("steps", hard_limits=False, options={"SKIP_SAVE"})
+    guidance: setting_property("guidance", hard_limits=False, options={"SKIP_SAVE"})
+    seed: setting_property("seed", hard_limits=False, options={"SKIP_SAVE"})
+    tokens: setting_property("tokens", hard_limits=False, options={"SKIP_SAVE"})
+    mirror_photo: setting_property("mirror_photo", hard_limits=False, options={"SKIP_SAVE"})
     smooth_shading: bpy.props.BoolProperty(name="Smooth Shading", default=True, options={"SKIP_SAVE"})
     output: bpy.props.EnumProperty(name="Output", items=OUTPUT_ITEMS, options={"SKIP_SAVE"})
     faces: setting_property("faces", hard_limits=False, options={"SKIP_SAVE"})
@@ -104,7 +110,7 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
         source = Path(bpy.path.abspath(filepath))
         return [(source, source.stem or "OpenLRM")]
 
-    def _prepare(self, context: bpy.types.Context) -> tuple[list[tuple[object, str]], Options, bool]:
+    def _prepare(self, context: bpy.types.Context) -> tuple[list[tuple[object, str]], Options, bool, dict]:
         """Read everything Blender-side here, in the main thread: the worker sees only plain data."""
         self._check_ranges()
         settings = context.scene.openlrm
@@ -125,6 +131,11 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             recenter=self._value("recenter", settings.recenter),
             input_size=self.input_size,
             camera_distance=self._value("camera_distance", settings.camera_distance),
+            steps=self._value("steps", settings.steps),
+            guidance=self._value("guidance", settings.guidance),
+            seed=self._value("seed", settings.seed),
+            tokens=self.tokens,
+            mirror_photo=self._value("mirror_photo", settings.mirror_photo),
             min_piece=FLOATER_SHARE if self._value("remove_floaters", settings.remove_floaters) else 0.0,
         )
         # Per-model numbers: the caller's, else the sidebar's where they were set for this
@@ -142,14 +153,14 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
         elif self.properties.is_property_set("photo_texture"):
             options.photo_texture = self.photo_texture
         options.validate()
-        return images, options, self._value("smooth_shading", settings.smooth_shading)
+        return images, options, self._value("smooth_shading", settings.smooth_shading), made_with(options, family)
 
     def _start(self, context: bpy.types.Context, listener=None) -> Run | None:
         if Runtime.job is not None:
             self.report({"WARNING"}, "OpenLRM is already running: wait for it or cancel it")
             return None
         try:
-            images, options, smooth_shading = self._prepare(context)
+            images, options, smooth_shading, record = self._prepare(context)
         except EngineError as exc:
             Runtime.last_error, Runtime.last_error_kind = str(exc), kind_of(exc)
             self.report({"ERROR"}, str(exc))
@@ -163,7 +174,7 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
                 low_priority=not bpy.app.background,
             )  # fmt: skip
 
-        return Run(images, make_job, smooth_shading)
+        return Run(images, make_job, smooth_shading, record)
 
     def _report_outcome(self, outcome: Outcome) -> set[str]:
         result, level, message = outcome
@@ -208,6 +219,28 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             return True
 
         Runtime.ticker = ticker.every_tick(step, context.window, failed=stop_running_job)
+        return {"FINISHED"}
+
+
+def made_with(options: Options, family: Family | None) -> dict[str, object]:
+    """What made an object, kept on it as custom properties so it can be made again: the
+    model, and a flow model's sampling."""
+    record: dict[str, object] = {"openlrm_model": str(options.weights_dir or options.model)}
+    if family is not None and family.sampled:
+        record |= {f"openlrm_{name}": getattr(options, name) for name in ("seed", "steps", "guidance", "tokens")}
+    return record
+
+
+class OPENLRM_OT_new_seed(bpy.types.Operator):
+    """Roll a new seed: the next Generate grows another shape from the same image"""
+
+    bl_idname = "openlrm.new_seed"
+    bl_label = "New Seed"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = context.scene.openlrm
+        settings.seed = random.randrange(SETTINGS["seed"].maximum + 1)
         return {"FINISHED"}
 
 

@@ -1,33 +1,31 @@
-"""The density grid marching cubes runs on, filled from the triplanes.
+"""The grid marching cubes runs on, filled from a model's field (``models.field``).
 
-The grid is the published one: G points per axis over the field's box ([-1, 1] scaled by
-the decoder's radius; the grid's own coordinates stay in [-1, 1]), indexed [i, j, k] =
-(x_i, y_j, z_k). Two ways to fill it:
+Two ways to fill it:
 
-- ``dense_density_grid``: the published recipe, every point through the sampler and
-  the whole decoder. Kept as the reference and as the ``dense`` option.
-- ``surface_density_grid`` (the default): the same values up to rounding where the
-  surface is, for a small share of the work.
+- ``dense_density_grid``: every point, the family's published way. Kept as the reference
+  and as the ``dense`` option.
+- ``surface_density_grid`` (the default): the same values where the surface is, for a small
+  share of the work.
 
-  1. The decoder's first layer is linear, so it is applied to the planes once. Plane 0
-     depends only on (i, j), plane 1 on (i, k) and plane 2 on (j, k): each projected
-     plane is resampled once into a table over the grid, and the first layer's output
-     at (i, j, k) is a sum of three table rows.
-  2. The density is evaluated on a coarse grid, every ``BLOCK``-th point. Coarse cells
-     whose corners straddle the threshold, or come closer to it than they differ from
-     one another, are evaluated exactly, BLOCK^3 points each.
-  3. Safety margin: wherever an evaluated cell's points facing a neighbour disagree
-     with the side the neighbour was assumed to be on, the neighbour is evaluated too,
-     until no evaluated point disagrees. So the band follows the surface wherever it
-     goes, and every fine cell the surface crosses is evaluated exactly.
+  1. The field is looked at on a coarse lattice, every ``BLOCK * spacing``-th point (the
+     spacing the field allows: 1 for a cheap field; more for a field whose every value is
+     dear, such as TripoSG's). Coarse cells whose corners straddle the level, or come
+     closer to it than they differ from one another, are split in eight, their lattice
+     evaluated at half the spacing, and so on down to cells of BLOCK grid steps; a cell
+     not split keeps its corners' side for all it holds.
+  2. The cells of BLOCK steps found so are evaluated exactly, BLOCK^3 points each.
+  3. Safety margin: wherever an evaluated cell's points facing a neighbour disagree with
+     the side that neighbour was assumed to be on, the neighbour is evaluated too, until
+     no evaluated point disagrees. So the band follows the surface wherever it goes, and
+     every fine cell the surface crosses is evaluated exactly.
 
-  Other points take a value on their cell's side of the threshold, and the mesh is
-  cut from the box of evaluated cells, so marching cubes gives the dense grid's mesh.
-  The two can differ only where a piece of surface is smaller than a coarse cell,
-  touches no other surface, and lies in a cell whose corners are all far from the
-  threshold: a speck or a bubble within BLOCK grid steps that rises steeply out of a
-  flat field. Noise-like fields, near the threshold almost everywhere at the coarse
-  scale, are evaluated everywhere. ``dense=True`` evaluates every point.
+  Other points take a value on their cell's side of the level, and the mesh is cut from
+  the box of evaluated cells, so marching cubes gives the dense grid's mesh. The two can
+  differ only where a piece of surface is smaller than a coarse cell, touches no other
+  surface, and lies in a cell whose corners are all far from the level: a speck or a
+  bubble within a coarse cell that rises steeply out of a flat field. Noise-like fields,
+  near the level almost everywhere at a coarse scale, are evaluated everywhere.
+  ``dense=True`` evaluates every point.
 """
 
 from __future__ import annotations
@@ -39,13 +37,10 @@ import numpy as np
 import torch
 
 from ..errors import EmptyMeshError
+from ..models.field import Field, GridValues
 from ..progress import StepCallback
-from ..models.triplane import TriplaneDecoder, bilinear
 
-POINTS_PER_CHUNK = 1 << 18  # the dense recipe's and the colours' chunks of points
-TABLE_POINTS_PER_CHUNK = 1 << 14  # hidden vectors of 64 floats: 4 MB, kept in cache
-GPU_CHUNK_SCALE = 8  # a GPU needs more work per launch to be busy, and each chunk's trip to the host waits for it
-BLOCK = 4  # fine grid steps per coarse cell
+BLOCK = 4  # fine grid steps per exactly evaluated cell
 # A field this much of whose volume is near the threshold at the coarse scale is noise
 # with detail finer than a coarse cell (untrained weights): every cell is evaluated.
 MAX_NEAR_SHARE = 0.5
@@ -64,6 +59,7 @@ class DensityGrid:
     origin: tuple[int, int, int]
     resolution: int
     exact_cells: np.ndarray | None = None
+    queries: int = 0  # the field's values computed to make it (the dense grid's: every point)
 
     @property
     def exact(self) -> np.ndarray:
@@ -97,92 +93,76 @@ def no_surface(threshold: float, where: str, low: float, high: float) -> EmptyMe
     )
 
 
-def grid_axis(resolution: int, device: torch.device) -> torch.Tensor:
-    return torch.linspace(-1.0, 1.0, resolution, device=device)
+def dense_density_grid(field: Field, resolution: int, step: StepCallback) -> DensityGrid:
+    """Every point's value, the published way (reference; slow)."""
+    return DensityGrid(field.dense_grid(resolution, step), (0, 0, 0), resolution, queries=resolution**3)
 
 
-def chunk_points(device: torch.device, on_the_cpu: int) -> int:
-    """Points per chunk: on the CPU what stays in its caches, on a GPU several times that."""
-    return on_the_cpu if device.type == "cpu" else on_the_cpu * GPU_CHUNK_SCALE
+def _near(corners: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per cell (corners stacked first): whether all its corners are inside, and whether it
+    is near: its corners straddle the threshold, or come closer to it than they differ from
+    one another (a speck between the corners may cross it there). A field near the threshold
+    in more than ``MAX_NEAR_SHARE`` of its cells is noise finer than them: all are near."""
+    low, high = corners.min(dim=0).values, corners.max(dim=0).values
+    near = torch.maximum(low - threshold, threshold - high) <= high - low
+    if near.float().mean() > MAX_NEAR_SHARE:
+        near.fill_(True)
+    return (corners > threshold).all(dim=0), near
 
 
-@torch.no_grad()
-def dense_density_grid(
-    decoder: TriplaneDecoder, planes: torch.Tensor, resolution: int, step: StepCallback
-) -> DensityGrid:
-    """Density on the G^3 grid the published way (reference; slow). Each chunk's points are
-    made when it is evaluated: the whole grid's would take 12.9 GB at 1024^3."""
-    axis = grid_axis(resolution, planes.device)
-    total = resolution**3
-    out = torch.empty(total, dtype=torch.float32)
-    per_chunk = chunk_points(planes.device, POINTS_PER_CHUNK)
-    for start in range(0, total, per_chunk):
-        index = torch.arange(start, min(start + per_chunk, total), device=planes.device)
-        chunk = torch.stack([axis[index // resolution**2], axis[index // resolution % resolution], axis[index % resolution]], -1)
-        sigma, _ = decoder.query(planes, chunk[None].to(planes.dtype) * decoder.radius)
-        out[start : start + len(index)] = sigma.reshape(-1).float().cpu()
-        step((start + len(index)) / total, "density grid (dense)")
-    return DensityGrid(out.reshape(resolution, resolution, resolution).numpy(), (0, 0, 0), resolution)
+def _corners(lattice: torch.Tensor) -> torch.Tensor:
+    """(8, n, n, n): the eight corners of each cell of an (n + 1)^3 lattice."""
+    n = lattice.shape[0] - 1
+    return torch.stack([lattice[a : a + n, b : b + n, c : c + n] for a in (0, 1) for b in (0, 1) for c in (0, 1)])
 
 
-def _padded_axis(resolution: int, size: int, device: torch.device) -> torch.Tensor:
-    """The grid's axis, continued past 1 at the same spacing up to ``size`` points."""
-    spacing = 2.0 / (resolution - 1)
-    beyond = 1.0 + spacing * torch.arange(1, size - resolution + 1, device=device)
-    return torch.cat([grid_axis(resolution, device), beyond])
+class _Counter:
+    """Values asked of the field, counted."""
+
+    def __init__(self, grid: GridValues) -> None:
+        self.grid, self.queries = grid, 0
+
+    def block(self, origins: torch.Tensor, shape: tuple[int, int, int], step: int) -> torch.Tensor:
+        self.queries += len(origins) * shape[0] * shape[1] * shape[2]
+        return self.grid.block(origins, shape, step)
 
 
-def _plane_tables(decoder: TriplaneDecoder, planes: torch.Tensor, axis: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Projected planes sampled at the axis points (in [-1, 1]): xy[i, j] (plane 0, with the
-    first layer's bias added), xz[i, k] (plane 1), yz[j, k] (plane 2)."""
-    projected = decoder.project(planes)[0]  # 3, hidden, H, W
-    # Sampling coordinates (width, height) = (first, second) index of the table.
-    coords = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1)[None]  # 1, n, n, 2
-    tables = bilinear(projected, coords.expand(3, -1, -1, -1)).permute(0, 2, 3, 1)  # 3, n, n, hidden
-    # Each table indexed by its plane's two coordinates in increasing order: [i, j], [i, k], [j, k].
-    xy, xz, yz = (table if axes[0] < axes[1] else table.transpose(0, 1) for table, axes in zip(tables, decoder.plane_axes))
-    return xy + decoder.first_layer.bias.to(xy.dtype), xz, yz
-
-
-def _density(decoder: TriplaneDecoder, hidden: torch.Tensor) -> torch.Tensor:
-    return decoder.density_from_raw(decoder.decode_hidden(hidden)[..., 0]).float().cpu()
-
-
-@torch.no_grad()
-def _table_density(decoder: TriplaneDecoder, tables: tuple[torch.Tensor, ...], step: StepCallback) -> torch.Tensor:
-    """Density on every point of the (sub-)grid the tables were sampled for, slab by slab along x."""
-    xy, xz, yz = tables
-    size = len(xy)
-    out = torch.empty((size,) * 3, dtype=torch.float32)
-    slabs = max(1, chunk_points(xy.device, TABLE_POINTS_PER_CHUNK) // size**2)
+def _coarse_to_fine(
+    grid: _Counter, cells: int, spacing: int, threshold: float, step: StepCallback
+) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float]]:
+    """For each BLOCK-cell of the grid (``cells`` per axis): whether it is inside, and whether
+    it is near the surface; and the range of the first lattice's values. The lattice starts
+    every ``BLOCK * spacing`` grid steps and halves its spacing inside the near cells only."""
+    top = -(-cells // spacing)
+    size, stride = top + 1, BLOCK * spacing
+    lattice = torch.empty((size,) * 3)
+    slabs = max(1, grid.grid.points_per_chunk // size**2)
     for start in range(0, size, slabs):
-        rows = slice(start, min(start + slabs, size))
-        out[rows] = _density(decoder, xy[rows, :, None] + xz[rows, None, :] + yz[None])
-        step(rows.stop / size, "density grid")
-    return out
-
-
-class _CellEvaluator:
-    """Exact density on the fine points of chosen coarse cells.
-
-    The plane tables are cut into BLOCK x BLOCK tiles, so a cell's BLOCK^3 points are the
-    sum of three broadcast tiles: three small gathers per cell instead of per point.
-    """
-
-    def __init__(self, decoder: TriplaneDecoder, tables: tuple[torch.Tensor, ...], cells_per_axis: int) -> None:
-        size = cells_per_axis * BLOCK
-        self.decoder = decoder
-        shape = (cells_per_axis, BLOCK)
-        cut = (table[:size, :size].unflatten(0, shape).unflatten(2, shape) for table in tables)
-        # Each (cells, cells, BLOCK, BLOCK, HIDDEN), copied: gathering whole tiles is twice as fast.
-        self.tiles = [tiles.transpose(1, 2).contiguous() for tiles in cut]
-
-    def __call__(self, cells: torch.Tensor) -> torch.Tensor:
-        """(M, 3) cell indices -> (M, BLOCK, BLOCK, BLOCK) densities."""
-        i, j, k = cells.to(self.tiles[0].device).T
-        xy, xz, yz = self.tiles
-        hidden = xy[i, j][:, :, :, None] + xz[i, k][:, :, None] + yz[j, k][:, None]
-        return _density(self.decoder, hidden)
+        rows = min(slabs, size - start)
+        lattice[start : start + rows] = grid.block(torch.tensor([[start * stride, 0, 0]]), (rows, size, size), stride)[0]
+        step((start + rows) / size, "the field, coarsely")
+    first_range = float(lattice.min()), float(lattice.max())
+    inside, near = _near(_corners(lattice), threshold)
+    offsets = torch.tensor(list(itertools.product((0, 1), repeat=3)))  # a cell's eight children, or corners
+    while spacing > 1:
+        spacing //= 2
+        stride = BLOCK * spacing
+        finer = torch.full((2 * len(near) + 1,) * 3, float("nan"))
+        finer[::2, ::2, ::2] = lattice
+        parents = near.nonzero()
+        per_call = max(1, grid.grid.points_per_chunk // 27)
+        for start in range(0, len(parents), per_call):
+            chosen = parents[start : start + per_call]
+            values = grid.block(chosen * 2 * stride, (3, 3, 3), stride)  # each parent at half the spacing
+            a, b, c = (chosen[:, axis, None] * 2 + torch.arange(3) for axis in range(3))
+            finer[a[:, :, None, None], b[:, None, :, None], c[:, None, None, :]] = values
+        lattice = finer
+        children = (parents[:, None] * 2 + offsets).reshape(-1, 3)
+        corners = torch.stack([lattice[tuple((children + corner).T)] for corner in offsets])
+        inside = inside.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
+        near = torch.zeros_like(inside)
+        inside[tuple(children.T)], near[tuple(children.T)] = _near(corners, threshold)
+    return inside[:cells, :cells, :cells], near[:cells, :cells, :cells], first_range
 
 
 # The 26 neighbours of a cell, and for each the slice of a cell's points facing it.
@@ -214,30 +194,20 @@ def _cells_to_add(
 
 
 @torch.no_grad()
-def surface_density_grid(
-    decoder: TriplaneDecoder, planes: torch.Tensor, resolution: int, threshold: float, step: StepCallback
-) -> DensityGrid:
+def surface_density_grid(field: Field, resolution: int, threshold: float, step: StepCallback) -> DensityGrid:
     """The part of the G^3 grid that holds the surface: exact near it, one-sided elsewhere."""
     cells_per_axis = -(-resolution // BLOCK)
-    axis = _padded_axis(resolution, cells_per_axis * BLOCK + 1, planes.device)
-    tables = _plane_tables(decoder, planes, axis)
-    coarse = _table_density(decoder, tuple(t[::BLOCK, ::BLOCK] for t in tables), lambda f, m: step(0.2 * f, m))
-    n = cells_per_axis
-    corners = torch.stack([coarse[a : a + n, b : b + n, c : c + n] for a in (0, 1) for b in (0, 1) for c in (0, 1)])
-    fill_inside = (corners > threshold).all(dim=0)
-    low, high = corners.min(dim=0).values, corners.max(dim=0).values
-    # Straddling cells, and cells whose corners come closer to the threshold than they
-    # differ from one another: a speck between the corners may cross it there.
-    near = torch.maximum(low - threshold, threshold - high) <= high - low
-    if near.float().mean() > MAX_NEAR_SHARE:
-        near.fill_(True)
+    spacing = field.coarsest_spacing(cells_per_axis)
+    top = -(-cells_per_axis // spacing)
+    grid = _Counter(field.on_grid(resolution, top * spacing * BLOCK + 1))
+    fill_inside, near, (low, high) = _coarse_to_fine(grid, cells_per_axis, spacing, threshold, lambda f, m: step(0.2 * f, m))
     frontier = near.nonzero()
     if len(frontier) == 0:
-        raise no_surface(threshold, f"a {n + 1}^3 coarse grid", float(coarse.min()), float(coarse.max()))
-    evaluate = _CellEvaluator(decoder, tables, cells_per_axis)
+        where = f"a {top + 1}^3 coarse grid"
+        raise no_surface(threshold, where, low, high)
     evaluated = torch.zeros_like(fill_inside)
     cells, values = [], []
-    cells_per_chunk = max(1, chunk_points(planes.device, TABLE_POINTS_PER_CHUNK) // BLOCK**3)
+    cells_per_chunk = max(1, grid.grid.points_per_chunk // BLOCK**3)
     done, progress = 0, 0.0
     while len(frontier):
         evaluated[tuple(frontier.T)] = True
@@ -246,14 +216,16 @@ def surface_density_grid(
         frontier_values = torch.empty((len(frontier),) + (BLOCK,) * 3)
         for start in range(0, len(frontier), cells_per_chunk):
             end = min(start + cells_per_chunk, len(frontier))
-            frontier_values[start:end] = evaluate(frontier[start:end])
+            frontier_values[start:end] = grid.block(frontier[start:end] * BLOCK, (BLOCK,) * 3, 1)
             done += end - start
             progress = max(progress, done / (done + len(frontier) - end))
             step(0.2 + 0.8 * progress, "density near the surface")
         cells.append(frontier)
         values.append(frontier_values)
         frontier = _cells_to_add(frontier, frontier_values, threshold, fill_inside, evaluated)
-    return _assemble(torch.cat(cells), torch.cat(values), fill_inside, resolution, threshold)
+    found = _assemble(torch.cat(cells), torch.cat(values), fill_inside, resolution, threshold)
+    found.queries = grid.queries
+    return found
 
 
 def _assemble(

@@ -62,7 +62,11 @@ def touches(x: np.ndarray, y: np.ndarray, faces: np.ndarray, size: int, reach: f
         for start in range(0, len(group), step):
             chosen = group[start : start + step]
             px, py = left[chosen, None] + columns, top[chosen, None] + rows
-            distance, weights = _nearest_on_triangles(xs[chosen], ys[chosen], px.astype(np.float64), py.astype(np.float64))
+            if reach > 0:
+                distance, weights = _nearest_on_triangles(xs[chosen], ys[chosen], px.astype(np.float64), py.astype(np.float64))
+            else:  # pixels whose centre a triangle covers: no nearest points to find
+                weights = barycentric(xs[chosen][:, None], ys[chosen][:, None], px.astype(np.float64), py.astype(np.float64))
+                distance = np.where((weights >= 0.0).all(axis=-1), 0.0, np.inf)
             near = (distance <= reach) & (px >= 0) & (px < size) & (py >= 0) & (py < size)
             which, _ = np.nonzero(near)
             if len(which):

@@ -22,6 +22,11 @@ class Family:
     published: tuple[str, ...]  # the names --model and the menus offer
     settings: dict[str, float] = field(default_factory=dict)  # published settings where the user sets none
     repo_ids: tuple[str, ...] = ()  # Hub repositories known to hold this family
+    gpu_precision: str = "float32"  # what "auto" precision runs on a GPU: the published code's there
+    makes_colours: bool = True  # False: a shape only, coloured from the photo
+    # A flow model: sampled in steps from a seed (steps, guidance, seed, tokens), its input
+    # framed its own way, no camera.
+    sampled: bool = False
 
     def recipe(self) -> ModuleType:
         """The module that loads and runs this family's models (imports PyTorch)."""
@@ -44,7 +49,19 @@ TRIPOSR = Family(
     {"foreground_ratio": 0.85, "resolution": 256, "threshold": 25.0},  # input: its config's cond_image_size, 512
     repo_ids=("stabilityai/TripoSR",),
 )
-FAMILIES = (OPENLRM, TRIPOSR)
+TRIPOSG = Family(
+    "triposg",
+    "TripoSG",
+    "TripoSG weights: MIT, commercial use allowed",
+    "model_index.json",
+    ("triposg",),
+    {"resolution": 512, "threshold": 0.0},  # the published grid's 2^9 points, the logit's 0
+    repo_ids=("VAST-AI/TripoSG",),
+    gpu_precision="float16",
+    makes_colours=False,
+    sampled=True,
+)
+FAMILIES = (OPENLRM, TRIPOSR, TRIPOSG)
 PUBLISHED_MODELS = tuple(name for family in FAMILIES for name in family.published)
 
 
@@ -93,4 +110,4 @@ def resolve_model_dir(model: str, weights_dir: Path | str | None = None, **hub_o
     raise failures[0]
 
 
-__all__ = ["DEFAULT_MODEL", "FAMILIES", "OPENLRM", "PUBLISHED_MODELS", "TRIPOSR", "Family"]
+__all__ = ["DEFAULT_MODEL", "FAMILIES", "OPENLRM", "PUBLISHED_MODELS", "TRIPOSG", "TRIPOSR", "Family"]

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from ..camera import SourceCamera
+from ..camera import Camera
 from ..geometry.raster import touches
 
 
@@ -84,9 +84,11 @@ def depth_buffer(x: np.ndarray, y: np.ndarray, depth: np.ndarray, faces: np.ndar
 class Visibility:
     """Which points the camera sees: each point's depth against the mesh's nearest at its pixel."""
 
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, camera: SourceCamera, size: int = DEPTH_SIZE) -> None:
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, camera: Camera, size: int = DEPTH_SIZE) -> None:
         u, v, depth = camera.project(vertices)
         self.size, self.camera = size, camera
+        # The plane across the shape's middle, square to the view: a mirror image's (Photo.seen).
+        self.middle = float(vertices[:, 1].min() + vertices[:, 1].max()) / 2
         nearest = depth_buffer(u * size - 0.5, v * size - 0.5, depth, faces, size)
         # A pixel a depth jump crosses holds the nearer side's depth, which would hide a point
         # just beyond the jump: a point is judged against the farthest of its pixel's neighbours.
@@ -106,7 +108,7 @@ class Visibility:
 class Photo:
     """The prepared photo (RGBA canvas, alpha the object's mask) seen by ``camera``."""
 
-    def __init__(self, canvas: np.ndarray, camera: SourceCamera) -> None:
+    def __init__(self, canvas: np.ndarray, camera: Camera) -> None:
         self.camera = camera
         alpha = canvas[..., 3:].astype(np.float32)
         # Colours weighted by the mask, and the mask: sampling both and dividing keeps every
@@ -132,9 +134,32 @@ class Photo:
         colours = weighted[:, :3] / np.maximum(weighted[:, 3:], 1e-6)
         return weight, colours, correction
 
-    def blend(self, points: np.ndarray, normals: np.ndarray, field: np.ndarray, visibility: Visibility) -> np.ndarray:
+    def seen(
+        self, points: np.ndarray, normals: np.ndarray, visibility: Visibility, mirror: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``weights_and_colours``, and with ``mirror`` (for symmetric objects): where the photo
+        does not show a point it may show its mirror image across the shape's middle, square to
+        the view, so the back takes the front's colours."""
+        weight, colours, correction = self.weights_and_colours(points, normals, visibility)
+        if not mirror:
+            return weight, colours, correction
+        flip = np.array([1.0, -1.0, 1.0])
+        mirrored = points * flip + np.array([0.0, 2 * visibility.middle, 0.0])
+        mirror_weight, mirror_colours, _ = self.weights_and_colours(mirrored, normals * flip, visibility)
+        added = (1 - weight) * mirror_weight
+        total = weight + added
+        colours = (weight[:, None] * colours + added[:, None] * mirror_colours) / np.maximum(total, 1e-12)[:, None]
+        return total, colours, correction
+
+    def mean_colour(self) -> np.ndarray:
+        """The object's mean colour in the photo (its mask's)."""
+        return self.weighted[..., :3].sum(axis=(0, 1)) / max(float(self.weighted[..., 3].sum()), 1e-12)
+
+    def blend(
+        self, points: np.ndarray, normals: np.ndarray, field: np.ndarray, visibility: Visibility, mirror: bool = False
+    ) -> np.ndarray:
         """The model's colours at ``points`` (``field``) with the photo on the part it shows."""
-        weight, photo, correction = self.weights_and_colours(points, normals, visibility)
+        weight, photo, correction = self.seen(points, normals, visibility, mirror)
         trusted = weight > 0.99
         shift = np.median(photo[trusted] - field[trusted], axis=0) if trusted.sum() >= 16 else np.zeros(3)
         corrected = field + correction[:, None] * shift

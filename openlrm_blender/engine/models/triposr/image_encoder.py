@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..vit_layers import Attention, Dense
 from .config import ViTConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -57,47 +58,12 @@ class Embeddings(nn.Module):
         return tokens + self.positions(images.shape[-1] // self.patch_size)
 
 
-class SelfAttention(nn.Module):
-    def __init__(self, config: ViTConfig) -> None:
-        super().__init__()
-        self.heads = config.num_attention_heads
-        self.query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size)
-        self.value = nn.Linear(config.hidden_size, config.hidden_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, tokens, width = x.shape
-        q, k, v = (proj(x).view(batch, tokens, self.heads, -1).transpose(1, 2) for proj in (self.query, self.key, self.value))
-        return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, tokens, width)
-
-
-class Dense(nn.Module):
-    """One linear layer under the published name ``dense``."""
-
-    def __init__(self, width_in: int, width_out: int) -> None:
-        super().__init__()
-        self.dense = nn.Linear(width_in, width_out)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dense(x)
-
-
-class Attention(nn.Module):
-    def __init__(self, config: ViTConfig) -> None:
-        super().__init__()
-        self.attention = SelfAttention(config)
-        self.output = Dense(config.hidden_size, config.hidden_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.attention(x))
-
-
 class Layer(nn.Module):
     """Pre-norm: x += attention(layernorm_before(x)); x += mlp(layernorm_after(x))."""
 
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
-        self.attention = Attention(config)
+        self.attention = Attention(config.hidden_size, config.num_attention_heads)
         self.intermediate = Dense(config.hidden_size, config.intermediate_size)
         self.output = Dense(config.intermediate_size, config.hidden_size)
         self.layernorm_before = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)

@@ -5,13 +5,17 @@ rounded to 8 bits as its export does."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 
 from ...errors import EngineError
 from ...camera import SourceCamera
-from .image import cut_out, model_input, photo_canvas, prepare_image
+from ..encoding import Encoding
+from ..field import StepCallback
+from ..triplane_field import TriplaneField
+from ...input.prepare import CutOut
+from . import image
+from .image import cut_out, photo_canvas
 from .model import TripoSR, to_output_frame
 from .weights import check_model_dir, download_model, load_model
 
@@ -20,8 +24,8 @@ ROUNDING = "round"
 CAMERA_DISTANCE = 1.9
 FOVY_DEGREES = 40.0
 
-__all__ = ["ROUNDING", "check_model_dir", "cut_out", "download_model", "encode", "input_size", "load_model",
-           "model_input", "photo_camera", "photo_canvas", "prepare_image", "to_output_frame"]  # fmt: skip
+__all__ = ["ROUNDING", "check_model_dir", "cut_out", "download_model", "encode", "load_model", "model_input",
+           "photo_camera", "photo_canvas", "to_output_frame"]  # fmt: skip
 
 
 def photo_camera(camera_distance: float) -> SourceCamera:
@@ -29,7 +33,14 @@ def photo_camera(camera_distance: float) -> SourceCamera:
     return SourceCamera(CAMERA_DISTANCE, 0.5 / math.tan(math.radians(FOVY_DEGREES / 2)))
 
 
-def input_size(model: TripoSR, asked: int) -> int:
+def model_input(
+    model: TripoSR, cut: CutOut, input_size: int = 0, recenter_object: bool = True, foreground_ratio: float = 0.85
+) -> torch.Tensor:
+    """The published preparation at ``input_size`` (0: the model's ``cond_image_size``)."""
+    return image.model_input(cut, _input_size(model, input_size), recenter_object, foreground_ratio)
+
+
+def _input_size(model: TripoSR, asked: int) -> int:
     """The size asked for (a multiple of the ViT's patch), else the model's ``cond_image_size``."""
     patch = model.config.vit.patch_size
     if asked and asked % patch:
@@ -37,9 +48,10 @@ def input_size(model: TripoSR, asked: int) -> int:
     return asked or model.config.cond_image_size
 
 
-def encode(
-    model: TripoSR, pixels: torch.Tensor, camera_distance: float, after_layer: Callable[[int, int], None]
-) -> torch.Tensor:
-    """TripoSR takes no camera: ``camera_distance`` matters only to the photo texture."""
+def encode(model: TripoSR, pixels: torch.Tensor, settings: Encoding, step: StepCallback | None = None) -> TriplaneField:
+    """The image -> its triplanes' field. TripoSR takes no camera: the run's camera distance
+    matters only to the photo texture."""
     parameter = next(model.parameters())
-    return model(pixels.to(parameter.device, parameter.dtype), after_layer=after_layer)
+    after_layer = None if step is None else lambda done, total: step(done / total, f"transformer layer {done}/{total}")
+    planes = model(pixels.to(parameter.device, parameter.dtype), after_layer=after_layer)
+    return TriplaneField(model.decoder, planes)

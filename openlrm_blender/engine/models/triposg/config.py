@@ -1,0 +1,172 @@
+"""TripoSG's hyper-parameters, read from the component folders of its Hub repository (the
+diffusers layout): ``model_index.json`` names the components, and each folder's JSON file
+holds its numbers. The class names in them are the published code's and are not read (the
+VAE's even says ``Tripo2VAEModel``): the numbers are."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ...errors import WeightsError
+
+INDEX_FILE = "model_index.json"
+# Each component: its folder, its configuration file, its weights file.
+COMPONENTS = {
+    "image_encoder_dinov2": ("config.json", "model.safetensors"),
+    "transformer": ("config.json", "diffusion_pytorch_model.safetensors"),
+    "vae": ("config.json", "diffusion_pytorch_model.safetensors"),
+    "feature_extractor_dinov2": ("preprocessor_config.json", None),
+    "scheduler": ("scheduler_config.json", None),
+}
+
+
+def read_json(path: Path) -> dict:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(raw, dict):
+        raise WeightsError(f"{path}: expected a JSON object")
+    return raw
+
+
+def _numbers(cls, raw: dict, path: Path, required: tuple[str, ...]):
+    """The dataclass from ``raw``: every ``required`` key there, each value of its field's type."""
+    missing = [key for key in required if key not in raw]
+    if missing:
+        raise WeightsError(f"{path}: missing {', '.join(missing)}")
+    values = {}
+    for field in fields(cls):
+        if field.name not in raw:
+            continue
+        value, kind = raw[field.name], type(field.default)
+        if kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
+            values[field.name] = kind(value)
+        elif isinstance(value, kind):
+            values[field.name] = value
+        else:
+            raise WeightsError(f"{path}: {field.name} = {value!r} is not a {kind.__name__}")
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class Dinov2Config:
+    """The image encoder (transformers' Dinov2Model): DINOv2-L/14 in the real weights."""
+
+    hidden_size: int = 1024
+    num_hidden_layers: int = 24
+    num_attention_heads: int = 16
+    mlp_ratio: int = 4
+    patch_size: int = 14
+    image_size: int = 518  # the stored position table: (518 / 14)^2 patches plus the class token
+    layer_norm_eps: float = 1e-6
+    hidden_act: str = "gelu"
+    qkv_bias: bool = True
+    use_swiglu_ffn: bool = False
+    num_channels: int = 3
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """The flow transformer (the published TripoSGDiTModel)."""
+
+    width: int = 2048
+    num_attention_heads: int = 16
+    num_layers: int = 21
+    in_channels: int = 64
+    cross_attention_dim: int = 1024
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """The shape autoencoder; only its decoder runs at inference."""
+
+    latent_channels: int = 64
+    num_attention_heads: int = 8
+    width_encoder: int = 512
+    width_decoder: int = 1024
+    num_layers_encoder: int = 8
+    num_layers_decoder: int = 16
+    embed_frequency: int = 8
+    embed_include_pi: bool = False
+    embedding_type: str = "frequency"
+    in_channels: int = 3
+
+
+@dataclass(frozen=True)
+class PreprocessorConfig:
+    """The feature extractor (transformers' BitImageProcessor): resize, centre crop, normalise."""
+
+    shortest_edge: int = 256
+    crop_size: int = 224
+    resample: int = 3  # PIL's bicubic
+    rescale_factor: float = 1 / 255
+    image_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    image_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    num_train_timesteps: int = 1000
+    shift: float = 1.0
+    use_dynamic_shifting: bool = False
+
+
+@dataclass(frozen=True)
+class TripoSGConfig:
+    image_encoder: Dinov2Config
+    transformer: TransformerConfig
+    vae: VAEConfig
+    preprocessor: PreprocessorConfig
+    scheduler: SchedulerConfig
+
+    @classmethod
+    def load(cls, folder: Path) -> TripoSGConfig:
+        """Every component's configuration in ``folder``, checked for what this engine runs."""
+        index = read_json(folder / INDEX_FILE)
+        absent = [name for name in COMPONENTS if name not in index]
+        if absent:
+            raise WeightsError(f"{folder / INDEX_FILE}: no {', '.join(absent)}: not a TripoSG model folder")
+
+        def component(name: str) -> tuple[dict, Path]:
+            path = folder / name / COMPONENTS[name][0]
+            return read_json(path), path
+
+        raw, path = component("image_encoder_dinov2")
+        encoder = _numbers(Dinov2Config, raw, path, ("hidden_size", "num_hidden_layers", "num_attention_heads", "patch_size"))
+        if encoder.hidden_act != "gelu" or encoder.use_swiglu_ffn or not encoder.qkv_bias:
+            raise WeightsError(f"{path}: only DINOv2 with exact GELU, no SwiGLU and query/key/value biases is supported")
+        raw, path = component("transformer")
+        transformer = _numbers(TransformerConfig, raw, path, tuple(field.name for field in fields(TransformerConfig)))
+        raw, path = component("vae")
+        vae = _numbers(VAEConfig, raw, path, ("latent_channels", "num_attention_heads", "width_decoder", "num_layers_decoder"))
+        if vae.embedding_type != "frequency" or vae.embed_include_pi:
+            raise WeightsError(f"{path}: only the frequency embedding without pi (TripoSG's) is supported")
+        raw, path = component("feature_extractor_dinov2")
+        size, crop = raw.get("size", {}), raw.get("crop_size", {})
+        if "shortest_edge" not in size or crop.get("height") != crop.get("width"):
+            raise WeightsError(f"{path}: expected a shortest-edge resize and a square centre crop")
+        preprocessor = PreprocessorConfig(
+            shortest_edge=int(size["shortest_edge"]),
+            crop_size=int(crop["height"]),
+            resample=int(raw.get("resample", 3)),
+            rescale_factor=float(raw.get("rescale_factor", 1 / 255)),
+            image_mean=tuple(float(value) for value in raw.get("image_mean", PreprocessorConfig.image_mean)),
+            image_std=tuple(float(value) for value in raw.get("image_std", PreprocessorConfig.image_std)),
+        )
+        raw, path = component("scheduler")
+        scheduler = _numbers(SchedulerConfig, raw, path, ())
+        if scheduler.use_dynamic_shifting:
+            raise WeightsError(f"{path}: dynamic shifting is not supported (TripoSG's scheduler has none)")
+        for width, heads, what, where in (
+            (transformer.width, transformer.num_attention_heads, "width by num_attention_heads", "transformer"),
+            (vae.width_decoder, vae.num_attention_heads, "width_decoder by num_attention_heads", "vae"),
+            (encoder.hidden_size, encoder.num_attention_heads, "hidden_size by num_attention_heads", "image_encoder_dinov2"),
+        ):
+            if heads <= 0 or width % heads:
+                raise WeightsError(f"{folder / where}: cannot divide {what} ({width} / {heads})")
+        return cls(encoder, transformer, vae, preprocessor, scheduler)

@@ -1,0 +1,117 @@
+"""DINOv2 as transformers' Dinov2Model (4.45 to 4.48) computes it: TripoSG's image encoder.
+Its last hidden state, the class token first, is what the flow transformer attends to.
+
+Module and parameter names follow the published state dict
+(``embeddings.patch_embeddings.projection``, ``encoder.layer.0.layer_scale1.lambda1`` ...),
+so the weights load unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..vit_layers import Attention
+from .config import Dinov2Config
+
+
+class PatchEmbeddings(nn.Module):
+    def __init__(self, config: Dinov2Config) -> None:
+        super().__init__()
+        self.projection = nn.Conv2d(config.num_channels, config.hidden_size, config.patch_size, stride=config.patch_size)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.projection(images).flatten(2).transpose(1, 2)
+
+
+class Embeddings(nn.Module):
+    """Class token and patches, with the position table resized to the image's patch grid."""
+
+    def __init__(self, config: Dinov2Config) -> None:
+        super().__init__()
+        stored = config.image_size // config.patch_size
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
+        self.mask_token = nn.Parameter(torch.zeros(1, config.hidden_size))  # in the weights, unused at inference
+        self.position_embeddings = nn.Parameter(torch.zeros(1, stored * stored + 1, config.hidden_size))
+        self.patch_embeddings = PatchEmbeddings(config)
+        self.patch_size = config.patch_size
+
+    def positions(self, rows: int, columns: int) -> torch.Tensor:
+        """The stored table resized to the patch grid by its size: bicubic, no antialias, in
+        float32 (the class token's row kept)."""
+        table = self.position_embeddings
+        stored = math.isqrt(table.shape[1] - 1)
+        if (rows, columns) == (stored, stored):
+            return table
+        width = table.shape[-1]
+        patches = table[:, 1:].reshape(1, stored, stored, width).permute(0, 3, 1, 2).float()
+        patches = F.interpolate(patches, size=(rows, columns), mode="bicubic", align_corners=False, antialias=False)
+        patches = patches.to(table.dtype).permute(0, 2, 3, 1).reshape(1, rows * columns, width)
+        return torch.cat([table[:, :1], patches], dim=1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        tokens = self.patch_embeddings(images.to(self.cls_token.dtype))
+        tokens = torch.cat([self.cls_token.expand(len(images), -1, -1), tokens], dim=1)
+        return tokens + self.positions(images.shape[-2] // self.patch_size, images.shape[-1] // self.patch_size)
+
+
+class LayerScale(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.lambda1 = nn.Parameter(torch.ones(width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.lambda1
+
+
+class Mlp(nn.Module):
+    def __init__(self, width: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(width, hidden)
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Layer(nn.Module):
+    """Pre-norm, each branch scaled per channel: x += ls1 * attention(norm1(x)); x += ls2 * mlp(norm2(x))."""
+
+    def __init__(self, config: Dinov2Config) -> None:
+        super().__init__()
+        width = config.hidden_size
+        self.norm1 = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.attention = Attention(width, config.num_attention_heads)
+        self.layer_scale1 = LayerScale(width)
+        self.norm2 = nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.mlp = Mlp(width, width * config.mlp_ratio)
+        self.layer_scale2 = LayerScale(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.layer_scale1(self.attention(self.norm1(x)))
+        return x + self.layer_scale2(self.mlp(self.norm2(x)))
+
+
+class Encoder(nn.Module):
+    def __init__(self, config: Dinov2Config) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList(Layer(config) for _ in range(config.num_hidden_layers))
+
+
+class Dinov2(nn.Module):
+    """Pixels (N, 3, S, S), normalised -> tokens (N, 1 + (S/14)^2, width), class token first."""
+
+    def __init__(self, config: Dinov2Config) -> None:
+        super().__init__()
+        self.embeddings = Embeddings(config)
+        self.encoder = Encoder(config)
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = self.embeddings(pixels)
+        for layer in self.encoder.layer:
+            x = layer(x)
+        return self.layernorm(x)

@@ -1,0 +1,70 @@
+"""How much arithmetic a TripoSG run is, from its configuration's numbers alone (no PyTorch):
+the sidebar's estimate of a run's time on the CPU, and the benchmark's floor for a flow step.
+A multiply-add is two floating-point operations; only matrix products and attention count."""
+
+from __future__ import annotations
+
+from .config import Dinov2Config, TransformerConfig, VAEConfig
+
+IMAGE_TOKENS = 257  # DINOv2's class token and 16 x 16 patches of the 224 px crop
+# Points the coarse-to-fine grid evaluates per square of the resolution, for a compact object
+# (the benchmark's, measured at 256 and 512: benchmarks/bench.py --models triposg).
+QUERIES_PER_SQUARE = 6.0
+
+
+def step_flop(tokens: int, guidance: float, config: TransformerConfig = TransformerConfig()) -> float:
+    """One flow step: the transformer over the latents and the time token, twice where
+    guidance asks for the unconditional prediction too."""
+    width, n = config.width, tokens + 1
+    per_block = (
+        2 * n * width * 3 * width  # self-attention's [q | k | v]
+        + 2 * 2 * n * n * width  # its scores and weighted values
+        + 2 * n * width * width * 2  # its output, and cross-attention's queries
+        + 2 * IMAGE_TOKENS * config.cross_attention_dim * 2 * width  # the image tokens' [k | v]
+        + 2 * 2 * n * IMAGE_TOKENS * width  # cross-attention's scores and values
+        + 2 * n * width * width  # its output
+        + 2 * 2 * n * width * 4 * width  # the feed-forward
+    )
+    skips = config.num_layers - config.num_layers // 2 - 1
+    time = 2 * 2 * width * 4 * width  # the time token's MLP
+    total = config.num_layers * per_block + skips * 2 * n * 2 * width * width + 2 * 2 * tokens * config.in_channels * width
+    return (total + time) * (2 if guidance > 1 else 1)
+
+
+def query_flop(tokens: int, config: VAEConfig = VAEConfig()) -> float:
+    """One point of the field: its query's projections, its attention over the latent tokens,
+    the feed-forward."""
+    width = config.width_decoder
+    features = 3 + 6 * config.embed_frequency
+    return 2 * features * width + 2 * 2 * width * width + 2 * 2 * tokens * width + 2 * 2 * width * 4 * width + 2 * width
+
+
+def shape_flop(tokens: int, config: VAEConfig = VAEConfig()) -> float:
+    """Once per shape: the decoder's self-attention blocks over the latent tokens, and the keys
+    and values every point's query attends to."""
+    width = config.width_decoder
+    per_block = 2 * tokens * width * 4 * width + 2 * 2 * tokens * tokens * width + 2 * 2 * tokens * width * 4 * width
+    keys_values = 2 * tokens * width * 2 * width
+    return config.num_layers_decoder * per_block + 2 * tokens * config.latent_channels * width + keys_values
+
+
+def encoder_flop(config: Dinov2Config = Dinov2Config()) -> float:
+    """The image's tokens: the patches' projection, then the ViT's layers."""
+    width, patches = config.hidden_size, IMAGE_TOKENS - 1
+    per_layer = (
+        2 * IMAGE_TOKENS * width * 4 * width
+        + 2 * 2 * IMAGE_TOKENS**2 * width
+        + 2 * 2 * IMAGE_TOKENS * width * config.mlp_ratio * width
+    )
+    return 2 * patches * config.num_channels * config.patch_size**2 * width + config.num_hidden_layers * per_layer
+
+
+def run_flop(steps: int, guidance: float, tokens: int, resolution: int) -> float:
+    """A whole run of the published model, a compact object's grid at ``resolution``."""
+    queries = QUERIES_PER_SQUARE * resolution**2
+    return encoder_flop() + steps * step_flop(tokens, guidance) + shape_flop(tokens) + queries * query_flop(tokens)
+
+
+def duration(seconds: float) -> str:
+    """A time for people to read: seconds, or minutes from a minute and a half."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

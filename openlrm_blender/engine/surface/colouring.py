@@ -1,0 +1,74 @@
+"""Where a surface's colours come from, for vertices and texels alike.
+
+A model that makes colours: its colour field, with the photo on the part it shows (through
+the camera the model assumes). A model that makes none (TripoSG): the photo laid on the shape
+through a camera fitted to its silhouette, continued over the rest of the shape by diffusion
+(``fill``); where the fit is poor, the photo would land on the wrong parts, so the shape takes
+the photo's colours by height instead.
+
+The surface stages work in the model's own frame; the photo in ours (``turn`` maps one to the
+other).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..camera import Camera
+from ..geometry.normals import own_and_neighbourhood_normals
+from ..progress import StepCallback
+from ..result import Mesh
+from .camera_fit import fit_camera
+from .fill import HeightColours, photo_fill
+from .photo import Photo, Visibility
+
+# Base colours at points of the model's frame (None: the model makes none).
+ColourField = Callable[[np.ndarray, StepCallback], "np.ndarray | None"]
+Turn = Callable[[np.ndarray], np.ndarray]
+MIN_OVERLAP = 0.8  # a fitted camera whose silhouette overlaps the mask less is not trusted
+
+
+@dataclass
+class Colouring:
+    base: ColourField  # the colours before the photo: the model's, or those grown from the photo
+    photo: Photo | None  # laid on the part it shows, where asked
+    turn: Turn
+    mirror: bool = False  # the photo's mirror image on the back too (symmetric objects)
+    overlap: float | None = None  # a fitted camera's match with the photo's mask
+
+    def photographed(
+        self, mesh_vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, normals: np.ndarray, base: np.ndarray
+    ) -> np.ndarray:
+        """The ``base`` colours at ``points`` of the mesh (model frame; ``normals`` (N, 3) or
+        (N, K, 3)) with the photo on the part it shows."""
+        if self.photo is None:
+            return base
+        visibility = Visibility(self.turn(mesh_vertices), faces, self.photo.camera)
+        turned = self.turn(normals.reshape(-1, 3)).reshape(normals.shape)
+        return self.photo.blend(self.turn(points), turned, base, visibility, self.mirror)
+
+    def vertex_colours(self, mesh: Mesh, base: np.ndarray) -> np.ndarray:
+        """A mesh's vertices' colours, from their ``base`` colours."""
+        normals = own_and_neighbourhood_normals(mesh.vertices, mesh.faces)
+        return self.photographed(mesh.vertices, mesh.faces, mesh.vertices, normals, base)
+
+
+def model_colouring(field: ColourField, canvas: np.ndarray | None, camera: Camera, turn: Turn, mirror: bool) -> Colouring:
+    """A model that makes colours: the photo (``canvas``, None: not asked for) on top."""
+    return Colouring(field, None if canvas is None else Photo(canvas, camera), turn, mirror)
+
+
+def shape_colouring(mesh: Mesh, canvas: np.ndarray, turn: Turn, project: bool, mirror: bool) -> Colouring:
+    """A shape the model made without colours, coloured from its photo: a camera fitted to it,
+    the photo laid on where the fit is good and ``project`` allows, grown over the rest."""
+    vertices = turn(mesh.vertices)
+    camera, overlap = fit_camera(vertices, mesh.faces, canvas[..., 3])
+    if project and overlap >= MIN_OVERLAP:
+        photo = Photo(canvas, camera)
+        fill = photo_fill(vertices, mesh.faces, photo, mirror)
+        return Colouring(lambda points, step: fill.colours_at(turn(points)), photo, turn, mirror, overlap)
+    heights = HeightColours(canvas, vertices)
+    return Colouring(lambda points, step: heights.colours_at(turn(points)), None, turn, overlap=overlap)
