@@ -1,8 +1,8 @@
 """Stage times and peak memory of image -> mesh, against the dense published recipe.
 
-    python benchmarks/bench.py [--models base large triposr] [--grids 128 256 384] [--compare-dense]
-                               [--textures 0 1024 2048] [--faces 50000]
-                               [--device auto] [--dtype float32] [--json FILE]
+    python benchmarks/bench.py [--models base large triposr triposg] [--grids 128 256 384] [--compare-dense]
+                               [--textures 0 1024 2048] [--faces 50000] [--steps 2]
+                               [--device auto] [--dtype auto] [--json FILE]
 
 The real weights are not needed: models with the real small/base/large key layouts of
 OpenLRM, and TripoSR's, are made once (random weights shaped into one compact object of
@@ -17,6 +17,12 @@ simplified to ``--faces``, UV-unwrapped, baked at each size), each in its own pr
 With ``--dtype bfloat16``/``float16`` the float32 run is
 made too and the difference reported (largest density difference on a 128^3 grid,
 share of points that change side, how far the mesh moves).
+
+TripoSG (``--models triposg``; a random model of the real size, 7.9 GB, its field shaped into
+one compact object) runs ``--steps`` flow steps (a few are enough to time one; the published
+50 take most of an hour on a CPU): the table and ``--json`` give each flow step's seconds
+against its floor (its arithmetic, guidance's double batch included, at the run's fp32 peak),
+and the field's values the coarse-to-fine grid computed against the dense grid's.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +46,10 @@ from openlrm_blender.engine import Options  # noqa: E402
 from openlrm_blender.engine.models.openlrm.config import ModelConfig  # noqa: E402
 from openlrm_blender.engine.pipeline import generate  # noqa: E402
 from openlrm_blender.engine.runtime import DTYPES, get_model, pick_device, resolve_precision  # noqa: E402
+from openlrm_blender.engine.models.triposg import work  # noqa: E402
 from openlrm_blender.engine.models.triposr.config import TripoSRConfig  # noqa: E402
 from tests.support import random_triposr as triposr  # noqa: E402
+from tests.support import random_triposg as triposg_models  # noqa: E402
 from tests.support.random_models import PUBLISHED_CONFIGS, object_model, save_model  # noqa: E402
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "openlrm-blender" / "bench-models"
@@ -62,16 +71,18 @@ STAGES = (
 SURFACE_STAGES = ("cleanup", "simplify", "unwrap", "bake", "photo")
 
 
-MODELS = (*PUBLISHED_CONFIGS, "triposr")  # OpenLRM's sizes, then TripoSR
+MODELS = (*PUBLISHED_CONFIGS, "triposr", "triposg")  # OpenLRM's sizes, then TripoSR and TripoSG
 
 
 def model_folder(size: str, cache: Path) -> Path:
     """The benchmark model of this size (or TripoSR), made on first use."""
     folder = cache / f"{size}-object-seed0"
-    if not (folder / "model.safetensors").is_file():
+    if not any(folder.glob("**/*.safetensors")):
         print(f"making the {size} benchmark model in {folder} ...", file=sys.stderr)
         if size == "triposr":
             triposr.save_model(triposr.object_model(TripoSRConfig.from_yaml(triposr.PUBLISHED_CONFIG)), folder)
+        elif size == "triposg":
+            triposg_models.save_model(triposg_models.object_model(triposg_models.write_configs(folder)), folder)
         else:
             raw = PUBLISHED_CONFIGS[size]
             save_model(object_model(ModelConfig.from_dict(raw), seed=0), folder, raw)
@@ -159,7 +170,7 @@ def precision_effect(folder: Path, image: Path, options: Options, reduced_mesh) 
                                         options.foreground_ratio)  # fmt: skip
             field = recipe.encode(model, pixels, options.encoding())
             grids[dtype] = dense_density_grid(field, 128, lambda f, m: None).values
-    reduced, exact = grids[options.dtype], grids["float32"]
+    reduced, exact = grids[resolve_precision(options.dtype, device, family)], grids["float32"]
     return {
         "max_density_difference": float(np.abs(reduced - exact).max()),
         "side_changed_share": float(((reduced > options.threshold) != (exact > options.threshold)).mean()),
@@ -180,14 +191,20 @@ def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namesp
         )
         if texture_size:
             options = dataclasses.replace(options, min_piece=0.01, faces=args.faces, textured=True, texture_size=texture_size)
-        cold = generate(image, options)
-        warm = generate(image, options)
+        sampled = size == "triposg"
+        if sampled:  # a few flow steps time one; the first run only pages the weights in
+            options = dataclasses.replace(options, steps=args.steps)
+        cold = generate(image, dataclasses.replace(options, steps=1, resolution=64) if sampled else options)
+        steps_done: list[float] = []
+        warm = generate(image, options, progress=lambda stage, fraction, message: (
+            steps_done.append(time.perf_counter()) if stage == "encode" and message.startswith("step ") else None
+        ))  # fmt: skip
         stages = {key: warm.timings[key] for key, _ in STAGES if key in warm.timings}
         stages["load"] = cold.timings["load"]
         # The weights are memory-mapped: the first run pages them in (and warms kernels up).
         run_seconds = [run.timings["encode"] + run.timings["mesh"] for run in (cold, warm)]
         figures = {
-            "encoder_gflop": encoder_gflop(folder, image, options),
+            "encoder_gflop": work.encoder_flop() / 1e9 if sampled else encoder_gflop(folder, image, options),
             "model": size,
             "grid": resolution,
             "texture_size": texture_size,
@@ -195,11 +212,20 @@ def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namesp
             "dtype": args.dtype,
             "stages": stages,
             "first_run_extra_s": run_seconds[0] - run_seconds[1],
-            "weights_mb": (folder / "model.safetensors").stat().st_size / 2**20,
+            "weights_mb": sum(path.stat().st_size for path in folder.glob("**/*.safetensors")) / 2**20,
             "peak_rss_mb": peak_rss_mb(),
             "n_vertices": int(len(warm.mesh.vertices)),
             "n_faces": int(len(warm.mesh.faces)),
         }
+        if sampled:  # each step timed between its progress reports (the device synchronised)
+            figures.update(
+                steps=args.steps,
+                step_seconds=(steps_done[-1] - steps_done[0]) / (len(steps_done) - 1) if len(steps_done) > 1 else None,
+                step_gflop=work.step_flop(options.tokens, options.guidance) / 1e9,
+                decoder_queries=int(warm.facts["queries"]),
+                dense_queries=resolution**3,
+                camera_overlap=warm.facts["camera_overlap"],
+            )
         if warm.device.startswith("cuda"):
             figures["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
         if args.compare_dense:
@@ -209,7 +235,7 @@ def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namesp
                 np.array_equal(dense.mesh.faces, warm.mesh.faces)
                 and np.abs(dense.mesh.vertices - warm.mesh.vertices).max() <= 1e-4
             )
-        if args.dtype != "float32":
+        if args.dtype not in ("auto", "float32") and not sampled:
             figures["precision"] = precision_effect(folder, image, options, warm.mesh)
     return figures
 
@@ -230,8 +256,22 @@ def print_table(results: list[dict], peak_gflops: float) -> None:
         if key == "load":
             row("  first run's extra", [f"{r['first_run_extra_s']:.2f}" for r in results])
     row("  encoder GFLOP", [f"{r['encoder_gflop']:.0f}" for r in results])
-    row("  encoder floor at peak", [f"{r['encoder_gflop'] / peak_gflops:.2f}" for r in results])
-    row("  encoder / floor", [f"{r['stages']['encode'] / (r['encoder_gflop'] / peak_gflops):.2f}x" for r in results])
+    triplanes = [r for r in results if "step_gflop" not in r]
+    if triplanes:
+        row("  encoder floor at peak", [f"{r['encoder_gflop'] / peak_gflops:.2f}" if r in triplanes else "-" for r in results])
+        row("  encoder / floor", [f"{r['stages']['encode'] / (r['encoder_gflop'] / peak_gflops):.2f}x" if r in triplanes else "-"
+                                  for r in results])  # fmt: skip
+    if len(triplanes) < len(results):  # a flow model: its steps against their floor, its queries against the dense grid's
+        flows = lambda key, form: [form(r) if "step_gflop" in r else "-" for r in results]  # noqa: E731
+        row("flow step", flows("step_seconds", lambda r: f"{r['step_seconds']:.2f}" if r["step_seconds"] else "-"))
+        row("  step GFLOP", flows("step_gflop", lambda r: f"{r['step_gflop']:.0f}"))
+        row("  step floor at peak", flows("step_gflop", lambda r: f"{r['step_gflop'] / peak_gflops:.2f}"))
+        row("  step / floor", flows("step_seconds", lambda r: f"{r['step_seconds'] / (r['step_gflop'] / peak_gflops):.2f}x"
+                                    if r["step_seconds"] else "-"))  # fmt: skip
+        row("field values computed", flows("decoder_queries", lambda r: f"{r['decoder_queries']:,}"))
+        row("  dense grid's", flows("dense_queries", lambda r: f"{r['dense_queries']:,}"))
+        row("  fewer than dense", flows("dense_queries", lambda r: f"{r['dense_queries'] / r['decoder_queries']:.0f}x"))
+        row("photo fit (overlap)", flows("camera_overlap", lambda r: f"{r['camera_overlap']:.2f}"))
     mesh_keys = ("density", "mcubes", "colours")
     row("  mesh (grid+mc+colours)", [f"{sum(r['stages'][k] for k in mesh_keys):.2f}" for r in results])
     if any(r["texture_size"] for r in results):
@@ -260,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=["base"], choices=MODELS)
     parser.add_argument("--grids", nargs="+", type=int, default=[128, 256, 384])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    parser.add_argument("--dtype", default="auto", choices=["auto", *sorted(DTYPES)])
     parser.add_argument("--compare-dense", action="store_true", help="also time the dense published recipe")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where the benchmark models are kept")
     parser.add_argument("--json", type=Path, help="write the figures here as a JSON list")
@@ -268,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         "--textures", nargs="+", type=int, default=[0], help="texture sizes to bake (0: vertex colours; default 0)"
     )
     parser.add_argument("--faces", type=int, default=50000, help="face budget of the textured runs (default 50000)")
+    parser.add_argument("--steps", type=int, default=2, help="TripoSG's flow steps per run (default 2: enough to time one)")
     parser.add_argument("--one", nargs=3, metavar=("MODEL", "GRID", "TEXTURE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -281,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
             for texture_size in args.textures:
                 command = [sys.executable, __file__, "--one", size, str(resolution), str(texture_size)]
                 command += ["--device", args.device, "--dtype", args.dtype, "--cache", str(args.cache)]
-                command += ["--faces", str(args.faces)] + (["--compare-dense"] if args.compare_dense else [])
+                command += ["--faces", str(args.faces), "--steps", str(args.steps)]
+                command += ["--compare-dense"] if args.compare_dense else []
                 print(f"{size} at grid {resolution}, texture {texture_size or 'none'} ...", file=sys.stderr)
                 run = subprocess.run(command, capture_output=True, text=True)
                 if run.returncode:

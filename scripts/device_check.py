@@ -37,15 +37,32 @@ from openlrm_blender.engine import EngineError, Options  # noqa: E402
 from openlrm_blender.engine.errors import out_of_memory_message  # noqa: E402
 from openlrm_blender.engine.input.read import read_rgba  # noqa: E402
 from openlrm_blender.engine.models.registry import family_of_folder  # noqa: E402
+from openlrm_blender.engine.models.triposg.model import to_output_frame as triposg_frame  # noqa: E402
 from openlrm_blender.engine.pipeline import generate  # noqa: E402
 from openlrm_blender.engine.runtime import free_cached_memory, get_model, pick_device, synchronise, unload_models  # noqa: E402
 
 # Per family: its tiny vector's folder, the options the vector was made with (from its
-# meta.json), the real-size benchmark model's name.
+# meta.json), the published mesh in our frame (from its expected.npz), the real-size
+# benchmark model's name.
 FAMILIES = {
-    "openlrm": ("tiny", lambda meta: dict(input_size=meta["source_size"], resolution=meta["grid_size"], recenter=False), "base"),
-    "triposr": ("triposr-tiny", lambda meta: dict(resolution=meta["grid"], threshold=meta["threshold"]), "triposr"),
-}
+    "openlrm": (
+        "tiny", lambda meta: dict(input_size=meta["source_size"], resolution=meta["grid_size"], recenter=False),
+        lambda expected: (expected["mesh_vertices"], expected["mesh_faces"]), "base",
+    ),
+    "triposr": (
+        "triposr-tiny", lambda meta: dict(resolution=meta["grid"], threshold=meta["threshold"]),
+        lambda expected: (expected["mesh_vertices"], expected["mesh_faces"]), "triposr",
+    ),
+    "triposg": (
+        "triposg-tiny", lambda meta: dict(resolution=meta["grid_points_per_axis"], tokens=meta["num_tokens"],
+                                          steps=meta["steps"], seed=meta["seed"], guidance=meta["guidance_scale"]),
+        lambda expected: (triposg_frame(expected["mcubes_vertices"]), expected["mcubes_faces"]), "triposg",
+    ),
+}  # fmt: skip
+PUBLISHED_STEPS = 50  # a flow model's whole run is timed at its published steps
+# Real-size runs left to a GPU: TripoSG's flow step takes a minute on a CPU (benchmarks/bench.py
+# --models triposg times it there).
+GPU_ONLY = {"triposg"}
 PARITY_VERTEX_TOLERANCE = 1e-4  # the CPU against the published vector, as the tests hold it
 
 
@@ -127,27 +144,28 @@ def same_mesh(vertices: np.ndarray, faces: np.ndarray, reference_vertices: np.nd
 
 
 def encoded(folder: Path, image: Path, device: torch.device, dtype: str, options: Options) -> torch.Tensor:
-    """The model's output for the image (triplanes), on the CPU in float32."""
+    """What the model made of the image (triplanes, or a flow model's latents), on the CPU in float32."""
     family = family_of_folder(folder)
     recipe, options = family.recipe(), options.for_family(family.settings)
     model = get_model(folder, device, dtype)
     with torch.inference_mode():
         pixels = recipe.model_input(model, recipe.cut_out(read_rgba(image), None), options.input_size, options.recenter,
                                     options.foreground_ratio)  # fmt: skip
-        return recipe.encode(model, pixels, options.encoding()).planes.float().cpu()
+        field = recipe.encode(model, pixels, options.encoding())
+        return (field.planes if hasattr(field, "planes") else field.latents).float().cpu()
 
 
 def parity(name: str, vectors: Path, device: torch.device) -> dict:
     """The tiny vector: the CPU against the published mesh; the device (float32, TF32 off and
     on) against the CPU, planes and mesh."""
-    folder_name, settings, _ = FAMILIES[name]
+    folder_name, settings, published_mesh, _ = FAMILIES[name]
     folder = vectors / folder_name
     image = folder / "input.png"
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    options = Options(weights_dir=folder, remove_background=False, device="cpu", **settings(meta))
+    options = Options(weights_dir=folder, remove_background=False, device="cpu", dtype="float32", **settings(meta))
     reference = mesh_of(image, options)
-    with np.load(folder / "expected.npz") as expected:  # each vector's mesh is in our output frame
-        published = expected["mesh_vertices"], expected["mesh_faces"]
+    with np.load(folder / "expected.npz") as expected:
+        published = published_mesh(expected)
     found: dict = {"cpu_against_published": same_mesh(reference.vertices, reference.faces, *published)}
     cpu_planes = encoded(folder, image, torch.device("cpu"), "float32", options)
     if device.type != "cpu":
@@ -172,8 +190,8 @@ def parity(name: str, vectors: Path, device: torch.device) -> dict:
 
 def precisions(name: str, device: torch.device, models: Path, image: Path) -> dict:
     """The real-size random model in float16 and bfloat16 against float32 on the device."""
-    folder = model_folder(FAMILIES[name][2], models)
-    options = Options(weights_dir=folder, remove_background=False, device=str(device), resolution=128)
+    folder = model_folder(FAMILIES[name][3], models)
+    options = Options(weights_dir=folder, remove_background=False, device=str(device), resolution=128, steps=10)
     exact = encoded(folder, image, device, "float32", options)
     reference = mesh_of(image, options)
     found = {}
@@ -205,18 +223,25 @@ def memory(device: torch.device) -> dict:
     }
 
 
-def stage_times(name: str, device: torch.device, models: Path, image: Path, sizes: list[int]) -> dict:
-    """Warm runs (weights loaded, a first run done) at each resolution, stage by stage."""
-    folder = model_folder(FAMILIES[name][2], models)
+def stage_times(name: str, device: torch.device, models: Path, image: Path, sizes: list[int], steps: int) -> dict:
+    """Warm runs (weights loaded, a first run done) at each resolution, stage by stage; a
+    flow model's at ``steps`` steps (float16 on a GPU, its published precision), each step
+    timed between its progress reports."""
+    folder = model_folder(FAMILIES[name][3], models)
     found = {}
     for size in sizes:
-        options = Options(weights_dir=folder, remove_background=False, device=str(device), resolution=size)
+        options = Options(weights_dir=folder, remove_background=False, device=str(device), resolution=size, steps=steps)
         generate(image, options)  # weights loaded, kernels warmed
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        result = generate(image, options)
+        steps_done: list[float] = []
+        result = generate(image, options, progress=lambda stage, fraction, message: (
+            steps_done.append(time.perf_counter()) if stage == "encode" and message.startswith("step ") else None
+        ))  # fmt: skip
         entry = {key: round(value, 3) for key, value in result.timings.items()}
-        entry.update(memory(device), faces=int(len(result.mesh.faces)))
+        entry.update(memory(device), faces=int(len(result.mesh.faces)), **result.facts)
+        if len(steps_done) > 1:
+            entry["step_seconds"] = round((steps_done[-1] - steps_done[0]) / (len(steps_done) - 1), 4)
         if device.type == "cuda":
             entry["reserved_after_run_mb"] = round(torch.cuda.memory_reserved(device) / 2**20)
             free_cached_memory()
@@ -242,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=Path("build/device-models"), help="where the random models go")
     parser.add_argument("--sizes", nargs="+", type=int, default=[256, 384, 512], help="resolutions to time")
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--steps", type=int, default=PUBLISHED_STEPS, help="a flow model's steps in the timed runs")
     parser.add_argument("--out", type=Path, default=Path("build/device_check.json"))
     args = parser.parse_args(argv)
     device = pick_device(args.device)
@@ -256,11 +282,15 @@ def main(argv: list[str] | None = None) -> int:
         image = test_image(Path(scratch) / "input.png")
         for name in args.families:
             report[name] = {}
-            for section, run in (
-                ("parity", lambda: parity(name, args.vectors, device)),
-                ("precision", lambda: precisions(name, device, args.models, image)),
-                ("stage_times", lambda: stage_times(name, device, args.models, image, args.sizes)),
-            ):
+            sections = {
+                "parity": lambda: parity(name, args.vectors, device),
+                "precision": lambda: precisions(name, device, args.models, image),
+                "stage_times": lambda: stage_times(name, device, args.models, image, args.sizes, args.steps),
+            }
+            if device.type == "cpu" and name in GPU_ONLY:
+                sections = {"parity": sections["parity"]}
+                report[name]["real_size"] = "left to a GPU: a flow step takes a minute on a CPU"
+            for section, run in sections.items():
                 print(f"{name}: {section} ...", file=sys.stderr, flush=True)
                 report[name][section] = timed(run)
                 save()
@@ -277,7 +307,7 @@ def _sections(report: dict) -> list[dict]:
     found = [report["environment"], report["out_of_memory"]]
     for value in report.values():
         if isinstance(value, dict) and "parity" in value:
-            found += list(value.values())
+            found += [section for section in value.values() if isinstance(section, dict)]
     return found
 
 

@@ -7,13 +7,14 @@ Two ways to fill it:
 - ``surface_density_grid`` (the default): the same values where the surface is, for a small
   share of the work.
 
-  1. The field is looked at on a coarse lattice, every ``BLOCK * spacing``-th point (the
-     spacing the field allows: 1 for a cheap field; more for a field whose every value is
-     dear, such as TripoSG's). Coarse cells whose corners straddle the level, or come
-     closer to it than they differ from one another, are split in eight, their lattice
-     evaluated at half the spacing, and so on down to cells of BLOCK grid steps; a cell
-     not split keeps its corners' side for all it holds.
-  2. The cells of BLOCK steps found so are evaluated exactly, BLOCK^3 points each.
+  1. The field is looked at on a coarse lattice, every ``block * spacing``-th point (the
+     field's cell size and the spacing it allows: 4 and 1 for a cheap field; a field whose
+     every value is dear, such as TripoSG's, smaller cells from further away). Coarse cells
+     whose corners straddle the level, or come closer to it than they differ from one
+     another, are split in eight, their lattice evaluated at half the spacing, and so on
+     down to cells of ``block`` grid steps; a cell not split keeps its corners' side for
+     all it holds.
+  2. The cells of ``block`` steps found so are evaluated exactly, block^3 points each.
   3. Safety margin: wherever an evaluated cell's points facing a neighbour disagree with
      the side that neighbour was assumed to be on, the neighbour is evaluated too, until
      no evaluated point disagrees. So the band follows the surface wherever it goes, and
@@ -40,7 +41,6 @@ from ..errors import EmptyMeshError
 from ..models.field import Field, GridValues
 from ..progress import StepCallback
 
-BLOCK = 4  # fine grid steps per exactly evaluated cell
 # A field this much of whose volume is near the threshold at the coarse scale is noise
 # with detail finer than a coarse cell (untrained weights): every cell is evaluated.
 MAX_NEAR_SHARE = 0.5
@@ -51,7 +51,7 @@ class DensityGrid:
     """Density on a box of the G^3 grid that holds the whole surface.
 
     ``values[a, b, c]`` is grid point ``origin + (a, b, c)``. ``exact_cells`` marks the
-    BLOCK^3 cells of the box evaluated exactly (None: every point is exact); the other
+    block^3 cells of the box evaluated exactly (None: every point is exact); the other
     points only say which side of the threshold they are on.
     """
 
@@ -59,6 +59,7 @@ class DensityGrid:
     origin: tuple[int, int, int]
     resolution: int
     exact_cells: np.ndarray | None = None
+    block: int = 4  # grid steps per cell of ``exact_cells``
     queries: int = 0  # the field's values computed to make it (the dense grid's: every point)
 
     @property
@@ -68,7 +69,7 @@ class DensityGrid:
             return np.ones(self.values.shape, dtype=bool)
         mask = self.exact_cells
         for axis in range(3):
-            mask = np.repeat(mask, BLOCK, axis=axis)
+            mask = np.repeat(mask, self.block, axis=axis)
         return mask[tuple(slice(0, n) for n in self.values.shape)]
 
     @property
@@ -76,9 +77,9 @@ class DensityGrid:
         """Share of the G^3 points evaluated exactly."""
         if self.exact_cells is None:
             return self.values.size / self.resolution**3
-        # Points per cell along each axis: BLOCK, fewer in cells cut by the grid's far end.
+        # Points per cell along each axis: block, fewer in cells cut by the grid's far end.
         sizes = [
-            np.clip(n - BLOCK * np.arange(cells), 0, BLOCK)
+            np.clip(n - self.block * np.arange(cells), 0, self.block)
             for n, cells in zip(self.values.shape, self.exact_cells.shape)
         ]
         return float(np.einsum("abc,a,b,c->", self.exact_cells.astype(np.int64), *sizes)) / self.resolution**3
@@ -126,15 +127,21 @@ class _Counter:
         self.queries += len(origins) * shape[0] * shape[1] * shape[2]
         return self.grid.block(origins, shape, step)
 
+    def points(self, indices: torch.Tensor) -> torch.Tensor:
+        """Values at (M, 3) grid indices, a chunk at a time."""
+        self.queries += len(indices)
+        per_chunk = self.grid.points_per_chunk
+        return torch.cat([self.grid.values(*chunk.T) for chunk in indices.split(per_chunk)]) if len(indices) else torch.empty(0)
+
 
 def _coarse_to_fine(
-    grid: _Counter, cells: int, spacing: int, threshold: float, step: StepCallback
+    grid: _Counter, cells: int, block: int, spacing: int, threshold: float, step: StepCallback
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float]]:
-    """For each BLOCK-cell of the grid (``cells`` per axis): whether it is inside, and whether
-    it is near the surface; and the range of the first lattice's values. The lattice starts
-    every ``BLOCK * spacing`` grid steps and halves its spacing inside the near cells only."""
+    """For each cell of ``block`` grid steps (``cells`` per axis): whether it is inside, and
+    whether it is near the surface; and the range of the first lattice's values. The lattice
+    starts every ``block * spacing`` grid steps and halves its spacing inside the near cells only."""
     top = -(-cells // spacing)
-    size, stride = top + 1, BLOCK * spacing
+    size, stride = top + 1, block * spacing
     lattice = torch.empty((size,) * 3)
     slabs = max(1, grid.grid.points_per_chunk // size**2)
     for start in range(0, size, slabs):
@@ -146,16 +153,15 @@ def _coarse_to_fine(
     offsets = torch.tensor(list(itertools.product((0, 1), repeat=3)))  # a cell's eight children, or corners
     while spacing > 1:
         spacing //= 2
-        stride = BLOCK * spacing
+        stride = block * spacing
         finer = torch.full((2 * len(near) + 1,) * 3, float("nan"))
         finer[::2, ::2, ::2] = lattice
         parents = near.nonzero()
-        per_call = max(1, grid.grid.points_per_chunk // 27)
-        for start in range(0, len(parents), per_call):
-            chosen = parents[start : start + per_call]
-            values = grid.block(chosen * 2 * stride, (3, 3, 3), stride)  # each parent at half the spacing
-            a, b, c = (chosen[:, axis, None] * 2 + torch.arange(3) for axis in range(3))
-            finer[a[:, :, None, None], b[:, None, :, None], c[:, None, None, :]] = values
+        # Each near parent at half the spacing: the points of its 3^3 lattice not known yet, once each.
+        wanted = (parents[:, None] * 2 + torch.tensor(list(itertools.product((0, 1, 2), repeat=3)))).reshape(-1, 3)
+        wanted = torch.unique(wanted, dim=0)
+        wanted = wanted[finer[tuple(wanted.T)].isnan()]
+        finer[tuple(wanted.T)] = grid.points(wanted * stride)
         lattice = finer
         children = (parents[:, None] * 2 + offsets).reshape(-1, 3)
         corners = torch.stack([lattice[tuple((children + corner).T)] for corner in offsets])
@@ -165,9 +171,8 @@ def _coarse_to_fine(
     return inside[:cells, :cells, :cells], near[:cells, :cells, :cells], first_range
 
 
-# The 26 neighbours of a cell, and for each the slice of a cell's points facing it.
+# The 26 neighbours of a cell.
 NEIGHBOURS = [offset for offset in itertools.product((-1, 0, 1), repeat=3) if any(offset)]
-FACING = [tuple(slice(None) if o == 0 else (BLOCK - 1 if o > 0 else 0) for o in offset) for offset in NEIGHBOURS]
 
 
 def _cells_to_add(
@@ -179,9 +184,10 @@ def _cells_to_add(
     dense grid may not have, so the surface leaves the evaluated band there.
     """
     inside = values > threshold
-    cells_per_axis = fill_inside.shape[0]
+    cells_per_axis, last = fill_inside.shape[0], values.shape[-1] - 1
     found = torch.zeros_like(evaluated)
-    for offset, facing in zip(NEIGHBOURS, FACING):
+    for offset in NEIGHBOURS:
+        facing = tuple(slice(None) if o == 0 else (last if o > 0 else 0) for o in offset)  # the points facing it
         points = inside[(slice(None), *facing)].reshape(len(cells), -1)
         neighbour = cells + torch.tensor(offset)
         valid = ((neighbour >= 0) & (neighbour < cells_per_axis)).all(dim=1)
@@ -196,53 +202,55 @@ def _cells_to_add(
 @torch.no_grad()
 def surface_density_grid(field: Field, resolution: int, threshold: float, step: StepCallback) -> DensityGrid:
     """The part of the G^3 grid that holds the surface: exact near it, one-sided elsewhere."""
-    cells_per_axis = -(-resolution // BLOCK)
+    block = field.cell_size
+    cells_per_axis = -(-resolution // block)
     spacing = field.coarsest_spacing(cells_per_axis)
     top = -(-cells_per_axis // spacing)
-    grid = _Counter(field.on_grid(resolution, top * spacing * BLOCK + 1))
-    fill_inside, near, (low, high) = _coarse_to_fine(grid, cells_per_axis, spacing, threshold, lambda f, m: step(0.2 * f, m))
+    grid = _Counter(field.on_grid(resolution, top * spacing * block + 1))
+    coarse_step = lambda fraction, message: step(0.2 * fraction, message)  # noqa: E731
+    fill_inside, near, (low, high) = _coarse_to_fine(grid, cells_per_axis, block, spacing, threshold, coarse_step)
     frontier = near.nonzero()
     if len(frontier) == 0:
         where = f"a {top + 1}^3 coarse grid"
         raise no_surface(threshold, where, low, high)
     evaluated = torch.zeros_like(fill_inside)
     cells, values = [], []
-    cells_per_chunk = max(1, grid.grid.points_per_chunk // BLOCK**3)
+    cells_per_chunk = max(1, grid.grid.points_per_chunk // block**3)
     done, progress = 0, 0.0
     while len(frontier):
         evaluated[tuple(frontier.T)] = True
         # Written in place: small results kept between the chunks' large temporaries
         # fragment the heap, and the process grew by a chunk's size per chunk.
-        frontier_values = torch.empty((len(frontier),) + (BLOCK,) * 3)
+        frontier_values = torch.empty((len(frontier),) + (block,) * 3)
         for start in range(0, len(frontier), cells_per_chunk):
             end = min(start + cells_per_chunk, len(frontier))
-            frontier_values[start:end] = grid.block(frontier[start:end] * BLOCK, (BLOCK,) * 3, 1)
+            frontier_values[start:end] = grid.block(frontier[start:end] * block, (block,) * 3, 1)
             done += end - start
             progress = max(progress, done / (done + len(frontier) - end))
             step(0.2 + 0.8 * progress, "density near the surface")
         cells.append(frontier)
         values.append(frontier_values)
         frontier = _cells_to_add(frontier, frontier_values, threshold, fill_inside, evaluated)
-    found = _assemble(torch.cat(cells), torch.cat(values), fill_inside, resolution, threshold)
+    found = _assemble(torch.cat(cells), torch.cat(values), fill_inside, resolution, threshold, block)
     found.queries = grid.queries
     return found
 
 
 def _assemble(
-    cells: torch.Tensor, values: torch.Tensor, fill_inside: torch.Tensor, resolution: int, threshold: float
+    cells: torch.Tensor, values: torch.Tensor, fill_inside: torch.Tensor, resolution: int, threshold: float, block: int
 ) -> DensityGrid:
     """The evaluated cells' bounding box as a grid, filled off the evaluated cells."""
     low, high = cells.min(dim=0).values, cells.max(dim=0).values + 1
     box = tuple(slice(int(lo), int(hi)) for lo, hi in zip(low, high))
     shape = tuple(int(hi - lo) for lo, hi in zip(low, high))
     fill = np.where(fill_inside[box].numpy(), np.float32(threshold + 1.0), np.float32(threshold - 1.0))
-    blocks = np.empty((shape[0], BLOCK, shape[1], BLOCK, shape[2], BLOCK), dtype=np.float32)
+    blocks = np.empty((shape[0], block, shape[1], block, shape[2], block), dtype=np.float32)
     blocks[...] = fill[:, None, :, None, :, None]
     a, b, c = (cells - low).numpy().T
     blocks[a, :, b, :, c, :] = values.numpy()
-    origin = tuple(int(lo) * BLOCK for lo in low)
-    crop = tuple(slice(0, min(n * BLOCK, resolution - o)) for n, o in zip(shape, origin))
-    grid = blocks.reshape(tuple(n * BLOCK for n in shape))[crop]
+    origin = tuple(int(lo) * block for lo in low)
+    crop = tuple(slice(0, min(n * block, resolution - o)) for n, o in zip(shape, origin))
+    grid = blocks.reshape(tuple(n * block for n in shape))[crop]
     exact = np.zeros(shape, dtype=bool)
     exact[a, b, c] = True
-    return DensityGrid(grid, origin, resolution, exact)
+    return DensityGrid(grid, origin, resolution, exact, block)

@@ -50,6 +50,10 @@ def shape_of(axis: int, size: int) -> tuple[int, ...]:
 class Field(ABC):
     """One image's field, as a model family makes it."""
 
+    # Grid steps per side of the cells the coarse-to-fine evaluation evaluates exactly: larger
+    # cells cost less bookkeeping per value, smaller ones fewer values beside the surface.
+    cell_size: int = 4
+
     def coarsest_spacing(self, cells: int) -> int:
         """The widest spacing (a power of 2, in finest cells) the coarse-to-fine evaluation may
         first look at the field with, on a grid of ``cells`` finest cells per axis: 1 for a

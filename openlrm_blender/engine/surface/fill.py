@@ -115,16 +115,37 @@ class SurfaceFill:
         return np.where(alone[:, None], fallback, total / np.maximum(weight, 1e-12)[:, None]).astype(np.float32)
 
 
+def surface_samples(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points over the mesh no further apart than ``spacing`` (so every voxel the surface
+    crosses holds one): the vertices, and inside each larger triangle a lattice of points;
+    with each point's triangle corners and weights (the vertices' are their own)."""
+    corners = vertices[faces]
+    longest = np.max([np.linalg.norm(corners[:, a] - corners[:, b], axis=1) for a, b in ((0, 1), (1, 2), (2, 0))], axis=0)
+    steps = np.ceil(longest / spacing).astype(np.int64)
+    owners, weights = [np.stack([np.arange(len(vertices))] * 3, axis=1)], [np.tile([1.0, 0.0, 0.0], (len(vertices), 1))]
+    for n in np.unique(steps[steps > 1]):
+        i, j = np.nonzero(np.add.outer(np.arange(n + 1), np.arange(n + 1)) <= n)
+        lattice = np.stack([(n - i - j) / n, i / n, j / n], axis=1)
+        lattice = lattice[(lattice < 1.0).all(axis=1)]  # the corners are vertices already
+        group = np.nonzero(steps == n)[0]
+        owners.append(np.repeat(faces[group], len(lattice), axis=0))
+        weights.append(np.tile(lattice, (len(group), 1)))
+    owners, weights = np.concatenate(owners), np.concatenate(weights)
+    return np.einsum("nk,nkd->nd", weights, vertices[owners]), owners, weights
+
+
 def photo_fill(vertices: np.ndarray, faces: np.ndarray, photo: Photo, mirror: bool = False) -> SurfaceFill:
-    """A mesh (in the photo's frame) coloured from its photo: the photographed vertices'
-    colours (and, with ``mirror``, those the photo shows of the vertices' mirror images across
-    the shape's middle, for symmetric objects), continued over the rest of the shape."""
-    normals = own_and_neighbourhood_normals(vertices, faces)
+    """A mesh (in the photo's frame) coloured from its photo: what the photo shows of its
+    surface (and, with ``mirror``, of its mirror image across the shape's middle, for
+    symmetric objects), continued over the rest of the shape."""
+    spacing = float((vertices.max(axis=0) - vertices.min(axis=0)).max()) / (CELLS - 1) / 2
+    points, owners, weights = surface_samples(vertices, faces, spacing)
+    normals = np.einsum("nk,nk...->n...", weights, own_and_neighbourhood_normals(vertices, faces)[owners])
     visibility = Visibility(vertices, faces, photo.camera)
-    weight, colours, _ = photo.seen(vertices, normals, visibility, mirror)
+    weight, colours, _ = photo.seen(points, normals, visibility, mirror)
     known = weight > 0.5
     fallback = np.median(colours[known], axis=0) if known.any() else photo.mean_colour()
-    return SurfaceFill(vertices, colours, weight, fallback)
+    return SurfaceFill(points, colours, weight, fallback)
 
 
 class HeightColours:

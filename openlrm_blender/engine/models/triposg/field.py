@@ -47,9 +47,11 @@ class LogitGridValues(GridValues):
 class LogitField(Field):
     """One shape's logits: the latent tokens' keys and values computed once, then queried."""
 
+    cell_size = 2  # every value is dear: the band of exact values beside the surface kept thin
+
     def __init__(self, decoder: ShapeDecoder, latents: torch.Tensor) -> None:
         dtype = next(decoder.parameters()).dtype
-        self.decoder = decoder
+        self.decoder, self.latents = decoder, latents
         self.keys, self.values = decoder.latent_tokens(latents.to(dtype))
 
     @torch.no_grad()
