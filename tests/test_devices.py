@@ -15,6 +15,7 @@ import torch
 from openlrm_blender.engine import EngineError, Options
 from openlrm_blender.engine import pipeline
 from openlrm_blender.engine.cli import main
+from openlrm_blender.engine.models.triposg.model import to_output_frame as triposg_frame
 from openlrm_blender.engine.models.triposr.weights import load_model
 from openlrm_blender.engine.progress import Stopwatch
 from tests.conftest import REPO, SHARED, TINY_GRID, TINY_SIZE
@@ -86,3 +87,54 @@ def test_apple_mps_falls_back_to_the_cpu_for_what_it_lacks(script):
     code = f"import os, sys\nsys.argv = ['x', '--help']\n{script}\nprint('FALLBACK', os.environ.get('PYTORCH_ENABLE_MPS_FALLBACK'))"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
     assert "FALLBACK 1" in done.stdout + done.stderr, done.stdout + done.stderr  # the model process prints to stderr
+
+
+# --- on a CUDA GPU, where one is lent (skipped elsewhere) ---------------------------------
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here (scripts/device_check.sh measures one)")
+# Each family's tiny vector, the options it was made with, its published mesh in our frame.
+VECTORS = {
+    "openlrm": ("tiny", lambda meta: dict(input_size=meta["source_size"], resolution=meta["grid_size"], recenter=False),
+                lambda expected: (expected["mesh_vertices"], expected["mesh_faces"])),
+    "triposr": ("triposr-tiny", lambda meta: dict(resolution=meta["grid"], threshold=meta["threshold"]),
+                lambda expected: (expected["mesh_vertices"], expected["mesh_faces"])),
+    "triposg": ("triposg-tiny", lambda meta: dict(resolution=meta["grid_points_per_axis"], tokens=meta["num_tokens"],
+                                                  steps=meta["steps"], seed=meta["seed"], guidance=meta["guidance_scale"]),
+                lambda expected: (triposg_frame(expected["mcubes_vertices"]), expected["mcubes_faces"])),
+}  # fmt: skip
+# Vertices of the published mesh made on an H200 in float32 (TF32 off, the engine's own
+# setting there) lay within 6e-5 of the CPU's: a few times that is allowed.
+CUDA_VERTEX_TOLERANCE = 2e-4
+
+
+@needs_cuda
+@pytest.mark.parametrize("family", list(VECTORS))
+def test_cuda_in_float32_gives_the_published_mesh(family):
+    import json
+
+    from scipy.spatial import cKDTree
+
+    folder_name, settings, published = VECTORS[family]
+    folder = SHARED / "vectors" / folder_name
+    meta = json.loads((folder / "meta.json").read_text())
+    options = Options(weights_dir=folder, device="cuda", dtype="float32", remove_background=False, **settings(meta))
+    mesh = pipeline.generate(folder / "input.png", options).mesh
+    with np.load(folder / "expected.npz") as expected:
+        vertices, faces = published(expected)
+    distance, match = cKDTree(vertices).query(mesh.vertices)
+    print(f"{family} on CUDA: vertices within {distance.max():.2e} of the published mesh")
+    assert distance.max() < CUDA_VERTEX_TOLERANCE and len(np.unique(match)) == len(vertices) == len(mesh.vertices)
+    assert {tuple(sorted(face)) for face in match[mesh.faces].tolist()} == {tuple(sorted(face)) for face in faces.tolist()}
+
+
+@needs_cuda
+def test_cuda_float16_triposg_stays_finite_and_close_to_float32():
+    """The published precision on a GPU: the same shape, up to half precision's rounding."""
+    import json
+
+    folder = SHARED / "vectors" / "triposg-tiny"
+    meta = json.loads((folder / "meta.json").read_text())
+    common = dict(weights_dir=folder, device="cuda", remove_background=False, **VECTORS["triposg"][1](meta))
+    half = pipeline.generate(folder / "input.png", Options(dtype="float16", **common)).mesh
+    full = pipeline.generate(folder / "input.png", Options(dtype="float32", **common)).mesh
+    assert np.isfinite(half.vertices).all() and abs(len(half.faces) - len(full.faces)) < 0.05 * len(full.faces)

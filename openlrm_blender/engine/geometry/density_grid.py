@@ -159,8 +159,10 @@ def _coarse_to_fine(
         parents = near.nonzero()
         # Each near parent at half the spacing: the points of its 3^3 lattice not known yet, once each.
         wanted = (parents[:, None] * 2 + torch.tensor(list(itertools.product((0, 1, 2), repeat=3)))).reshape(-1, 3)
-        wanted = torch.unique(wanted, dim=0)
-        wanted = wanted[finer[tuple(wanted.T)].isnan()]
+        side = len(finer)
+        flat = torch.unique(wanted[:, 0] * side**2 + wanted[:, 1] * side + wanted[:, 2])  # each point once
+        flat = flat[finer.view(-1)[flat].isnan()]
+        wanted = torch.stack([flat // side**2, flat // side % side, flat % side], dim=1)
         finer[tuple(wanted.T)] = grid.points(wanted * stride)
         lattice = finer
         children = (parents[:, None] * 2 + offsets).reshape(-1, 3)

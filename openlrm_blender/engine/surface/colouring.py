@@ -13,7 +13,7 @@ other).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,6 +38,14 @@ class Colouring:
     turn: Turn
     mirror: bool = False  # the photo's mirror image on the back too (symmetric objects)
     overlap: float | None = None  # a fitted camera's match with the photo's mask
+    _seen: tuple = field(default=(None, None, None), repr=False)  # the last mesh's arrays and its depth test
+
+    def visibility(self, mesh_vertices: np.ndarray, faces: np.ndarray) -> Visibility:
+        """The photo's depth test for a mesh of the model's frame, made once per mesh (drawing
+        half a million faces takes a second)."""
+        if self._seen[0] is not mesh_vertices or self._seen[1] is not faces:
+            self._seen = (mesh_vertices, faces, Visibility(self.turn(mesh_vertices), faces, self.photo.camera))
+        return self._seen[2]
 
     def photographed(
         self, mesh_vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, normals: np.ndarray, base: np.ndarray
@@ -46,9 +54,8 @@ class Colouring:
         (N, K, 3)) with the photo on the part it shows."""
         if self.photo is None:
             return base
-        visibility = Visibility(self.turn(mesh_vertices), faces, self.photo.camera)
         turned = self.turn(normals.reshape(-1, 3)).reshape(normals.shape)
-        return self.photo.blend(self.turn(points), turned, base, visibility, self.mirror)
+        return self.photo.blend(self.turn(points), turned, base, self.visibility(mesh_vertices, faces), self.mirror)
 
     def vertex_colours(self, mesh: Mesh, base: np.ndarray) -> np.ndarray:
         """A mesh's vertices' colours, from their ``base`` colours."""
@@ -67,8 +74,9 @@ def shape_colouring(mesh: Mesh, canvas: np.ndarray, turn: Turn, project: bool, m
     vertices = turn(mesh.vertices)
     camera, overlap = fit_camera(vertices, mesh.faces, canvas[..., 3])
     if project and overlap >= MIN_OVERLAP:
-        photo = Photo(canvas, camera)
-        fill = photo_fill(vertices, mesh.faces, photo, mirror)
-        return Colouring(lambda points, step: fill.colours_at(turn(points)), photo, turn, mirror, overlap)
+        colouring = Colouring(None, Photo(canvas, camera), turn, mirror, overlap)
+        fill = photo_fill(vertices, mesh.faces, colouring.photo, colouring.visibility(mesh.vertices, mesh.faces), mirror)
+        colouring.base = lambda points, step: fill.colours_at(turn(points))
+        return colouring
     heights = HeightColours(canvas, vertices)
     return Colouring(lambda points, step: heights.colours_at(turn(points)), None, turn, overlap=overlap)

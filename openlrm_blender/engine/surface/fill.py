@@ -134,14 +134,15 @@ def surface_samples(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> 
     return np.einsum("nk,nkd->nd", weights, vertices[owners]), owners, weights
 
 
-def photo_fill(vertices: np.ndarray, faces: np.ndarray, photo: Photo, mirror: bool = False) -> SurfaceFill:
+def photo_fill(
+    vertices: np.ndarray, faces: np.ndarray, photo: Photo, visibility: Visibility, mirror: bool = False
+) -> SurfaceFill:
     """A mesh (in the photo's frame) coloured from its photo: what the photo shows of its
-    surface (and, with ``mirror``, of its mirror image across the shape's middle, for
-    symmetric objects), continued over the rest of the shape."""
+    surface (``visibility``: its depth test) and, with ``mirror``, of its mirror image across the
+    shape's middle (for symmetric objects), continued over the rest of the shape."""
     spacing = float((vertices.max(axis=0) - vertices.min(axis=0)).max()) / (CELLS - 1) / 2
     points, owners, weights = surface_samples(vertices, faces, spacing)
     normals = np.einsum("nk,nk...->n...", weights, own_and_neighbourhood_normals(vertices, faces)[owners])
-    visibility = Visibility(vertices, faces, photo.camera)
     weight, colours, _ = photo.seen(points, normals, visibility, mirror)
     known = weight > 0.5
     fallback = np.median(colours[known], axis=0) if known.any() else photo.mean_colour()
