@@ -1,7 +1,7 @@
-"""The layers of transformers' ViT-family image encoders (ViTModel for TripoSR's DINO,
-Dinov2Model for TripoSG's), under the published state dicts' names
-(``attention.attention.query``, ``attention.output.dense``), so every family's weights load
-unchanged."""
+"""Layers of the ViT image encoders more than one family uses, under the published state dicts'
+names: transformers' attention (``attention.attention.query``, ``attention.output.dense``) of
+ViTModel (TripoSR's DINO) and Dinov2Model (TripoSG's), and the GELU MLP (``fc1``, ``fc2``) of
+DINOv2 in both its layouts (OpenLRM's and TripoSG's), so every family's weights load unchanged."""
 
 from __future__ import annotations
 
@@ -47,3 +47,15 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.attention(x))
+
+
+class Mlp(nn.Module):
+    """``fc1``, exact GELU, ``fc2``."""
+
+    def __init__(self, width: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(width, hidden)
+        self.fc2 = nn.Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
