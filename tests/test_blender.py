@@ -30,17 +30,7 @@ needs_torch = pytest.mark.skipif(not torch_available(), reason="no PyTorch for t
 from tests.conftest import REPO, SHARED, TINY_GRID, TINY_SIZE  # noqa: E402
 from tests.support.model_server import model_server  # noqa: E402, F401  (a fixture)
 
-ADDON = "openlrm_blender"
-
-
-@pytest.fixture(scope="module")
-def addon():
-    bpy.ops.wm.read_factory_settings(use_empty=True)
-    addon_utils.enable(ADDON, default_set=True, handle_error=None)
-    from openlrm_blender.addon.operators import generate as operators
-
-    yield operators
-    addon_utils.disable(ADDON, default_set=True)
+from tests.support.blender_addon import ADDON, addon  # noqa: E402, F401  (a fixture)
 
 
 @pytest.fixture
@@ -348,7 +338,7 @@ def test_cancel_acts_at_once_inside_a_long_native_call(clean_scene, addon, tiny_
         outcome, _ = drive(run, bpy.context)
         print(f"cancel in {stage}: {(time.monotonic() - started) * 1000:.0f} ms")
         assert outcome == ({"CANCELLED"}, "INFO", "OpenLRM: cancelled")
-        assert killed_by_us(run.job._worker.process)  # the 600 s call did not run to its end
+        assert killed_by_us(run.job._process.process)  # the 600 s call did not run to its end
 
 
 def test_interactive_engine_error_becomes_a_report(clean_scene, addon, tiny_dir):
@@ -379,7 +369,7 @@ def test_the_worker_and_its_model_stay_between_runs_when_asked(clean_scene, addo
     assert kept is not None and kept.alive
     run = start_run(addon, tiny_dir, fake("slow"))
     drive(run, bpy.context)
-    assert run.job._worker is kept and client._idle is kept
+    assert run.job._process is kept and client._idle is kept
     assert bpy.ops.openlrm.free_model() == {"FINISHED"}
     assert client._idle is None and kept.process.wait(timeout=120) is not None  # its memory is back with the system
 
@@ -400,7 +390,7 @@ def test_file_load_stops_the_worker(clean_scene, addon, tiny_dir, tmp_path):
     bpy.ops.wm.save_as_mainfile(filepath=str(path))
     bpy.ops.wm.open_mainfile(filepath=str(path))
     assert run.job.cancel_requested and run.job.poll().cancelled
-    assert run.job._worker.process.wait(timeout=120) is not None
+    assert run.job._process.process.wait(timeout=120) is not None
     assert addon.Runtime.job is None
 
 
@@ -411,7 +401,7 @@ def test_disabling_the_addon_mid_run_ends_the_worker_at_once(clean_scene, addon,
     addon_utils.disable(ADDON, default_set=True)
     print(f"disabling the add-on mid-run took {(time.monotonic() - started) * 1000:.0f} ms")
     try:
-        assert run.job.poll().cancelled and killed_by_us(run.job._worker.process)
+        assert run.job.poll().cancelled and killed_by_us(run.job._process.process)
         assert not any(registered().values())
         assert addon.Runtime.job is None and addon.Runtime.ticker is None
     finally:

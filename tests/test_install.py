@@ -221,10 +221,15 @@ def test_install_enable_generate_uninstall(dist, tiny_dir, tmp_path):
     assert report["modules"]["mcubes"] is None and report["modules"]["scipy"] is None
     for name in ("safetensors", "onnxruntime", "huggingface_hub", "PIL"):
         assert report["modules"][name].startswith(installed), (name, report["modules"][name])
+    # The zip's remesh process makes quads (#27), and on the line with PyTorch Generate does.
+    assert report["quads"]["quad_share"] >= 0.95 and abs(report["quads"]["faces"] - 2000) <= 500, report["quads"]
     if LINE == "blender4.2-5.0":
         assert report["modules"]["torch"].startswith(installed)
         assert report["operator"] == ["FINISHED"]
         assert report["object"] == {"name": "input", "vertices": 13616, "faces": 25412}
+        assert report["quad_operator"] == ["FINISHED"], report
+        quad_object = report["quad_object"]
+        assert quad_object["quads"] >= 0.95 * quad_object["faces"] and abs(quad_object["faces"] - 2000) <= 500, quad_object
     else:
         assert report["modules"]["torch"] is None
         assert report["operator"] == ["ERROR"] and report["scene_unchanged"]

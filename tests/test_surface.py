@@ -270,3 +270,38 @@ def test_the_rasteriser_finds_every_pixel_within_reach_and_its_nearest_point():
             np.testing.assert_allclose(np.hypot(nearest @ x[corners] - columns[pixels], nearest @ y[corners] - rows[pixels]), distance, atol=1e-9)
     chosen = nearest_triangles(x, y, faces, size, reach)
     assert len(np.unique(chosen.pixel)) == len(chosen.pixel)  # one triangle per pixel, the nearest
+
+
+def test_carried_colours_are_the_surfaces_own_at_each_point():
+    """A point on a triangle takes its corners' colours blended by its barycentric weights
+    (or, textured, the texel there); a point off the triangle its nearest edge's blend."""
+    from openlrm_blender.engine.surface.transfer import colours_at, triangle_weights
+
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float32)
+    faces = np.array([[0, 1, 2]], dtype=np.int32)
+    colours = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float32)
+    points = np.array([[0.2, 0.3, 0.0], [0.5, 0.5, 0.0], [2.0, -1.0, 0.0]])
+    weights = triangle_weights(vertices, faces, np.zeros(3, dtype=np.int64), points)
+    np.testing.assert_allclose(weights, [[0.5, 0.2, 0.3], [0.0, 0.5, 0.5], [0.0, 1.0, 0.0]], atol=1e-12)
+    carried = colours_at(Mesh(vertices, faces, colours, rounding="round"), np.zeros(3, dtype=np.int64), points)
+    np.testing.assert_allclose(carried, weights @ colours, atol=1e-12)
+
+    size = 64  # a texture whose texel at (u, v) is (u, v, 0.5): its sample is where the point is
+    v_of_row, u_of_column = np.meshgrid(1 - (np.arange(size) + 0.5) / size, (np.arange(size) + 0.5) / size, indexing="ij")
+    texture = np.round(np.stack([u_of_column, v_of_row, np.full_like(u_of_column, 0.5)], -1) * 255).astype(np.uint8)
+    uvs = np.array([[0.1, 0.1], [0.9, 0.1], [0.1, 0.9]], dtype=np.float32)
+    textured = Mesh(vertices, faces, colours, uvs=uvs, texture=texture)
+    inside = points[:2]
+    expected_uv = weights[:2] @ uvs
+    sampled = colours_at(textured, np.zeros(2, dtype=np.int64), inside)
+    np.testing.assert_allclose(sampled[:, :2], expected_uv, atol=1.0 / 255)
+    np.testing.assert_allclose(sampled[:, 2], 128 / 255, atol=1e-9)
+
+
+def test_polygons_are_cut_into_fans_of_their_own_corners():
+    from openlrm_blender.jobs.quads import PolygonMesh
+
+    sizes = np.array([4, 3, 5], dtype=np.int32)
+    polygons = PolygonMesh(np.zeros((12, 3), np.float32), sizes, np.arange(12, dtype=np.int32), np.zeros((12, 3), np.uint8))
+    assert polygons.triangles().tolist() == [[0, 1, 2], [0, 2, 3], [4, 5, 6], [7, 8, 9], [7, 9, 10], [7, 10, 11]]
+    assert polygons.quad_share == pytest.approx(1 / 3)

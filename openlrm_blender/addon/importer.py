@@ -1,6 +1,6 @@
-"""Mesh arrays -> a Blender object with vertex colours and a material that shows them, or
-(textured) a UV map and a material whose Image Texture is the baked image, packed into
-the .blend.
+"""Mesh arrays (the engine's triangles, or the quads of ``jobs.quads``) -> a Blender object
+with vertex colours and a material that shows them, or (textured) a UV map and a material
+whose Image Texture is the baked image, packed into the .blend.
 
 The engine's frame (+Z up, input view from -Y) is Blender's own, so vertices go in
 unrotated. Everything is written with ``foreach_set`` so a million vertices take seconds.
@@ -13,26 +13,35 @@ import numpy as np
 
 from ..engine import Mesh
 from ..engine.surface.uv import weld
+from ..jobs.quads import PolygonMesh
 
 COLOR_ATTRIBUTE = "Color"
 
 
-def build_mesh(name: str, mesh: Mesh, smooth_shading: bool = False) -> bpy.types.Mesh:
-    """The mesh with its colour attribute; a textured mesh's vertices, cut along its charts'
-    seams, are welded again (its UV map is per face corner)."""
-    data = bpy.data.meshes.new(name)
+def polygons(mesh: Mesh) -> PolygonMesh:
+    """The engine's triangles as Blender keeps them: a textured mesh's vertices, cut along
+    its charts' seams, welded again (its UV map is per face corner)."""
     vertices, faces, colours = mesh.vertices, mesh.faces, mesh.colours_u8
+    uvs = mesh.uvs[faces.ravel()] if mesh.textured else None
     if mesh.textured:
         vertices, faces, first = weld(vertices, faces)
         colours = colours[first]
-    faces = np.ascontiguousarray(faces, dtype=np.int32)
+    return PolygonMesh(vertices, np.full(len(faces), 3, dtype=np.int32), faces.ravel(), colours, uvs, mesh.texture)
+
+
+def build_mesh(name: str, mesh: PolygonMesh, smooth_shading: bool = False) -> bpy.types.Mesh:
+    """The mesh with its colour attribute."""
+    data = bpy.data.meshes.new(name)
+    vertices, colours = mesh.vertices, mesh.colours
+    corners = np.ascontiguousarray(mesh.corners, dtype=np.int32)
     data.vertices.add(len(vertices))
     data.vertices.foreach_set("co", np.ascontiguousarray(vertices, dtype=np.float32).ravel())
-    data.loops.add(faces.size)
-    data.loops.foreach_set("vertex_index", faces.ravel())
-    data.polygons.add(len(faces))
-    data.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-    data.polygons.foreach_set("use_smooth", np.full(len(faces), smooth_shading, dtype=bool))
+    data.loops.add(corners.size)
+    data.loops.foreach_set("vertex_index", corners)
+    data.polygons.add(len(mesh.sizes))
+    data.polygons.foreach_set("loop_start", (np.cumsum(mesh.sizes) - mesh.sizes).astype(np.int32))
+    data.polygons.foreach_set("loop_total", np.ascontiguousarray(mesh.sizes, dtype=np.int32))
+    data.polygons.foreach_set("use_smooth", np.full(len(mesh.sizes), smooth_shading, dtype=bool))
     # Byte colours are stored as sRGB: writing the model's 8-bit values through
     # ``color_srgb`` keeps them exactly, and Blender shows them as the image showed them.
     attribute = data.color_attributes.new(COLOR_ATTRIBUTE, "BYTE_COLOR", "POINT")
@@ -64,9 +73,9 @@ def vertex_colour_material(name: str) -> bpy.types.Material:
     return material
 
 
-def add_uvs(data: bpy.types.Mesh, mesh: Mesh) -> None:
+def add_uvs(data: bpy.types.Mesh, uvs: np.ndarray) -> None:
     layer = data.uv_layers.new(name="UVMap")
-    layer.data.foreach_set("uv", np.ascontiguousarray(mesh.uvs[mesh.faces.ravel()], dtype=np.float32).ravel())
+    layer.data.foreach_set("uv", np.ascontiguousarray(uvs, dtype=np.float32).ravel())
 
 
 def baked_image(name: str, texture: np.ndarray) -> bpy.types.Image:
@@ -89,14 +98,16 @@ def texture_material(name: str, image: bpy.types.Image) -> bpy.types.Material:
 
 
 def add_object(
-    context: bpy.types.Context, name: str, mesh: Mesh, smooth_shading: bool = False,
+    context: bpy.types.Context, name: str, mesh: Mesh | PolygonMesh, smooth_shading: bool = False,
     collection: bpy.types.Collection | None = None,
 ) -> bpy.types.Object:  # fmt: skip
     """Link a new object at the 3D cursor, selected and active, in ``collection`` (default:
     the active one)."""
+    if isinstance(mesh, Mesh):
+        mesh = polygons(mesh)
     data = build_mesh(name, mesh, smooth_shading)
-    if mesh.textured:
-        add_uvs(data, mesh)
+    if mesh.texture is not None:
+        add_uvs(data, mesh.uvs)
         data.materials.append(texture_material(name, baked_image(name, mesh.texture)))
     else:
         data.materials.append(vertex_colour_material(name))

@@ -75,11 +75,13 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         # sidebar's default width. The everyday options first, the rest under Advanced.
         layout.prop(settings, "remove_background")
         layout.row().prop(settings, "output", expand=True)
-        if settings.output == "TEXTURED":
+        layout.row().prop(settings, "topology", expand=True)
+        if settings.output == "TEXTURED" or settings.topology == "QUADS":
             column = layout.column(align=True)
             column.prop(settings, "faces")
-            column.prop(settings, "texture_size", text="")
-            column.prop(settings, "photo_texture")
+            if settings.output == "TEXTURED":
+                column.prop(settings, "texture_size", text="")
+                column.prop(settings, "photo_texture")
         header, body = layout.panel_prop(settings, "show_advanced")  # a property: scripts can open it too
         header.label(text="Advanced")
         if body is not None:

@@ -8,6 +8,7 @@ import bpy
 from ..engine import PUBLISHED_MODELS
 from ..engine.models.registry import TRIPOSG, TRIPOSR, Family, family_of_name
 from ..engine.options import SETTINGS, Options
+from ..jobs.quads import DEFAULT_FACES
 from . import ADDON_PACKAGE
 
 _SIZES = {"small": "0.45 GB, 224 px", "base": "1.0 GB, 336 px", "large": "1.8 GB, 448 px"}
@@ -49,6 +50,21 @@ OUTPUT_ITEMS = [
     ("VERTEX_COLOURS", "Vertex Colours", "A dense mesh whose vertices carry the colours (the published output)"),
     ("TEXTURED", "Textured", "A simplified, UV-mapped mesh with a baked colour texture (for games, the web, other tools)"),
 ]
+TOPOLOGY_ITEMS = [
+    ("TRIANGLES", "Triangles", "The model's own triangles (marching cubes)"),
+    ("QUADS", "Quads", "Quads at the face budget, made by Blender's voxel remesh and QuadriFlow (seconds more), "
+     "for sculpting, rigging and retopology"),
+]  # fmt: skip
+
+
+def _topology_chosen(settings: bpy.types.PropertyGroup, context: bpy.types.Context) -> None:
+    """Quads take the budget artists ask for unless one was chosen: "keep every face" (0)
+    means nothing to a remesher, and the textured triangles' 50,000 would take QuadriFlow a
+    minute."""
+    if settings.topology == "QUADS" and settings.faces in (0, SETTINGS["faces"].blender_default):
+        settings.faces = DEFAULT_FACES
+
+
 TEXTURE_SIZE_ITEMS = [(str(size), f"{size} px", f"A {size} x {size} texture") for size in (512, 1024, 2048, 4096)]
 FLOATER_SHARE = 0.01  # Remove Floaters drops pieces with less than this share of the faces
 
@@ -102,6 +118,7 @@ class OpenLRMSettings(bpy.types.PropertyGroup):
         items=OUTPUT_ITEMS,
         default="VERTEX_COLOURS",
     )
+    topology: bpy.props.EnumProperty(name="Topology", items=TOPOLOGY_ITEMS, default="TRIANGLES", update=_topology_chosen)
     faces: setting_property("faces", hard_limits=True)
     texture_size: bpy.props.EnumProperty(
         name="Texture Size", items=TEXTURE_SIZE_ITEMS, default=str(SETTINGS["texture_size"].default)

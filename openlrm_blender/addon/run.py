@@ -44,6 +44,7 @@ class Run:
         self.images, self.make_job, self.smooth_shading = images, make_job, smooth_shading
         self.record = record or {}
         self.index, self.made, self.failures = 0, [], []
+        self.quads_failed: list[tuple[str, str]] = []  # each object left as triangles, and why (the remesh failed)
         self.collection: bpy.types.Collection | None = None
         self.offset = 0.0
         self.seconds = 0.0
@@ -93,7 +94,7 @@ class Run:
         if status.error:
             self.failures.append((name, status.error, status.error_kind))
             return True
-        mesh = status.result.mesh
+        mesh = status.quads if status.quads is not None else status.result.mesh
         self.job.progress("import", 0.0, f"{len(mesh.vertices):,} vertices")
         obj = importer.add_object(context, name, mesh, self.smooth_shading, self.batch_collection(context))
         for key, value in self.record.items():
@@ -106,7 +107,13 @@ class Run:
             obj.location.x += self.offset
             self.offset += half + GAP
         self.job.progress("import", 1.0, obj.name)
-        self.made.append((obj, len(mesh.vertices), len(mesh.faces), photo_fit(status.result.facts)))
+        if status.quads is not None:
+            faces = f"{len(status.quads.sizes):,} faces ({status.quads.quad_share:.0%} quads)"
+        else:
+            faces = f"{len(mesh.faces):,} faces"
+        if status.quads_error:  # the triangles stay: said, not hidden
+            self.quads_failed.append((obj.name, status.quads_error))
+        self.made.append((obj, len(mesh.vertices), faces, photo_fit(status.result.facts)))
         self.seconds += status.result.timings["total"]
         return True
 
@@ -137,14 +144,20 @@ class Run:
                 Runtime.last_error, Runtime.last_error_kind = error, kind
                 return {"CANCELLED"}, "ERROR", error
             obj, vertices, faces, fit = self.made[0]
-            Runtime.last_info = f"{obj.name}: {vertices:,} vertices, {faces:,} faces{fit}"
-            return {"FINISHED"}, "INFO", f"OpenLRM: {Runtime.last_info} in {self.seconds:.1f} s"
+            Runtime.last_info = f"{obj.name}: {vertices:,} vertices, {faces}{fit}"
+            message = f"OpenLRM: {Runtime.last_info} in {self.seconds:.1f} s"
+            if self.quads_failed:
+                Runtime.last_info += "; no quads (the triangles are kept)"
+                return {"FINISHED"}, "WARNING", f"{message}; no quads: {self.quads_failed[0][1]}; the triangles are kept"
+            return {"FINISHED"}, "INFO", message
         made = f"{len(self.made)} of {len(self.images)} images made"
+        if self.quads_failed:
+            made += f" (left as triangles, no quads: {'; '.join(f'{name}: {why}' for name, why in self.quads_failed)})"
         where = f" into the collection '{self.collection.name}'" if self.collection is not None else ""
         if failed:
             Runtime.last_error, Runtime.last_error_kind = f"{made}; {failed}", self.failures[0][2]
         Runtime.last_info = f"{made}{where}" + (" (cancelled: the finished ones are kept)" if self.cancelled else "")
         if not self.made:
             return {"CANCELLED"}, "ERROR" if failed else "INFO", f"OpenLRM: {Runtime.last_error or Runtime.last_info}"
-        level = "WARNING" if failed else "INFO"
+        level = "WARNING" if failed or self.quads_failed else "INFO"
         return {"FINISHED"}, level, f"OpenLRM: {Runtime.last_info} in {self.seconds:.1f} s" + (f"; {failed}" if failed else "")

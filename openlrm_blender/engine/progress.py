@@ -24,15 +24,17 @@ class Stage:
 
 
 # Every stage of a run, in order: one vocabulary for the engine, the add-on's job and the
-# tests. "startup" is the worker's PyTorch import (a fresh worker only), "surface" runs
-# only when asked for, and "import" is Blender making the object.
+# tests. "startup" is the worker's PyTorch import (a fresh worker only), "surface" and
+# "quads" (Blender's remeshers, after the worker) run only when asked for, and "import" is
+# Blender making the object.
 RUN_STAGES = (
     Stage("startup", "Loading PyTorch", 0.05),
     Stage("model", "Getting the model", 0.10),
     Stage("preprocess", "Preparing image", 0.05),
-    Stage("encode", "Encoding", 0.35),
-    Stage("mesh", "Building mesh", 0.35),
+    Stage("encode", "Encoding", 0.30),
+    Stage("mesh", "Building mesh", 0.30),
     Stage("surface", "Finishing the surface", 0.05),
+    Stage("quads", "Making quads", 0.10),
     Stage("import", "Importing", 0.05),
 )
 STAGE = {stage.name: stage for stage in RUN_STAGES}

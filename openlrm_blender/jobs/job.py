@@ -5,12 +5,15 @@ A thread of Blender's process sends the run to the worker and reads its replies;
 Blender's main thread asks ``poll()`` on each timer tick for the latest progress and, at
 the end, the result or the error. The model never runs in Blender's process: its
 imports and loops cannot hold Blender's interpreter, running out of memory or crashing
-ends only the worker, and Cancel kills the worker, which acts at once in any stage.
+ends only the worker, and Cancel kills the worker, which acts at once in any stage. Quads,
+when asked for, are made after the worker's part, in a Blender process of their own
+(``jobs.quads``), killed by Cancel alike.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,8 @@ from ..engine.input.read import ImageSource
 from ..engine.progress import STAGE, overall_fraction
 from ..worker.client import Worker, keep_idle, take_worker
 from . import windows_paths
+from .quads import PolygonMesh, QuadRequest, QuadsFailed, RemeshProcess, make_quads
+
 
 @dataclass(frozen=True)
 class Engine:
@@ -39,6 +44,8 @@ class Status:
     message: str = ""
     finished: bool = False
     result: Result | None = None
+    quads: PolygonMesh | None = None  # the result's mesh as quads, when asked for and made
+    quads_error: str | None = None  # why there are none, when asked for (the triangles stay)
     error: str | None = None  # one line for the status bar
     error_kind: str | None = None  # the EngineError subclass it came as (errors.kind_of)
     cancelled: bool = False
@@ -67,21 +74,24 @@ class Job:
         listener: Callable[[Status], None] | None = None,
         keep_worker: bool = True,
         low_priority: bool = False,
+        quads: QuadRequest | None = None,
     ) -> None:
         """``image`` is a file or RGBA pixels; ``listener`` hears each status change in the
         running thread (for printing); ``keep_worker`` keeps the worker, and the model in
-        it, for the next run; ``low_priority`` lets Blender's interface go first."""
+        it, for the next run; ``low_priority`` lets Blender's interface go first; ``quads``
+        asks for the mesh as quads too."""
         self.image = image
         self.options = options
         self.engine = engine
         self._listener = listener
         self._keeps_worker = keep_worker
         self._low_priority = low_priority
+        self._quads = quads
         self._token = CancelToken()
         self._lock = threading.Lock()
         self._status = Status()
         self._thread: threading.Thread | None = None
-        self._worker: Worker | None = None
+        self._process: Worker | RemeshProcess | None = None  # what Cancel kills
 
     def progress(self, stage: str, fraction: float, message: str) -> None:
         """A progress report: the worker's, or Blender's own for the last stage ("import")."""
@@ -115,10 +125,7 @@ class Job:
             require_torch(windows_paths.unpack_problem(Path(__file__).parent))
         fields, arrays = self._request()
         worker = take_worker(self._low_priority)
-        with self._lock:
-            self._worker = worker
-            if self._token.cancelled:
-                worker.kill()
+        self._started(worker)
         try:
             worker.send("run", arrays, **fields)
             while (message := worker.receive()) is not None:
@@ -140,16 +147,41 @@ class Job:
             else:
                 worker.stop()
 
+    def _started(self, process: Worker | RemeshProcess) -> None:
+        """``process`` is the one Cancel kills from now on (at once, if it was pressed already)."""
+        with self._lock:
+            self._process = process
+            if self._token.cancelled:
+                process.kill()
+
+    def _make_quads(self, result: Result) -> dict:
+        """The quads, or why there are none: a failure here keeps the run's triangles."""
+        if self._quads is None:
+            return {}
+        self.progress("quads", 0.0, "starting Blender")
+        started = time.perf_counter()
+        try:
+            quads = make_quads(
+                result.mesh, self._quads, lambda fraction, message: self.progress("quads", fraction, message),
+                self._token, self._started, self._low_priority,
+            )  # fmt: skip
+        except QuadsFailed as failure:
+            return {"quads_error": str(failure)}
+        result.timings["quads"] = time.perf_counter() - started
+        result.timings["total"] = result.timings.get("total", 0.0) + result.timings["quads"]
+        return {"quads": quads}
+
     def run(self) -> None:
         """Run to the end in this thread; the outcome is in ``poll()``."""
         try:
             result = self._compute()
+            quads = self._make_quads(result)
         except Cancelled:
             self._finish(cancelled=True)
         except EngineError as exc:
             self._finish(error=str(exc), error_kind=kind_of(exc))
         else:
-            self._finish(result=result)
+            self._finish(result=result, **quads)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="openlrm-job", daemon=True)
@@ -160,9 +192,9 @@ class Job:
         seconds for the run's thread to see it."""
         with self._lock:
             self._token.cancel()
-            worker = self._worker
-        if worker is not None:
-            worker.kill()
+            process = self._process
+        if process is not None:
+            process.kill()
         if wait is not None and self._thread is not None:
             self._thread.join(wait)
 

@@ -289,7 +289,7 @@ def start_and_reach(window, area, sidebar, fraction: float):
         yield
     if runtime().job is None:
         raise RuntimeError(f"the run ended before {fraction:.0%}: {runtime().last_error or runtime().last_info}")
-    return runtime().job._worker.process.pid
+    return runtime().job._process.process.pid
 
 
 scenario = steps()

@@ -2,6 +2,7 @@
 # End-to-end suite in a real Blender binary (Debian trixie's Blender 4.3, Python 3.13):
 # the extension built for it, installed with Blender's own command line, then
 #   headless:    blender -b --python-expr "bpy.ops.openlrm.image_to_3d(...)" -> .blend, checked;
+#                the same with topology='QUADS' (the remesh in a second Blender process);
 #   interactive: Blender under Xvfb, the sidebar tab driven from timers (tests/e2e/drive.py).
 # Screenshots and results go to build/e2e/artifacts/. Needs root (debootstrap, chroot).
 #
@@ -107,6 +108,23 @@ bpy.ops.wm.save_as_mainfile(filepath='/e2e/headless.blend')
     grep -h "OpenLRM:" "$ARTIFACTS/headless.log" "$ARTIFACTS/headless-check.log"
 }
 timed "headless: generate, save, reopen and check" headless
+
+headless_quads() {  # the remesh process as a real Blender starts it: this binary, in the background
+    in_root blender -b --python-exit-code 1 --python-expr "
+import bpy
+result = bpy.ops.openlrm.image_to_3d(filepath='/e2e/tiny/input.png', weights_dir='/e2e/tiny', input_size=56,
+                                     resolution=32, recenter=False, topology='QUADS', faces=2000)
+assert result == {'FINISHED'}, result
+obj = bpy.context.view_layer.objects.active
+sizes = [len(face.vertices) for face in obj.data.polygons]
+quads = sum(size == 4 for size in sizes)
+assert quads >= 0.95 * len(sizes) and abs(len(sizes) - 2000) <= 500, (quads, len(sizes))
+assert obj.data.color_attributes.active_color_name == 'Color', obj.data.color_attributes.keys()
+print(f'OpenLRM: quads check passed: {len(sizes)} faces, {quads} quads, by {bpy.app.binary_path} -b')
+" >"$ARTIFACTS/headless-quads.log" 2>&1 || { cat "$ARTIFACTS/headless-quads.log"; return 1; }
+    grep -h "OpenLRM: quads check" "$ARTIFACTS/headless-quads.log"
+}
+timed "headless: quads by a Blender process of their own" headless_quads
 
 interactive() {
     chroot "$DEBIAN" /usr/bin/Xvfb :99 -screen 0 1280x800x24 -nolisten tcp >"$ARTIFACTS/xvfb.log" 2>&1 &

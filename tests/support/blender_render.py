@@ -1,6 +1,7 @@
-"""Blender's own picture of a GLB as a user sees it: imported by Blender's glTF importer and
-rendered by Workbench (flat light by default, the texture's colour, Standard view
-transform, the image's own filtering) from a model's source camera or round the object."""
+"""Blender's own picture of an object as a user sees it: rendered by Workbench (flat light by
+default, the texture's or the vertices' colours, Standard view transform, the image's own
+filtering) from a model's source camera or round the object; a GLB first imported by
+Blender's glTF importer."""
 
 from __future__ import annotations
 
@@ -25,6 +26,17 @@ def render_glb(
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable("io_scene_gltf2", default_set=True, handle_error=None)
     assert bpy.ops.import_scene.gltf(filepath=str(glb)) == {"FINISHED"}
+    return render_scene(camera, size, workdir / f"{glb.stem}-{turn_degrees:g}.png", turn_degrees, light)
+
+
+def render_scene(
+    camera: SourceCamera, size: int, path: Path, turn_degrees: float = 0.0, light: str = "FLAT", colours: str = "TEXTURE"
+) -> np.ndarray:
+    """(size, size, 4) float in [0, 1]: what the scene's renderable objects look like from
+    ``camera`` (see ``render_glb``), saved at ``path``; ``colours`` is Workbench's colour
+    type (TEXTURE, or VERTEX for vertex colours)."""
+    import bpy
+
     scene = bpy.context.scene
     data = bpy.data.cameras.new("source camera")
     data.sensor_fit = "HORIZONTAL"
@@ -38,13 +50,12 @@ def render_glb(
     scene.camera = view
     scene.render.engine = "BLENDER_WORKBENCH"
     scene.display.shading.light = light
-    scene.display.shading.color_type = "TEXTURE"
+    scene.display.shading.color_type = colours
     scene.display.render_aa = "OFF"
     scene.view_settings.view_transform = "Standard"
     scene.render.film_transparent = True
     scene.render.resolution_x = scene.render.resolution_y = size
     scene.render.resolution_percentage = 100
-    path = workdir / f"{glb.stem}-{turn_degrees:g}.png"
     scene.render.filepath = str(path)
     bpy.ops.render.render(write_still=True)
     return np.asarray(Image.open(path).convert("RGBA"), dtype=np.float32) / 255.0

@@ -99,3 +99,43 @@ def gpu_fails(image, options, progress, cancel, marker: str) -> Result:
     Path(marker).write_text(str(__import__("os").getpid()))
     progress("encode", 0.3, "on the GPU")
     raise RuntimeError("CUDA error: an illegal memory access was encountered\nCUDA kernel errors might be asynchronously reported")
+
+
+def shape_colours(points: np.ndarray) -> np.ndarray:
+    """A pattern with broad areas and soft edges: red left, blue right, lighter upwards."""
+    left = 1.0 / (1.0 + np.exp(points[:, 0] / 0.05))
+    height = np.clip(0.5 + points[:, 2], 0.0, 1.0)
+    return np.stack([0.2 + 0.7 * left, 0.25 + 0.5 * height, 0.2 + 0.7 * (1.0 - left)], axis=1)
+
+
+def shape(image, options, progress, cancel, flat: bool = False) -> Result:
+    """A compact object (an ellipsoid about 1 long, 50,000 triangles), coloured by
+    ``shape_colours``, textured when asked (the engine's own UV layout and bake); ``flat``: a
+    flat card instead, with no thickness."""
+    from openlrm_blender.engine.geometry.marching_cubes import marching_cubes
+    from openlrm_blender.engine.geometry.normals import vertex_normals
+    from openlrm_blender.engine.surface.bake import bake_texture
+    from openlrm_blender.engine.surface.uv import unwrap
+
+    if flat:
+        side = np.linspace(-0.4, 0.4, 60)
+        x, z = np.meshgrid(side, side, indexing="ij")
+        vertices = np.stack([x.ravel(), np.zeros(x.size), z.ravel()], axis=1).astype(np.float32)
+        cell = np.arange(59 * 60).reshape(59, 60)[:, :59].ravel()
+        faces = np.concatenate([np.stack([cell, cell + 60, cell + 61], 1), np.stack([cell, cell + 61, cell + 1], 1)])
+    else:
+        side = np.linspace(-1.0, 1.0, 128)
+        x, y, z = np.meshgrid(side, side, side, indexing="ij")
+        field = 1.0 - ((x / 0.8) ** 2 + (y / 0.5) ** 2 + (z / 0.6) ** 2)
+        vertices, faces = marching_cubes(field.astype(np.float32), 0.0)
+        vertices = ((vertices / 127.0 * 2.0 - 1.0) * 0.5).astype(np.float32)
+    progress("mesh", 1.0, f"{len(faces):,} triangles")
+    mesh = Mesh(vertices, faces.astype(np.int32), shape_colours(vertices).astype(np.float32))
+    if options.textured:
+        layout = unwrap(mesh.vertices, mesh.faces, options.texture_size)
+        normals = vertex_normals(mesh.vertices, mesh.faces)[layout.source]
+        texture = bake_texture(
+            layout.vertices, layout.faces, layout.uvs, normals, options.texture_size, lambda points, _: shape_colours(points)
+        )  # fmt: skip
+        mesh = Mesh(layout.vertices, layout.faces, mesh.colours[layout.source], layout.uvs, texture)
+    return Result(mesh=mesh, model_dir=Path("."), device="cpu", timings={"total": 0.1})

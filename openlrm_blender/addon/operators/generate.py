@@ -19,10 +19,16 @@ from ...engine.errors import kind_of
 from ...engine.models.registry import Family, family_of_folder, family_of_name
 from ...engine.input.read import IMAGE_SUFFIXES
 from ...engine.options import SETTINGS
-from ..properties import FLOATER_SHARE, MODEL_ITEMS, OUTPUT_ITEMS, setting_property
+from ...jobs.quads import DEFAULT_FACES, QuadRequest
+from .. import quad_remesh
+from ..properties import FLOATER_SHARE, MODEL_ITEMS, OUTPUT_ITEMS, TOPOLOGY_ITEMS, setting_property
 from ..run import Outcome, Run
 from ..state import Runtime
 
+
+# A textured run's triangles, for quads: this many per quad of the budget, so the remesh
+# and the new texture take their shape and colours from a finer surface than their own.
+TRIANGLES_PER_QUAD = 4
 
 
 class OPENLRM_OT_image_to_3d(bpy.types.Operator):
@@ -57,6 +63,7 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
     mirror_photo: setting_property("mirror_photo", hard_limits=False, options={"SKIP_SAVE"})
     smooth_shading: bpy.props.BoolProperty(name="Smooth Shading", default=True, options={"SKIP_SAVE"})
     output: bpy.props.EnumProperty(name="Output", items=OUTPUT_ITEMS, options={"SKIP_SAVE"})
+    topology: bpy.props.EnumProperty(name="Topology", items=TOPOLOGY_ITEMS, options={"SKIP_SAVE"})
     faces: setting_property("faces", hard_limits=False, options={"SKIP_SAVE"})
     texture_size: setting_property("texture_size", hard_limits=False, options={"SKIP_SAVE"})
     remove_floaters: bpy.props.BoolProperty(name="Remove Floaters", default=False, options={"SKIP_SAVE"})
@@ -110,7 +117,9 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
         source = Path(bpy.path.abspath(filepath))
         return [(source, source.stem or "OpenLRM")]
 
-    def _prepare(self, context: bpy.types.Context) -> tuple[list[tuple[object, str]], Options, bool, dict]:
+    def _prepare(
+        self, context: bpy.types.Context
+    ) -> tuple[list[tuple[object, str]], Options, bool, dict, QuadRequest | None]:  # fmt: skip
         """Read everything Blender-side here, in the main thread: the worker sees only plain data."""
         self._check_ranges()
         settings = context.scene.openlrm
@@ -152,15 +161,22 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             options.photo_texture = self._value("photo_texture", settings.photo_texture)
         elif self.properties.is_property_set("photo_texture"):
             options.photo_texture = self.photo_texture
+        quads = None
+        if self._value("topology", settings.topology) == "QUADS":
+            budget = self._value("faces", settings.faces) or DEFAULT_FACES
+            if options.textured:  # triangles finer than the quads, for the quads' shape and their texture's
+                options.faces = TRIANGLES_PER_QUAD * budget
+            quads = QuadRequest(quad_remesh.command(), budget, options.texture_size if options.textured else 0)
         options.validate()
-        return images, options, self._value("smooth_shading", settings.smooth_shading), made_with(options, family)
+        smooth_shading = self._value("smooth_shading", settings.smooth_shading)
+        return images, options, smooth_shading, made_with(options, family), quads
 
     def _start(self, context: bpy.types.Context, listener=None) -> Run | None:
         if Runtime.job is not None:
             self.report({"WARNING"}, "OpenLRM is already running: wait for it or cancel it")
             return None
         try:
-            images, options, smooth_shading, record = self._prepare(context)
+            images, options, smooth_shading, record, quads = self._prepare(context)
         except EngineError as exc:
             Runtime.last_error, Runtime.last_error_kind = str(exc), kind_of(exc)
             self.report({"ERROR"}, str(exc))
@@ -171,7 +187,7 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             # A batch keeps its worker, and the model in it, until its last image.
             return Job(
                 source, options, engine=Runtime.engine, listener=listener, keep_worker=keep or not last,
-                low_priority=not bpy.app.background,
+                low_priority=not bpy.app.background, quads=quads,
             )  # fmt: skip
 
         return Run(images, make_job, smooth_shading, record)

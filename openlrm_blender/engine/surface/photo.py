@@ -41,7 +41,7 @@ def _smoothstep(low: float, high: float, value: np.ndarray) -> np.ndarray:
     return t * t * (3.0 - 2.0 * t)
 
 
-def _bilinear(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def bilinear(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Samples of (H, W, C) at image coordinates in [0, 1] (pixel centres at (i + 0.5) / side); 0 outside."""
     height, width = image.shape[:2]
     x, y = u * width - 0.5, v * height - 0.5
@@ -128,9 +128,9 @@ class Photo:
         cosine = np.einsum("nkd,nd->nk", normals, self.camera.towards(points)).max(axis=1)
         facing = _smoothstep(math.cos(math.radians(ZERO_WEIGHT_DEGREES)), math.cos(math.radians(FULL_WEIGHT_DEGREES)), cosine)
         correction = _smoothstep(math.cos(math.radians(BACK_DEGREES)), math.cos(math.radians(ZERO_WEIGHT_DEGREES)), cosine)
-        mask = _bilinear(self.weight, u, v)[:, 0]
+        mask = bilinear(self.weight, u, v)[:, 0]
         weight = facing * mask * visibility.visible(points)
-        weighted = _bilinear(self.weighted, u, v)
+        weighted = bilinear(self.weighted, u, v)
         colours = weighted[:, :3] / np.maximum(weighted[:, 3:], 1e-6)
         return weight, colours, correction
 
