@@ -23,7 +23,7 @@ PHASES = (("start Blender", 0.0), ("voxel remesh", 0.02), ("QuadriFlow", 0.1), (
 
 
 def timed(mesh, budget: int, texture_size: int) -> dict:
-    from openlrm_blender.addon.quad_remesh import command
+    from openlrm_blender.addon.remesh_command import command
     from openlrm_blender.engine import CancelToken
     from openlrm_blender.jobs.quads import QuadRequest, make_quads
 

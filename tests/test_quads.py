@@ -133,10 +133,10 @@ def test_a_batch_makes_each_object_quads(addon, scene, tmp_path):
 
 
 def interactive_run(addon, image: Path, budget: int):
-    from openlrm_blender.addon import quad_remesh
+    from openlrm_blender.addon import remesh_command
 
     options = Options()
-    quads = QuadRequest(quad_remesh.command(), budget)
+    quads = QuadRequest(remesh_command.command(), budget)
     run = addon.Run([(image, "ticked")], lambda source, last: Job(source, options, engine=addon.Runtime.engine, quads=quads), False)
     run.job.start()
     return run

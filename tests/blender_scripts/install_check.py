@@ -49,7 +49,7 @@ except RuntimeError as error:  # the operator's error report
 # Quads through the installed extension's own remesh process (its modules, its folder's layout).
 package = next(name for name in sys.modules if name.endswith(".openlrm_blender"))
 quads = importlib.import_module(f"{package}.jobs.quads")
-command = importlib.import_module(f"{package}.addon.quad_remesh").command()
+command = importlib.import_module(f"{package}.addon.remesh_command").command()
 engine = importlib.import_module(f"{package}.engine")
 marching_cubes = importlib.import_module(f"{package}.engine.geometry.marching_cubes").marching_cubes
 side = numpy.linspace(-1.0, 1.0, 64)

@@ -20,7 +20,7 @@ from ...engine.models.registry import Family, family_of_folder, family_of_name
 from ...engine.input.read import IMAGE_SUFFIXES
 from ...engine.options import SETTINGS
 from ...jobs.quads import DEFAULT_FACES, QuadRequest
-from .. import quad_remesh
+from .. import remesh_command
 from ..properties import FLOATER_SHARE, MODEL_ITEMS, OUTPUT_ITEMS, TOPOLOGY_ITEMS, setting_property
 from ..run import Outcome, Run
 from ..state import Runtime
@@ -166,7 +166,7 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
             budget = self._value("faces", settings.faces) or DEFAULT_FACES
             if options.textured:  # triangles finer than the quads, for the quads' shape and their texture's
                 options.faces = TRIANGLES_PER_QUAD * budget
-            quads = QuadRequest(quad_remesh.command(), budget, options.texture_size if options.textured else 0)
+            quads = QuadRequest(remesh_command.command(), budget, options.texture_size if options.textured else 0)
         options.validate()
         smooth_shading = self._value("smooth_shading", settings.smooth_shading)
         return images, options, smooth_shading, made_with(options, family), quads
