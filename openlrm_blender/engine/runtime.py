@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import host_memory
 from .errors import EngineError
 from .models.registry import Family, family_of_folder
 from .options import PRECISIONS
@@ -67,8 +68,9 @@ def synchronise(device: torch.device) -> None:
 
 
 def free_cached_memory() -> None:
-    """Hand the memory PyTorch's GPU allocator keeps for reuse back to the device: between
-    runs only the loaded weights stay, so Cycles and EEVEE get the rest."""
+    """Hand the memory a run's allocators keep for reuse back: between runs only the loaded
+    weights stay, so Cycles and EEVEE get the rest of the GPU and Blender the rest of the RAM."""
+    host_memory.give_back_freed_blocks()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -101,6 +103,7 @@ def get_model(folder: Path, device: torch.device, dtype: str) -> nn.Module:
 
 def load_model(folder: Path, device: torch.device, dtype: torch.dtype) -> nn.Module:
     """The model in ``folder``, of whichever family its files say."""
+    host_memory.keep_freed_blocks()  # a process that loads a model computes with it
     return family_of_folder(folder).recipe().load_model(folder, device, dtype)
 
 
