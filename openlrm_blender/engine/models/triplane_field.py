@@ -44,7 +44,8 @@ class TriplaneGridValues(GridValues):
         projected = decoder.project(planes)[0]  # 3, hidden, H, W
         # Sampling coordinates (width, height) = (first, second) index of the table.
         coords = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), dim=-1)[None]  # 1, n, n, 2
-        tables = bilinear(projected, coords.expand(3, -1, -1, -1)).permute(0, 2, 3, 1)  # 3, n, n, hidden
+        # 3, n, n, hidden, each point's vector contiguous: the decoder reads it so
+        tables = bilinear(projected, coords.expand(3, -1, -1, -1)).permute(0, 2, 3, 1).contiguous()
         # Each table indexed by its plane's two coordinates in increasing order: [i, j], [i, k], [j, k].
         xy, xz, yz = (t if axes[0] < axes[1] else t.transpose(0, 1) for t, axes in zip(tables, decoder.plane_axes))
         self.tables = (xy + decoder.first_layer.bias.to(xy.dtype), xz, yz)
@@ -59,8 +60,14 @@ class TriplaneGridValues(GridValues):
         return self.density(xy[i, j] + xz[i, k] + yz[j, k])
 
     def block(self, origins: torch.Tensor, shape: tuple[int, int, int], step: int) -> torch.Tensor:
-        """Cubes of neighbouring points at a multiple of their side: three tile gathers per
-        cube instead of per point (twice as fast); anything else point by point."""
+        """One box (a slab of a lattice): three strided views of the tables, nothing gathered
+        (with the tables' contiguous rows, OpenLRM's coarse lattice at 384 in 0.21 s, not 0.41). Cubes of neighbouring points at a multiple of their
+        side: three tile gathers per cube instead of per point (twice as fast). Anything else
+        point by point."""
+        if len(origins) == 1:
+            ranges = [slice(int(start), int(start) + step * (size - 1) + 1, step) for start, size in zip(origins[0], shape)]
+            xy, xz, yz = (table[ranges[a], ranges[b]] for table, (a, b) in zip(self.tables, ((0, 1), (0, 2), (1, 2))))
+            return self.density(xy[:, :, None] + xz[:, None] + yz[None])[None]
         side = shape[0]
         if step != 1 or shape != (side,) * 3 or bool((origins % side).any()):
             return super().block(origins, shape, step)
