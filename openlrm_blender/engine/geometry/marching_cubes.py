@@ -34,6 +34,8 @@ EDGE_AXIS = np.argmax(CORNERS[EDGES[:, 0]] != CORNERS[EDGES[:, 1]], axis=1)
 # A cell is the first to have an edge when no earlier cell shares it: the edge lies on the
 # cell's low side along an axis only where the cell is the grid's first along that axis.
 EDGE_LOW_SIDES = (EDGE_START == 0) & (np.arange(3) != EDGE_AXIS[:, None])  # (12, 3)
+# Whether a cell makes each edge, by which of its coordinates are 0 (bit a for axis a).
+MAKES_EDGE = np.array([~(EDGE_LOW_SIDES & ((first_along >> np.arange(3)) & 1 == 0)).any(axis=1) for first_along in range(8)])
 
 # Triangles of each of the 256 cases: edge numbers in hexadecimal, three per triangle.
 # The classic table (Lorensen and Cline's cases as Bourke tabulated them), read off
@@ -76,6 +78,9 @@ TRIANGLES = np.full((256, 15), -1, dtype=np.int64)
 for _case, _edges in enumerate(_CASES):
     TRIANGLES[_case, : len(_edges)] = [int(edge, 16) for edge in _edges]
 TRIANGLE_COUNTS = np.array([len(edges) // 3 for edges in _CASES])
+# Which of its 12 edges the surface crosses, for each case.
+_CORNER_BITS = (np.arange(256)[:, None] >> np.arange(8)) & 1
+CROSSED = _CORNER_BITS[:, EDGES[:, 0]] != _CORNER_BITS[:, EDGES[:, 1]]
 
 
 def _cases(values: np.ndarray, level: float) -> np.ndarray:
@@ -103,21 +108,20 @@ def marching_cubes(values: np.ndarray, level: float) -> tuple[np.ndarray, np.nda
     case = cases.ravel()[active].astype(np.int64)
     cell = np.stack(np.unravel_index(active, cases.shape), axis=1)  # (M, 3)
 
-    corner_bits = (case[:, None] >> np.arange(8)) & 1
-    crossed = corner_bits[:, EDGES[:, 0]] != corner_bits[:, EDGES[:, 1]]  # (M, 12)
-    first = ~((cell[:, None, :] != 0) & EDGE_LOW_SIDES).any(axis=2)  # (M, 12)
-    made = (crossed & first)[:, EDGE_ORDER]  # row-major order is the making order
+    crossed = CROSSED[case]  # (M, 12)
+    made = (crossed & MAKES_EDGE[(cell == 0) @ (1, 2, 4)])[:, EDGE_ORDER]  # row-major order is the making order
     rows, slots = np.nonzero(made)
     made_edges = EDGE_ORDER[slots]
     vertices = _interpolate(values, level, cell[rows], made_edges)
 
     # Each crossed edge of each cell finds its vertex through the grid edge's key.
-    made_keys = _edge_keys(values.shape, cell[rows], made_edges)
+    corner = cell @ _strides(values.shape)  # each cell's first grid point, flat
+    made_keys = _edge_keys(values.shape, corner[rows], made_edges)
     by_key = np.argsort(made_keys)
     vertex_of_edge = np.full(crossed.shape, -1, dtype=np.int64)
     cells, edges = np.nonzero(crossed)
-    keys = _edge_keys(values.shape, cell[cells], edges)
-    vertex_of_edge[cells, edges] = by_key[np.searchsorted(made_keys, keys, sorter=by_key)]
+    keys = _edge_keys(values.shape, corner[cells], edges)
+    vertex_of_edge[cells, edges] = by_key[np.searchsorted(made_keys[by_key], keys)]
 
     counts = TRIANGLE_COUNTS[case] * 3
     owner = np.repeat(np.arange(len(case)), counts)
@@ -126,10 +130,15 @@ def marching_cubes(values: np.ndarray, level: float) -> tuple[np.ndarray, np.nda
     return vertices, faces
 
 
-def _edge_keys(shape: tuple[int, ...], cell: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """One number per grid edge: its low grid point's flat index and its axis."""
-    start = np.ravel_multi_index((cell + EDGE_START[edges]).T, shape)
-    return start * 3 + EDGE_AXIS[edges]
+def _edge_keys(shape: tuple[int, ...], corner: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """One number per grid edge: its low grid point's flat index and its axis, from its
+    cell's first grid point (flat) and the edge's number in the cell."""
+    return (corner + (EDGE_START @ _strides(shape))[edges]) * 3 + EDGE_AXIS[edges]
+
+
+def _strides(shape: tuple[int, ...]) -> np.ndarray:
+    """How far apart in a flat C-order index neighbours along each axis are."""
+    return np.array([shape[1] * shape[2], shape[2], 1])
 
 
 def _interpolate(values: np.ndarray, level: float, cell: np.ndarray, edges: np.ndarray) -> np.ndarray:
