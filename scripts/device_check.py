@@ -198,8 +198,8 @@ def precisions(name: str, device: torch.device, models: Path, image: Path) -> di
     for dtype in ("float16", "bfloat16"):
         unload_models()
         try:
+            mesh = mesh_of(image, dataclasses.replace(options, dtype=dtype))  # a refusal comes first
             planes = encoded(folder, image, device, dtype, options)
-            mesh = mesh_of(image, dataclasses.replace(options, dtype=dtype))
         except EngineError as refused:  # a precision this device runs badly is refused in words
             found[dtype] = {"refused": str(refused)}
             continue
