@@ -266,7 +266,9 @@ def print_table(results: list[dict], peak_gflops: float) -> None:
     triplanes = [r for r in results if "step_gflop" not in r]
     if triplanes:
         row("  encoder floor at peak", [f"{r['encoder_gflop'] / peak_gflops:.2f}" if r in triplanes else "-" for r in results])
-        ratio = lambda key, over: [f"{r['stages'][key] / over(r):.2f}x" if r in triplanes else "-" for r in results]  # noqa: E731
+        ratio = lambda key, over: [  # noqa: E731
+            f"{r['stages'][key] / over(r):.2f}x" if r in triplanes else "-" for r in results
+        ]
         floor = lambda r: r["encoder_gflop"] / peak_gflops  # noqa: E731
         row("  encoder / floor", ratio("encode", floor))
         row("  run / floor", ratio("total", floor))

@@ -128,9 +128,12 @@ def test_the_dense_grid_with_its_float16_quirks(field, expected):
     np.testing.assert_allclose(logits.numpy(), expected["dense_logits"], atol=1e-5, rtol=0)
     grid = dense_density_grid(field, resolution, STEP).values  # rounded to float16, as published
     reference = expected["dense_grid"].astype(np.float32)
-    one_step = np.abs(grid - reference) > 0
+    # Rounded from logits within 1e-5 of the published ones: a float16 step apart at most, or
+    # near 0, where float16's steps are finer than that, as far apart as the logits (3 steps
+    # of 2.4e-7 at 0.0004 on an AVX2 CPU, whose sums round differently from AVX-512's).
+    differs = np.abs(grid - reference) > 0
     ulp = np.spacing(np.abs(expected["dense_grid"])).astype(np.float32)
-    assert one_step.mean() < 0.01 and (np.abs(grid - reference)[one_step] <= ulp[one_step]).all()
+    assert differs.mean() < 0.01 and (np.abs(grid - reference)[differs] <= ulp[differs] + 1e-5).all()
 
 
 def assert_same_vertex_set(vertices: np.ndarray, reference: np.ndarray, tolerance: float) -> None:

@@ -35,7 +35,8 @@ EDGE_AXIS = np.argmax(CORNERS[EDGES[:, 0]] != CORNERS[EDGES[:, 1]], axis=1)
 # cell's low side along an axis only where the cell is the grid's first along that axis.
 EDGE_LOW_SIDES = (EDGE_START == 0) & (np.arange(3) != EDGE_AXIS[:, None])  # (12, 3)
 # Whether a cell makes each edge, by which of its coordinates are 0 (bit a for axis a).
-MAKES_EDGE = np.array([~(EDGE_LOW_SIDES & ((first_along >> np.arange(3)) & 1 == 0)).any(axis=1) for first_along in range(8)])
+_NOT_FIRST_ALONG = (np.arange(8)[:, None] >> np.arange(3)) & 1 == 0  # (8, 3)
+MAKES_EDGE = ~(EDGE_LOW_SIDES & _NOT_FIRST_ALONG[:, None, :]).any(axis=2)  # (8, 12)
 
 # Triangles of each of the 256 cases: edge numbers in hexadecimal, three per triangle.
 # The classic table (Lorensen and Cline's cases as Bourke tabulated them), read off
