@@ -89,8 +89,6 @@ def test_apple_mps_falls_back_to_the_cpu_for_what_it_lacks(script):
     assert "FALLBACK 1" in done.stdout + done.stderr, done.stdout + done.stderr  # the model process prints to stderr
 
 
-# --- on a CUDA GPU, where one is lent (skipped elsewhere) ---------------------------------
-
 def test_bfloat16_on_a_cpu_without_its_arithmetic_is_refused_in_words(tiny_dir, monkeypatch):
     """Emulated bfloat16 ran 6x slower than float32 on a Zen 3 EPYC (bench.py --dtype bfloat16)."""
     options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, device="cpu", dtype="bfloat16")
@@ -100,6 +98,8 @@ def test_bfloat16_on_a_cpu_without_its_arithmetic_is_refused_in_words(tiny_dir, 
     monkeypatch.setattr(runtime, "cpu_has_bfloat16", lambda: True)
     assert len(pipeline.generate(tiny_dir / "input.png", options).mesh.faces) > 0
 
+
+# --- on a CUDA GPU, where one is lent (skipped elsewhere) ---------------------------------
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here (scripts/device_check.sh measures one)")
 # Each family's tiny vector, the options it was made with, its published mesh in our frame.

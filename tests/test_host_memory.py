@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from openlrm_blender.engine import host_memory
-
 HUGE_PAGES = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 pytestmark = [
@@ -63,4 +61,3 @@ def test_freed_blocks_are_reused_during_a_run_and_returned_after_it() -> None:
     assert kept["faults"] < default["faults"] / 3
     assert kept["held_mb"] > 90  # the freed block stays in the heap for the next layer
     assert kept["after_trim_mb"] < kept["held_mb"] - 90  # and goes back once the run is over
-

@@ -5,8 +5,7 @@ holds 3072 x 8192 floats). glibc hands blocks over 32 MB out as fresh memory map
 returns them on free, so every layer pays the kernel's page faults again: about 750,000
 per TripoSR encode, 1.1-1.5 s of its 18-19 s on a 2-core EPYC. Keeping freed blocks in
 the heap during a run, and trimming the heap once the run is over, pays them in the first
-layers only.
-Elsewhere (macOS, Windows, musl) nothing changes.
+layers only. Elsewhere (macOS, Windows, musl) nothing changes.
 """
 
 from __future__ import annotations

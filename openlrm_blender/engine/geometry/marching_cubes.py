@@ -116,12 +116,13 @@ def marching_cubes(values: np.ndarray, level: float) -> tuple[np.ndarray, np.nda
     vertices = _interpolate(values, level, cell[rows], made_edges)
 
     # Each crossed edge of each cell finds its vertex through the grid edge's key.
-    corner = cell @ _strides(values.shape)  # each cell's first grid point, flat
-    made_keys = _edge_keys(values.shape, corner[rows], made_edges)
+    strides = np.array([values.shape[1] * values.shape[2], values.shape[2], 1])  # of a flat C-order index
+    corner = cell @ strides  # each cell's first grid point, flat
+    made_keys = _edge_keys(strides, corner[rows], made_edges)
     by_key = np.argsort(made_keys)
     vertex_of_edge = np.full(crossed.shape, -1, dtype=np.int64)
     cells, edges = np.nonzero(crossed)
-    keys = _edge_keys(values.shape, corner[cells], edges)
+    keys = _edge_keys(strides, corner[cells], edges)
     vertex_of_edge[cells, edges] = by_key[np.searchsorted(made_keys[by_key], keys)]
 
     counts = TRIANGLE_COUNTS[case] * 3
@@ -131,15 +132,10 @@ def marching_cubes(values: np.ndarray, level: float) -> tuple[np.ndarray, np.nda
     return vertices, faces
 
 
-def _edge_keys(shape: tuple[int, ...], corner: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def _edge_keys(strides: np.ndarray, corner: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """One number per grid edge: its low grid point's flat index and its axis, from its
-    cell's first grid point (flat) and the edge's number in the cell."""
-    return (corner + (EDGE_START @ _strides(shape))[edges]) * 3 + EDGE_AXIS[edges]
-
-
-def _strides(shape: tuple[int, ...]) -> np.ndarray:
-    """How far apart in a flat C-order index neighbours along each axis are."""
-    return np.array([shape[1] * shape[2], shape[2], 1])
+    cell's first grid point (flat, with the grid's ``strides``) and the edge's number in the cell."""
+    return (corner + (EDGE_START @ strides)[edges]) * 3 + EDGE_AXIS[edges]
 
 
 def _interpolate(values: np.ndarray, level: float, cell: np.ndarray, edges: np.ndarray) -> np.ndarray:
