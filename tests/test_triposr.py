@@ -20,6 +20,7 @@ from scipy.spatial import cKDTree
 from openlrm_blender.engine import Options, WeightsError
 from openlrm_blender.engine.errors import Offline
 from openlrm_blender.engine.geometry.density_grid import dense_density_grid, surface_density_grid
+from openlrm_blender.engine.geometry.extraction import extract_mesh
 from openlrm_blender.engine.models.triplane_field import TriplaneField
 from openlrm_blender.engine.input.read import read_rgba
 from openlrm_blender.engine.models.registry import TRIPOSR, family_of_folder, resolve_model_dir
@@ -31,6 +32,7 @@ from openlrm_blender.engine.pipeline import generate
 from openlrm_blender.engine.progress import Reporter
 from tests.conftest import PARITY_DEVICE, REPO, SHARED, SPEC
 from tests.support.hub import HubServer, make_hub_cache
+from tests.support import random_triposr
 from tests.support.random_triposr import PUBLISHED_CONFIG, object_model, save_model
 
 VECTOR = SHARED / "vectors" / "triposr-tiny"
@@ -48,6 +50,12 @@ def expected() -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def tiny() -> TripoSR:
     return load_model(VECTOR)
+
+
+@pytest.fixture(scope="module")
+def tiny_object() -> TripoSR:
+    """The tiny vector's shapes, its density one compact object at the published threshold."""
+    return object_model(TripoSRConfig.load(VECTOR))
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +96,23 @@ def test_density_grid_dense_and_coarse_to_fine(tiny, planes, expected):
     exact = fast.exact
     box = tuple(slice(o, o + n) for o, n in zip(fast.origin, fast.values.shape))
     np.testing.assert_allclose(fast.values[exact], expected["density_grid"][box][exact], atol=1e-4, rtol=1e-5)
+
+
+def test_coarse_to_fine_keeps_a_thin_band_round_an_object(tiny_object):
+    """TripoSR's cells of 2 grid steps, first seen every 4: an eighth of the grid is evaluated
+    round a rounded object (a quarter in cells of 4, and a quarter when the children of the
+    cells a surface crosses, mostly near it, were taken for noise), and the mesh is the dense
+    grid's."""
+    with torch.no_grad():
+        planes = tiny_object(torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0)))
+    threshold = random_triposr.THRESHOLD
+    grid = surface_density_grid(TriplaneField(tiny_object.decoder, planes), 160, threshold, Reporter().span("mesh", 0.0, 1.0))
+    assert grid.block == 2 and grid.exact_share < 0.15
+    fast = extract_mesh(TriplaneField(tiny_object.decoder, planes), 160, threshold, dense=False)
+    dense = extract_mesh(TriplaneField(tiny_object.decoder, planes), 160, threshold, dense=True)
+    assert len(fast.faces) > 100_000
+    np.testing.assert_array_equal(fast.faces, dense.faces)
+    np.testing.assert_allclose(fast.vertices, dense.vertices, atol=1e-4, rtol=0)
 
 
 def assert_same_mesh(vertices, faces, colours_u8, expected) -> None:

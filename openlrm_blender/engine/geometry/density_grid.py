@@ -8,8 +8,9 @@ Two ways to fill it:
   share of the work.
 
   1. The field is looked at on a coarse lattice, every ``block * spacing``-th point (the
-     field's cell size and the spacing it allows: 4 and 1 for a cheap field; a field whose
-     every value is dear, such as TripoSG's, smaller cells from further away). Coarse cells
+     field's cell size and the spacing it allows: every 4 steps for OpenLRM's cheap MLP,
+     in cells of 4; TripoSR's ten layers in cells of 2, still first every 4 steps; TripoSG's
+     transformer, every value dear, cells of 2 from further away). Coarse cells
      whose corners straddle the level, or come closer to it than they differ from one
      another, are split in eight, their lattice evaluated at half the spacing, and so on
      down to cells of ``block`` grid steps; a cell not split keeps its corners' side for
@@ -99,14 +100,16 @@ def dense_density_grid(field: Field, resolution: int, step: StepCallback) -> Den
     return DensityGrid(field.dense_grid(resolution, step), (0, 0, 0), resolution, queries=resolution**3)
 
 
-def _near(corners: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+def _near(corners: torch.Tensor, threshold: float, volume: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per cell (corners stacked first): whether all its corners are inside, and whether it
     is near: its corners straddle the threshold, or come closer to it than they differ from
     one another (a speck between the corners may cross it there). A field near the threshold
-    in more than ``MAX_NEAR_SHARE`` of its cells is noise finer than them: all are near."""
+    in more than ``MAX_NEAR_SHARE`` of the ``volume``'s cells of this size is noise finer
+    than them: all are near. (The share is of the whole volume, not of the cells looked at:
+    a band round a surface is most of the children of the cells it crosses.)"""
     low, high = corners.min(dim=0).values, corners.max(dim=0).values
     near = torch.maximum(low - threshold, threshold - high) <= high - low
-    if near.float().mean() > MAX_NEAR_SHARE:
+    if near.sum() > MAX_NEAR_SHARE * volume:
         near.fill_(True)
     return (corners > threshold).all(dim=0), near
 
@@ -149,7 +152,7 @@ def _coarse_to_fine(
         lattice[start : start + rows] = grid.block(torch.tensor([[start * stride, 0, 0]]), (rows, size, size), stride)[0]
         step((start + rows) / size, "the field, coarsely")
     first_range = float(lattice.min()), float(lattice.max())
-    inside, near = _near(_corners(lattice), threshold)
+    inside, near = _near(_corners(lattice), threshold, (size - 1) ** 3)
     offsets = torch.tensor(list(itertools.product((0, 1), repeat=3)))  # a cell's eight children, or corners
     while spacing > 1:
         spacing //= 2
@@ -169,7 +172,7 @@ def _coarse_to_fine(
         corners = torch.stack([lattice[tuple((children + corner).T)] for corner in offsets])
         inside = inside.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
         near = torch.zeros_like(inside)
-        inside[tuple(children.T)], near[tuple(children.T)] = _near(corners, threshold)
+        inside[tuple(children.T)], near[tuple(children.T)] = _near(corners, threshold, inside.numel())
     return inside[:cells, :cells, :cells], near[:cells, :cells, :cells], first_range
 
 

@@ -19,6 +19,8 @@ import torch
 
 StepCallback = Callable[[float, str], None]  # fraction of a step done, message (``progress``'s)
 
+FIRST_LOOK_STEPS = 4  # grid steps between the points of the coarse-to-fine evaluation's first lattice
+
 
 class GridValues(ABC):
     """The field's values at the points of one grid."""
@@ -56,9 +58,10 @@ class Field(ABC):
 
     def coarsest_spacing(self, cells: int) -> int:
         """The widest spacing (a power of 2, in finest cells) the coarse-to-fine evaluation may
-        first look at the field with, on a grid of ``cells`` finest cells per axis: 1 for a
-        field whose values are cheap; more where every value is dear."""
-        return 1
+        first look at the field with, on a grid of ``cells`` finest cells per axis: every
+        ``FIRST_LOOK_STEPS`` grid steps for a field whose values are cheap (the specks it may
+        miss no larger whatever the cell size); from further away where every value is dear."""
+        return max(1, FIRST_LOOK_STEPS // self.cell_size)
 
     @abstractmethod
     def on_grid(self, resolution: int, size: int) -> GridValues:
