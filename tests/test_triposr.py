@@ -106,7 +106,8 @@ def test_coarse_to_fine_keeps_a_thin_band_round_an_object(tiny_object):
     with torch.no_grad():
         planes = tiny_object(torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0)))
     threshold = random_triposr.THRESHOLD
-    grid = surface_density_grid(TriplaneField(tiny_object.decoder, planes), 160, threshold, Reporter().span("mesh", 0.0, 1.0))
+    step = Reporter().span("mesh", 0.0, 1.0)
+    grid = surface_density_grid(TriplaneField(tiny_object.decoder, planes), 160, threshold, step)
     assert grid.block == 2 and grid.exact_share < 0.15
     fast = extract_mesh(TriplaneField(tiny_object.decoder, planes), 160, threshold, dense=False)
     dense = extract_mesh(TriplaneField(tiny_object.decoder, planes), 160, threshold, dense=True)
