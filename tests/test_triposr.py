@@ -32,8 +32,7 @@ from openlrm_blender.engine.pipeline import generate
 from openlrm_blender.engine.progress import Reporter
 from tests.conftest import PARITY_DEVICE, REPO, SHARED, SPEC
 from tests.support.hub import HubServer, make_hub_cache
-from tests.support import random_triposr
-from tests.support.random_triposr import PUBLISHED_CONFIG, object_model, save_model
+from tests.support.random_triposr import PUBLISHED_CONFIG, THRESHOLD, object_model, save_model
 
 VECTOR = SHARED / "vectors" / "triposr-tiny"
 META = json.loads((VECTOR / "meta.json").read_text()) if (VECTOR / "meta.json").is_file() else {}
@@ -105,12 +104,11 @@ def test_coarse_to_fine_keeps_a_thin_band_round_an_object(tiny_object):
     grid's."""
     with torch.no_grad():
         planes = tiny_object(torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0)))
-    threshold = random_triposr.THRESHOLD
     step = Reporter().span("mesh", 0.0, 1.0)
-    grid = surface_density_grid(TriplaneField(tiny_object.decoder, planes), 160, threshold, step)
+    grid = surface_density_grid(TriplaneField(tiny_object.decoder, planes), 160, THRESHOLD, step)
     assert grid.block == 2 and grid.exact_share < 0.15
-    fast = extract_mesh(TriplaneField(tiny_object.decoder, planes), 160, threshold, dense=False)
-    dense = extract_mesh(TriplaneField(tiny_object.decoder, planes), 160, threshold, dense=True)
+    fast = extract_mesh(TriplaneField(tiny_object.decoder, planes), 160, THRESHOLD, dense=False)
+    dense = extract_mesh(TriplaneField(tiny_object.decoder, planes), 160, THRESHOLD, dense=True)
     assert len(fast.faces) > 100_000
     np.testing.assert_array_equal(fast.faces, dense.faces)
     np.testing.assert_allclose(fast.vertices, dense.vertices, atol=1e-4, rtol=0)

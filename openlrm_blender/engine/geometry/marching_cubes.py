@@ -112,7 +112,7 @@ def marching_cubes(values: np.ndarray, level: float) -> tuple[np.ndarray, np.nda
 
     crossed = CROSSED[case]  # (M, 12)
     made = (crossed & MAKES_EDGE[(cell == 0) @ (1, 2, 4)])[:, EDGE_ORDER]  # row-major order is the making order
-    rows, slots = np.divmod(np.flatnonzero(made), 12)  # a 2D nonzero's, 4x faster
+    rows, slots = np.divmod(np.flatnonzero(made), 12)  # the same pairs as np.nonzero, 4x faster
     made_edges = EDGE_ORDER[slots]
     strides = np.array([values.shape[1] * values.shape[2], values.shape[2], 1])  # of a flat C-order index
     corner = cell @ strides  # each cell's first grid point, flat
@@ -147,8 +147,9 @@ def _interpolate(
     are read by flat index, from each cell's first grid point ``corner``."""
     start = cell + CORNERS[EDGES[edges, 0]]
     end = cell + CORNERS[EDGES[edges, 1]]
-    f1 = flat_values[corner + (CORNERS @ strides)[EDGES[edges, 0]]].astype(np.float64)
-    f2 = flat_values[corner + (CORNERS @ strides)[EDGES[edges, 1]]].astype(np.float64)
+    corner_offsets = CORNERS @ strides  # each cell corner's flat offset from the cell's first point
+    f1 = flat_values[corner + corner_offsets[EDGES[edges, 0]]].astype(np.float64)
+    f2 = flat_values[corner + corner_offsets[EDGES[edges, 1]]].astype(np.float64)
     along = np.arange(len(edges)), EDGE_AXIS[edges]
     vertices = start.astype(np.float64)
     step = (end - start)[along].astype(np.float64)
