@@ -98,15 +98,15 @@ def test_density_grid_dense_and_coarse_to_fine(tiny, planes, expected):
 
 
 def test_coarse_to_fine_keeps_a_thin_band_round_an_object(tiny_object):
-    """TripoSR's cells of 2 grid steps, first seen every 4: an eighth of the grid is evaluated
-    round a rounded object (a quarter in cells of 4, and a quarter when the children of the
-    cells a surface crosses, mostly near it, were taken for noise), and the mesh is the dense
-    grid's."""
+    """A tenth of the grid is evaluated round a rounded object (a quarter when the cells whose
+    corners come near the level without crossing it were evaluated too, and when the
+    children of the cells a surface crosses, mostly near it, were taken for noise), and the
+    mesh is the dense grid's."""
     with torch.no_grad():
         planes = tiny_object(torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0)))
     step = Reporter().span("mesh", 0.0, 1.0)
     grid = surface_density_grid(TriplaneField(tiny_object.decoder, planes), 160, THRESHOLD, step)
-    assert grid.block == 2 and grid.exact_share < 0.15
+    assert grid.exact_share < 0.15
     fast = extract_mesh(TriplaneField(tiny_object.decoder, planes), 160, THRESHOLD, dense=False)
     dense = extract_mesh(TriplaneField(tiny_object.decoder, planes), 160, THRESHOLD, dense=True)
     assert len(fast.faces) > 100_000

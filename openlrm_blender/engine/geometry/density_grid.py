@@ -8,14 +8,15 @@ Two ways to fill it:
   share of the work.
 
   1. The field is looked at on a coarse lattice, every ``block * spacing``-th point (the
-     field's cell size and the spacing it allows: every 4 steps for OpenLRM's cheap MLP,
-     in cells of 4; TripoSR's ten layers in cells of 2, still first every 4 steps; TripoSG's
-     transformer, every value dear, cells of 2 from further away). Coarse cells
-     whose corners straddle the level, or come closer to it than they differ from one
-     another, are split in eight, their lattice evaluated at half the spacing, and so on
-     down to cells of ``block`` grid steps; a cell not split keeps its corners' side for
-     all it holds.
-  2. The cells of ``block`` steps found so are evaluated exactly, block^3 points each.
+     field's cell size and the spacing it allows: every 4 steps in cells of 4 for the
+     triplane families' MLPs; TripoSG's transformer, every value dear, cells of 2 from
+     further away). Coarse cells whose corners straddle the level, or come closer to it
+     than they differ from one another, are split in eight, their lattice evaluated at half
+     the spacing, and so on down to cells of ``block`` grid steps; a cell not split keeps
+     its corners' side for all it holds.
+  2. The cells of ``block`` steps whose corners straddle the level are evaluated exactly,
+     block^3 points each. (Those only near it are left to the margin: they were two thirds
+     of the cells, and all they could add is a piece of surface that encloses no corner.)
   3. Safety margin: wherever an evaluated cell's points facing a neighbour disagree with
      the side that neighbour was assumed to be on, the neighbour is evaluated too, until
      no evaluated point disagrees. So the band follows the surface wherever it goes, and
@@ -23,10 +24,11 @@ Two ways to fill it:
 
   Other points take a value on their cell's side of the level, and the mesh is cut from
   the box of evaluated cells, so marching cubes gives the dense grid's mesh. The two can
-  differ only where a piece of surface is smaller than a coarse cell, touches no other
-  surface, and lies in a cell whose corners are all far from the level: a speck or a
-  bubble within a coarse cell that rises steeply out of a flat field. Noise-like fields,
-  near the level almost everywhere at a coarse scale, are evaluated everywhere.
+  differ only for a piece of surface that touches no other surface and either lies in a
+  coarse cell whose corners are all far from the level (a speck or a bubble rising
+  steeply out of a flat field) or encloses no point of the lattice of ``block`` steps (a
+  speck or a bubble under ``block`` steps across). Noise-like fields, near the level almost
+  everywhere at a coarse scale, are evaluated everywhere.
   ``dense=True`` evaluates every point.
 """
 
@@ -100,17 +102,22 @@ def dense_density_grid(field: Field, resolution: int, step: StepCallback) -> Den
     return DensityGrid(field.dense_grid(resolution, step), (0, 0, 0), resolution, queries=resolution**3)
 
 
-def _near(corners: torch.Tensor, threshold: float, volume: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _near(corners: torch.Tensor, threshold: float, volume: int, finest: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Per cell (corners stacked first): whether all its corners are inside, and whether it
-    is near: its corners straddle the threshold, or come closer to it than they differ from
-    one another (a speck between the corners may cross it there). A field near the threshold
-    in more than ``MAX_NEAR_SHARE`` of the ``volume``'s cells of this size is noise finer
-    than them: all are near. (The share is of the whole volume, not of the cells looked at:
-    a band round a surface is most of the children of the cells it crosses.)"""
+    is near. A coarser cell is near if its corners straddle the threshold, or come closer to
+    it than they differ from one another (a speck between the corners may cross it there); a
+    cell of the finest size only if they straddle it: the margin follows any surface from an
+    evaluated cell into its neighbours, so all nearness could add there is a piece of surface
+    apart from the rest that holds no corner. A field near the threshold in more than ``MAX_NEAR_SHARE``
+    of the ``volume``'s cells of this size is noise finer than them: all are near. (The share
+    is of the whole volume, not of the cells looked at: a band round a surface is most of the
+    children of the cells it crosses.)"""
     low, high = corners.min(dim=0).values, corners.max(dim=0).values
     near = torch.maximum(low - threshold, threshold - high) <= high - low
     if near.sum() > MAX_NEAR_SHARE * volume:
         near.fill_(True)
+    elif finest:
+        near = (low <= threshold) & (high > threshold)
     return (corners > threshold).all(dim=0), near
 
 
@@ -152,7 +159,7 @@ def _coarse_to_fine(
         lattice[start : start + rows] = grid.block(torch.tensor([[start * stride, 0, 0]]), (rows, size, size), stride)[0]
         step((start + rows) / size, "the field, coarsely")
     first_range = float(lattice.min()), float(lattice.max())
-    inside, near = _near(_corners(lattice), threshold, (size - 1) ** 3)
+    inside, near = _near(_corners(lattice), threshold, (size - 1) ** 3, spacing == 1)
     offsets = torch.tensor(list(itertools.product((0, 1), repeat=3)))  # a cell's eight children, or corners
     while spacing > 1:
         spacing //= 2
@@ -172,7 +179,7 @@ def _coarse_to_fine(
         corners = torch.stack([lattice[tuple((children + corner).T)] for corner in offsets])
         inside = inside.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
         near = torch.zeros_like(inside)
-        inside[tuple(children.T)], near[tuple(children.T)] = _near(corners, threshold, inside.numel())
+        inside[tuple(children.T)], near[tuple(children.T)] = _near(corners, threshold, inside.numel(), spacing == 1)
     return inside[:cells, :cells, :cells], near[:cells, :cells, :cells], first_range
 
 

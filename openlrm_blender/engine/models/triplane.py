@@ -34,9 +34,6 @@ class TriplaneDecoder(nn.Module):
 
     plane_axes: tuple[tuple[int, int], ...]  # which coordinates of a point address each plane
     radius: float = 1.0  # the field's box: each coordinate within +-radius
-    # The coarse-to-fine evaluation's exact cells (``Field.cell_size``): 4 grid steps where
-    # the MLP is cheap next to the bookkeeping per cell; 2 where it is dear.
-    exact_cell_size: int = 4
 
     @property
     def net(self) -> nn.Sequential:

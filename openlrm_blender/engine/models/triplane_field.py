@@ -104,10 +104,6 @@ class TriplaneField(Field):
     def __init__(self, decoder: TriplaneDecoder, planes: torch.Tensor) -> None:
         self.decoder, self.planes = decoder, planes
 
-    @property
-    def cell_size(self) -> int:
-        return self.decoder.exact_cell_size
-
     def on_grid(self, resolution: int, size: int) -> TriplaneGridValues:
         return TriplaneGridValues(self.decoder, self.planes, grid_axis(resolution, size, self.planes.device))
 
