@@ -1,5 +1,5 @@
 """The coarse-to-fine density grid on fields given by formulas: which pieces of surface it
-finds whatever the field is like beside them, and how few cells it evaluates exactly."""
+finds, and how few cells it evaluates exactly."""
 
 from __future__ import annotations
 
@@ -56,10 +56,10 @@ def assert_same_mesh_as_dense(field: Field) -> np.ndarray:
 
 
 def test_only_the_cells_the_surface_crosses_and_their_neighbours_are_evaluated():
-    """Cells of 4 steps whose corners come near the level without crossing it are not
-    evaluated: every exactly evaluated cell's centre lies within 6 steps of the sphere, and
-    they are under 2.5 times the cells a sheet of its area fills. (Evaluating the cells near
-    the level too took them out to 10.7 steps, 4.6 times as many.)"""
+    """The cells of 4 steps beside the surface whose corners come near the level without
+    crossing it are not evaluated: every exactly evaluated cell's centre lies within 6 steps
+    of the sphere, and they are under 2.5 times the cells a sheet of its area fills.
+    (Evaluating those near cells too took them out to 10.7 steps, 4.6 times as many.)"""
     grid = surface_density_grid(FormulaField(ball), RESOLUTION, 0.0, STEP)
     assert grid.block == 4
     centres = np.argwhere(grid.exact_cells) * 4 + np.array(grid.origin) + 1.5
@@ -90,7 +90,20 @@ def test_a_speck_round_a_lattice_point_is_found_in_a_field_far_from_the_level():
 
     def ball_and_speck(i: torch.Tensor, j: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         speck = 1.0 - torch.sqrt((i - 108.0) ** 2 + (j - 20.0) ** 2 + (k - 100.0) ** 2) / 1.5
-        return torch.maximum(torch.maximum(ball(i, j, k), speck), torch.tensor(-1.0, dtype=torch.float64))
+        return torch.maximum(ball(i, j, k), speck).clamp_min(-1.0)
 
     vertices = assert_same_mesh_as_dense(FormulaField(ball_and_speck))
     assert (np.linalg.norm(vertices - [108.0, 20.0, 100.0], axis=1) < 2.0).sum() >= 6
+
+
+def test_a_speck_between_lattice_points_is_found_where_the_field_comes_near_the_level():
+    """A speck 2 steps across that holds no point of the coarse lattice, far from the ball:
+    its cells' corners do not straddle the level, but one comes within 0.006 of it while
+    they differ by 0.29, so the cell is evaluated."""
+
+    def ball_and_speck(i: torch.Tensor, j: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        speck = 0.2 - torch.sqrt((i - 105.5) ** 2 + (j - 21.0) ** 2 + (k - 101.0) ** 2) / 10.0
+        return torch.maximum(ball(i, j, k), speck).clamp_min(-1.0)
+
+    vertices = assert_same_mesh_as_dense(FormulaField(ball_and_speck))
+    assert (np.linalg.norm(vertices - [105.5, 21.0, 101.0], axis=1) < 2.5).sum() >= 6

@@ -98,10 +98,10 @@ def test_density_grid_dense_and_coarse_to_fine(tiny, planes, expected):
 
 
 def test_coarse_to_fine_keeps_a_thin_band_round_an_object(tiny_object):
-    """A tenth of the grid is evaluated round a rounded object (a quarter when the cells whose
-    corners come near the level without crossing it were evaluated too, and when the
-    children of the cells a surface crosses, mostly near it, were taken for noise), and the
-    mesh is the dense grid's."""
+    """An eighth of the grid is evaluated round a rounded object (a quarter when the cells
+    beside the surface whose corners come near the level without crossing it were evaluated
+    too, and when the children of the cells a surface crosses, mostly near it, were taken
+    for noise), and the mesh is the dense grid's."""
     with torch.no_grad():
         planes = tiny_object(torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(0)))
     step = Reporter().span("mesh", 0.0, 1.0)

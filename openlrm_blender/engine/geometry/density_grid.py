@@ -15,8 +15,9 @@ Two ways to fill it:
      the spacing, and so on down to cells of ``block`` grid steps; a cell not split keeps
      its corners' side for all it holds.
   2. The cells of ``block`` steps whose corners straddle the level are evaluated exactly,
-     block^3 points each. (Those only near it are left to the margin: they were two thirds
-     of the cells, and all they could add is a piece of surface that encloses no corner.)
+     block^3 points each, and so are near ones more than two cells from any of those. (The
+     near cells closer to them, the band either side of a smooth surface, are left to the
+     margin: they were two thirds of the cells.)
   3. Safety margin: wherever an evaluated cell's points facing a neighbour disagree with
      the side that neighbour was assumed to be on, the neighbour is evaluated too, until
      no evaluated point disagrees. So the band follows the surface wherever it goes, and
@@ -24,11 +25,11 @@ Two ways to fill it:
 
   Other points take a value on their cell's side of the level, and the mesh is cut from
   the box of evaluated cells, so marching cubes gives the dense grid's mesh. The two can
-  differ only for a piece of surface that touches no other surface and either lies in a
-  coarse cell whose corners are all far from the level (a speck or a bubble rising
-  steeply out of a flat field) or encloses no point of the lattice of ``block`` steps (a
-  speck or a bubble under ``block`` steps across). Noise-like fields, near the level almost
-  everywhere at a coarse scale, are evaluated everywhere.
+  differ only for a piece of surface that touches no other surface and lies in a coarse
+  cell whose corners are all far from the level (a speck or a bubble rising steeply out of a
+  flat field), or encloses no point of the lattice of ``block`` steps within two cells of
+  the surface (a speck beside it). Noise-like fields, near the level almost everywhere at a
+  coarse scale, are evaluated everywhere.
   ``dense=True`` evaluates every point.
 """
 
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import EmptyMeshError
 from ..models.field import Field, GridValues
@@ -102,23 +104,31 @@ def dense_density_grid(field: Field, resolution: int, step: StepCallback) -> Den
     return DensityGrid(field.dense_grid(resolution, step), (0, 0, 0), resolution, queries=resolution**3)
 
 
-def _near(corners: torch.Tensor, threshold: float, volume: int, finest: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per cell (corners stacked first): whether all its corners are inside, and whether it
-    is near. A coarser cell is near if its corners straddle the threshold, or come closer to
-    it than they differ from one another (a speck between the corners may cross it there); a
-    cell of the finest size only if they straddle it: the margin follows any surface from an
-    evaluated cell into its neighbours, so all nearness could add there is a piece of surface
-    apart from the rest that holds no corner. A field near the threshold in more than ``MAX_NEAR_SHARE``
-    of the ``volume``'s cells of this size is noise finer than them: all are near. (The share
-    is of the whole volume, not of the cells looked at: a band round a surface is most of the
-    children of the cells it crosses.)"""
+def _near(corners: torch.Tensor, threshold: float, volume: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per cell (corners stacked first): whether all its corners are inside, whether it is
+    near, and whether it is crossed. Near: its corners straddle the threshold, or come closer
+    to it than they differ from one another (a speck between the corners may cross it
+    there); crossed: they straddle it. A field near the threshold in more than
+    ``MAX_NEAR_SHARE`` of the ``volume``'s cells of this size is noise finer than them: all
+    are near and taken as crossed. (The share is of the whole volume, not of the cells looked
+    at: a band round a surface is most of the children of the cells it crosses.)"""
     low, high = corners.min(dim=0).values, corners.max(dim=0).values
     near = torch.maximum(low - threshold, threshold - high) <= high - low
+    crossed = (low <= threshold) & (high > threshold)
     if near.sum() > MAX_NEAR_SHARE * volume:
         near.fill_(True)
-    elif finest:
-        near = (low <= threshold) & (high > threshold)
-    return (corners > threshold).all(dim=0), near
+        crossed.fill_(True)
+    return (corners > threshold).all(dim=0), near, crossed
+
+
+def _band(near: torch.Tensor, crossed: torch.Tensor) -> torch.Tensor:
+    """The finest cells to evaluate: the crossed ones, and near ones more than two cells from
+    any. Near cells closer to a crossed one are, in a smooth field, the band either side of
+    its surface (within about 1.7 cells of it): the margin follows any surface out of the
+    crossed cells into them, and they were two thirds of the cells evaluated. A near cell
+    away from every crossed one may hold a speck apart from any surface."""
+    within_two = F.max_pool3d(crossed[None, None].float(), 5, stride=1, padding=2)[0, 0].bool()
+    return crossed | (near & ~within_two)
 
 
 def _corners(lattice: torch.Tensor) -> torch.Tensor:
@@ -159,7 +169,7 @@ def _coarse_to_fine(
         lattice[start : start + rows] = grid.block(torch.tensor([[start * stride, 0, 0]]), (rows, size, size), stride)[0]
         step((start + rows) / size, "the field, coarsely")
     first_range = float(lattice.min()), float(lattice.max())
-    inside, near = _near(_corners(lattice), threshold, (size - 1) ** 3, spacing == 1)
+    inside, near, crossed = _near(_corners(lattice), threshold, (size - 1) ** 3)
     offsets = torch.tensor(list(itertools.product((0, 1), repeat=3)))  # a cell's eight children, or corners
     while spacing > 1:
         spacing //= 2
@@ -178,9 +188,11 @@ def _coarse_to_fine(
         children = (parents[:, None] * 2 + offsets).reshape(-1, 3)
         corners = torch.stack([lattice[tuple((children + corner).T)] for corner in offsets])
         inside = inside.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
-        near = torch.zeros_like(inside)
-        inside[tuple(children.T)], near[tuple(children.T)] = _near(corners, threshold, inside.numel(), spacing == 1)
-    return inside[:cells, :cells, :cells], near[:cells, :cells, :cells], first_range
+        near, crossed = torch.zeros_like(inside), torch.zeros_like(inside)
+        cell = tuple(children.T)
+        inside[cell], near[cell], crossed[cell] = _near(corners, threshold, inside.numel())
+    finest = (slice(0, cells),) * 3
+    return inside[finest], _band(near, crossed)[finest], first_range
 
 
 # The 26 neighbours of a cell.

@@ -8,7 +8,7 @@ from .config import Dinov2Config, TransformerConfig, VAEConfig
 
 IMAGE_TOKENS = 257  # DINOv2's class token and 16 x 16 patches of the 224 px crop
 # Points the coarse-to-fine grid evaluates per square of the resolution, for a compact object
-# (the benchmark's ellipsoid: 5.2 at 256, 4.8 at 512; benchmarks/bench.py --models triposg).
+# (the benchmark's ellipsoid: 5.2 at 256, 4.8 at 512, counted on the tiny vector's widths).
 QUERIES_PER_SQUARE = 5.2
 
 
