@@ -158,8 +158,9 @@ def _coarse_to_fine(
     grid: _Counter, cells: int, block: int, spacing: int, threshold: float, step: StepCallback
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float]]:
     """For each cell of ``block`` grid steps (``cells`` per axis): whether it is inside, and
-    whether it is near the surface; and the range of the first lattice's values. The lattice
-    starts every ``block * spacing`` grid steps and halves its spacing inside the near cells only."""
+    whether to evaluate it exactly (``_band``); and the range of the first lattice's values. The
+    lattice starts every ``block * spacing`` grid steps and halves its spacing inside the near
+    cells only."""
     top = -(-cells // spacing)
     size, stride = top + 1, block * spacing
     lattice = torch.empty((size,) * 3)
