@@ -8,21 +8,22 @@ The real weights are not needed: models with the real small/base/large key layou
 OpenLRM, and TripoSR's, are made once (random weights shaped into one compact object of
 about 10% of the volume, so mesh extraction sees what a trained model gives) and kept on
 disk in the file layout of their Hub repositories. The table also gives the encoder's
-floating-point work (PyTorch's FLOP counter) over this machine's fp32 matrix-product peak,
-measured just before and after the timed runs (the better of the two): the fastest the
-encoder could be here then. Each (model, grid) runs in a fresh process, so its peak memory
+floating-point work (PyTorch's FLOP counter) over the device's matrix-product peak in the
+run's precision, measured just before and after the timed runs (the better of the two):
+the fastest the encoder could be here then. Each (model, grid) runs in a fresh process, so its peak memory
 is its own: the first call loads the weights, the better of the next two is reported
 with the weights loaded, and ``--compare-dense`` then runs the published per-point
 recipe on the same image. ``--textures`` adds textured runs (floaters dropped,
 simplified to ``--faces``, UV-unwrapped, baked at each size), each in its own process.
 With ``--dtype bfloat16``/``float16`` the float32 run is
-made too and the difference reported (largest density difference on a 128^3 grid,
-share of points that change side, how far the mesh moves).
+made too and the difference reported (largest density difference on a 128^3 grid, 48^3
+for TripoSG, whose every value costs 30 MFLOP; share of points that change side; how far
+the mesh moves).
 
 TripoSG (``--models triposg``; a random model of the real size, 7.9 GB, its field shaped into
 one compact object) runs ``--steps`` flow steps (a few are enough to time one; the published
 50 take most of an hour on a CPU): the table and ``--json`` give each flow step's seconds
-against its floor (its arithmetic, guidance's double batch included, at the run's fp32 peak),
+against its floor (its arithmetic, guidance's double batch included, at the run's peak in its precision),
 and the field's values the coarse-to-fine grid computed against the dense grid's.
 """
 
@@ -45,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from openlrm_blender.engine import Options  # noqa: E402
 from openlrm_blender.engine.models.openlrm.config import ModelConfig  # noqa: E402
+from openlrm_blender.engine.models.registry import family_of_folder  # noqa: E402
 from openlrm_blender.engine.pipeline import generate  # noqa: E402
 from openlrm_blender.engine.runtime import DTYPES, get_model, pick_device, resolve_precision  # noqa: E402
 from openlrm_blender.engine.models.triposg import work  # noqa: E402
@@ -73,6 +75,8 @@ SURFACE_STAGES = ("cleanup", "simplify", "unwrap", "bake", "photo")
 
 
 WARM_RUNS = 2  # timed runs with the weights loaded; the faster is reported
+# The dense grid on which a reduced precision's field is compared with float32's, per family.
+PRECISION_GRID = {"triposg": 48}
 MODELS = (*PUBLISHED_CONFIGS, "triposr", "triposg")  # OpenLRM's sizes, then TripoSR and TripoSG
 
 
@@ -91,15 +95,23 @@ def model_folder(size: str, cache: Path) -> Path:
     return folder
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """This machine's fp32 matrix-product rate now: the best of a few 2048^3 products."""
+def matmul_peak_gflops(device, dtype: str, size: int = 2048, repeats: int = 5) -> float:
+    """The device's matrix-product rate now in the run's precision (bfloat16 runs 2.3x
+    float32's on an AVX-512 BF16 CPU): the best of a few 2048^3 products."""
     import timeit
 
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    a @ b  # warm-up
-    best = min(timeit.repeat(lambda: a @ b, number=1, repeat=repeats))
+    from openlrm_blender.engine.runtime import synchronise
+
+    a, b = (torch.randn(size, size).to(device, getattr(torch, dtype)) for _ in range(2))
+
+    def product() -> None:
+        a @ b
+        synchronise(device)
+
+    product()  # warm-up
+    best = min(timeit.repeat(product, number=1, repeat=repeats))
     return 2 * size**3 / best / 1e9
 
 
@@ -114,7 +126,6 @@ def encoder_gflop(folder: Path, image: Path, options: Options) -> float:
         return sdpa_flop_count(query, key, value)
 
     from openlrm_blender.engine.input.read import read_rgba
-    from openlrm_blender.engine.models.registry import family_of_folder
 
     family = family_of_folder(folder)
     recipe, options = family.recipe(), options.for_family(family.settings)
@@ -165,7 +176,6 @@ def precision_effect(folder: Path, image: Path, options: Options, reduced_mesh) 
 
     from openlrm_blender.engine.geometry.density_grid import dense_density_grid
     from openlrm_blender.engine.input.read import read_rgba
-    from openlrm_blender.engine.models.registry import family_of_folder
 
     family = family_of_folder(folder)
     recipe, options = family.recipe(), options.for_family(family.settings)
@@ -178,7 +188,7 @@ def precision_effect(folder: Path, image: Path, options: Options, reduced_mesh) 
             pixels = recipe.model_input(model, recipe.cut_out(read_rgba(image), None), options.input_size, options.recenter,
                                         options.foreground_ratio)  # fmt: skip
             field = recipe.encode(model, pixels, options.encoding())
-            grids[dtype] = dense_density_grid(field, 128, lambda f, m: None).values
+            grids[dtype] = dense_density_grid(field, PRECISION_GRID.get(family.name, 128), lambda f, m: None).values
     reduced, exact = grids[resolve_precision(options.dtype, device, family)], grids["float32"]
     return {
         "max_density_difference": float(np.abs(reduced - exact).max()),
@@ -215,10 +225,12 @@ def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namesp
         cold = generate(image, dataclasses.replace(options, steps=1, resolution=64) if sampled else options)
         # The peak beside the timed runs, and the better of two: this machine's speed wanders
         # by 10-30% within minutes, and a floor measured minutes away moved the ratios as much.
-        peak = matmul_peak_gflops()
+        device = pick_device(options.device)
+        precision = resolve_precision(options.dtype, device, family_of_folder(folder))
+        peak = matmul_peak_gflops(device, precision)
         runs = [timed_run(image, options) for _ in range(WARM_RUNS)]
         warm, steps_done = min(runs, key=lambda run: run[0].timings["total"])
-        peak = max(peak, matmul_peak_gflops())
+        peak = max(peak, matmul_peak_gflops(device, precision))
         stages = {key: warm.timings[key] for key, _ in STAGES if key in warm.timings}
         stages["load"] = cold.timings["load"]
         # The weights are memory-mapped: the first run pages them in (and warms kernels up).
@@ -230,7 +242,7 @@ def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namesp
             "grid": resolution,
             "texture_size": texture_size,
             "device": warm.device,
-            "dtype": args.dtype,
+            "dtype": precision,
             "stages": stages,
             "first_run_extra_s": run_seconds[0] - run_seconds[1],
             "weights_mb": sum(path.stat().st_size for path in folder.glob("**/*.safetensors")) / 2**20,
@@ -256,7 +268,7 @@ def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namesp
                 np.array_equal(dense.mesh.faces, warm.mesh.faces)
                 and np.abs(dense.mesh.vertices - warm.mesh.vertices).max() <= 1e-4
             )
-        if args.dtype not in ("auto", "float32") and not sampled:
+        if args.dtype not in ("auto", "float32"):
             figures["precision"] = precision_effect(folder, image, options, warm.mesh)
     return figures
 
@@ -264,9 +276,11 @@ def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namesp
 def print_table(results: list[dict]) -> None:
     columns = [f"{r['model']} {r['grid']}" + (f" tex{r['texture_size']}" if r["texture_size"] else "") for r in results]
     width = max(12, *(len(c) for c in columns)) + 2
-    print(f"\n{results[0]['device']}, {results[0]['dtype']}; seconds unless marked")
+    precisions = sorted({r["dtype"] for r in results})
+    print(f"\n{results[0]['device']}, {' and '.join(precisions)}; seconds unless marked")
     peaks = [r["matmul_peak_gflops"] for r in results]
-    print(f"fp32 matmul peak beside each run: {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s (2048^3 products, best of 5)")
+    print(f"matmul peak beside each run in its precision: {min(peaks):.0f}-{max(peaks):.0f} GFLOP/s "
+          "(2048^3 products, best of 5)")  # fmt: skip
     print(f"{'':26}" + "".join(f"{c:>{width}}" for c in columns))
 
     def row(label: str, values: list) -> None:

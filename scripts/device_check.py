@@ -32,14 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from benchmarks.bench import model_folder, test_image  # noqa: E402
+from benchmarks.bench import matmul_peak_gflops, model_folder, test_image  # noqa: E402
 from openlrm_blender.engine import EngineError, Options  # noqa: E402
 from openlrm_blender.engine.errors import out_of_memory_message  # noqa: E402
 from openlrm_blender.engine.input.read import read_rgba  # noqa: E402
 from openlrm_blender.engine.models.registry import family_of_folder  # noqa: E402
 from openlrm_blender.engine.models.triposg.model import to_output_frame as triposg_frame  # noqa: E402
 from openlrm_blender.engine.pipeline import generate  # noqa: E402
-from openlrm_blender.engine.runtime import free_cached_memory, get_model, pick_device, synchronise, unload_models  # noqa: E402
+from openlrm_blender.engine.runtime import free_cached_memory, get_model, pick_device, unload_models  # noqa: E402
 
 # Per family: its tiny vector's folder, the options the vector was made with (from its
 # meta.json), the published mesh in our frame (from its expected.npz), the real-size
@@ -82,26 +82,15 @@ def set_tf32(enabled: bool) -> None:
     torch.backends.cudnn.allow_tf32 = enabled
 
 
-def matmul_rate(device: torch.device, dtype: torch.dtype, size: int) -> float:
-    """TFLOP/s of one size^3 product, the best of a few, with the device synchronised."""
-    a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
-    best = float("inf")
-    for _ in range(6):
-        synchronise(device)
-        start = time.perf_counter()
-        a @ b
-        synchronise(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e12
-
-
 def environment(device: torch.device) -> dict:
     found = {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
         "device": str(device),
-        "fp32_matmul_tflops": round(matmul_rate(device, torch.float32, 4096 if device.type != "cpu" else 1024), 2),
+        "fp32_matmul_tflops": round(
+            matmul_peak_gflops(device, "float32", 4096 if device.type != "cpu" else 1024) / 1e3, 2
+        ),
     }
     if device.type == "cuda":
         properties = torch.cuda.get_device_properties(device)
@@ -112,11 +101,11 @@ def environment(device: torch.device) -> dict:
             cuda=torch.version.cuda,
             cudnn=torch.backends.cudnn.version(),
             tf32_matmul_tflops=None,
-            bf16_matmul_tflops=round(matmul_rate(device, torch.bfloat16, 8192), 1),
-            fp16_matmul_tflops=round(matmul_rate(device, torch.float16, 8192), 1),
+            bf16_matmul_tflops=round(matmul_peak_gflops(device, "bfloat16", 8192) / 1e3, 1),
+            fp16_matmul_tflops=round(matmul_peak_gflops(device, "float16", 8192) / 1e3, 1),
         )
         set_tf32(True)
-        found["tf32_matmul_tflops"] = round(matmul_rate(device, torch.float32, 8192), 1)
+        found["tf32_matmul_tflops"] = round(matmul_peak_gflops(device, "float32", 8192) / 1e3, 1)
         set_tf32(False)
     return found
 
