@@ -68,7 +68,7 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         for index, line in enumerate(_wrap(family.licence, _line_width(context))):
             layout.label(text=line, icon="INFO" if index == 0 else "BLANK1")
         if family.sampled and on_the_cpu(preferences.device):
-            for index, line in enumerate(_wrap(cpu_estimate(settings), _line_width(context))):
+            for index, line in enumerate(_wrap(cpu_estimate(settings, preferences.precision), _line_width(context))):
                 layout.label(text=line, icon="TIME" if index == 0 else "BLANK1")
 
         # Labels inside their fields (no split layout): every word stays readable at the
@@ -121,9 +121,10 @@ def on_the_cpu(device: str) -> bool:
     return device == "cpu" or (device == "auto" and not any(gpu in Runtime.torch_devices for gpu in ("CUDA", "ROCm", "MPS")))
 
 
-def cpu_estimate(settings) -> str:
+def cpu_estimate(settings, precision: str) -> str:
     """About how long a run of the chosen settings takes on this CPU, and a draft's, from the
-    run's arithmetic and this machine's matrix-product rate (NumPy's, measured once)."""
+    run's arithmetic and this machine's float32 matrix-product rate (NumPy's, measured once;
+    NumPy has no bfloat16, so that precision's runs are taken as a measured share faster)."""
     if Runtime.cpu_flops is None:
         size = 768
         a, b = np.ones((size, size), dtype=np.float32), np.ones((size, size), dtype=np.float32)
@@ -132,12 +133,14 @@ def cpu_estimate(settings) -> str:
         for _ in range(3):
             a @ b
         Runtime.cpu_flops = 3 * 2 * size**3 / (time.perf_counter() - start)
+    rate = Runtime.cpu_flops * (work.CPU_BFLOAT16_SPEED_UP if precision == "bfloat16" else 1.0)
     full = work.run_flop(settings.steps, settings.guidance, SETTINGS["tokens"].default, settings.resolution)
     draft_steps, draft_resolution = min(settings.steps, DRAFT_STEPS), min(settings.resolution, DRAFT_RESOLUTION)
     draft = work.run_flop(draft_steps, settings.guidance, SETTINGS["tokens"].default, draft_resolution)
-    text = f"On this CPU about {work.duration(full / Runtime.cpu_flops)} ({settings.steps} steps, {settings.resolution}^3)"
+    in_bfloat16 = ", bfloat16" if precision == "bfloat16" else ""
+    text = f"On this CPU about {work.duration(full / rate)} ({settings.steps} steps, {settings.resolution}^3{in_bfloat16})"
     if (draft_steps, draft_resolution) != (settings.steps, settings.resolution):
-        text += f"; a draft of {draft_steps} steps at {draft_resolution}^3 about {work.duration(draft / Runtime.cpu_flops)}"
+        text += f"; a draft of {draft_steps} steps at {draft_resolution}^3 about {work.duration(draft / rate)}"
     return text + ". A GPU takes seconds"
 
 
