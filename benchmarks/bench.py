@@ -10,8 +10,8 @@ about 10% of the volume, so mesh extraction sees what a trained model gives) and
 disk in the file layout of their Hub repositories. The table also gives the encoder's
 floating-point work (PyTorch's FLOP counter) over the device's matrix-product peak in the
 run's precision, measured just before and after the timed runs (the better of the two):
-the fastest the encoder could be here then. Each (model, grid) runs in a fresh process, so its peak memory
-is its own: the first call loads the weights, the better of the next two is reported
+the fastest the encoder could be here then. Each (model, grid) runs in a fresh process, so
+its peak memory is its own: the first call loads the weights, the better of the next two is reported
 with the weights loaded, and ``--compare-dense`` then runs the published per-point
 recipe on the same image. ``--textures`` adds textured runs (floaters dropped,
 simplified to ``--faces``, UV-unwrapped, baked at each size), each in its own process.
@@ -23,8 +23,8 @@ the mesh moves).
 TripoSG (``--models triposg``; a random model of the real size, 7.9 GB, its field shaped into
 one compact object) runs ``--steps`` flow steps (a few are enough to time one; the published
 50 take most of an hour on a CPU): the table and ``--json`` give each flow step's seconds
-against its floor (its arithmetic, guidance's double batch included, at the run's peak in its precision),
-and the field's values the coarse-to-fine grid computed against the dense grid's.
+against its floor (its arithmetic, guidance's double batch included, at the run's peak in
+its precision), and the field's values the coarse-to-fine grid computed against the dense grid's.
 """
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -48,7 +50,7 @@ from openlrm_blender.engine import Options  # noqa: E402
 from openlrm_blender.engine.models.openlrm.config import ModelConfig  # noqa: E402
 from openlrm_blender.engine.models.registry import family_of_folder  # noqa: E402
 from openlrm_blender.engine.pipeline import generate  # noqa: E402
-from openlrm_blender.engine.runtime import DTYPES, get_model, pick_device, resolve_precision  # noqa: E402
+from openlrm_blender.engine.runtime import DTYPES, get_model, pick_device, resolve_precision, synchronise  # noqa: E402
 from openlrm_blender.engine.models.triposg import work  # noqa: E402
 from openlrm_blender.engine.models.triposr.config import TripoSRConfig  # noqa: E402
 from tests.support import random_triposr as triposr  # noqa: E402
@@ -95,15 +97,9 @@ def model_folder(size: str, cache: Path) -> Path:
     return folder
 
 
-def matmul_peak_gflops(device, dtype: str, size: int = 2048, repeats: int = 5) -> float:
+def matmul_peak_gflops(device: torch.device, dtype: str, size: int = 2048, repeats: int = 5) -> float:
     """The device's matrix-product rate now in the run's precision (bfloat16 runs 2.3x
     float32's on an AVX-512 BF16 CPU): the best of a few 2048^3 products."""
-    import timeit
-
-    import torch
-
-    from openlrm_blender.engine.runtime import synchronise
-
     a, b = (torch.randn(size, size).to(device, getattr(torch, dtype)) for _ in range(2))
 
     def product() -> None:
@@ -119,7 +115,6 @@ def encoder_gflop(folder: Path, image: Path, options: Options) -> float:
     """Floating-point work of one encode (matrix products, attention and convolutions),
     counted by PyTorch. Its counter knows the GPU attention kernels but not the CPU's, which
     does 30% of TripoSR's work: left out, the floor was 2,096 GFLOP instead of 2,960."""
-    import torch
     from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
     def cpu_attention(query, key, value, *args, out_shape=None, **kwargs) -> int:
@@ -172,8 +167,6 @@ def mesh_distance(moved: np.ndarray, reference: np.ndarray, resolution: int) -> 
 
 def precision_effect(folder: Path, image: Path, options: Options, reduced_mesh) -> dict:
     """The reduced-precision run against float32 on the same image."""
-    import torch
-
     from openlrm_blender.engine.geometry.density_grid import dense_density_grid
     from openlrm_blender.engine.input.read import read_rgba
 
@@ -209,8 +202,6 @@ def timed_run(image: Path, options: Options):
 
 def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namespace) -> dict:
     """One (model, grid): figures for the table, measured in this process."""
-    import torch
-
     folder = model_folder(size, args.cache)
     with tempfile.TemporaryDirectory() as scratch:
         image = test_image(Path(scratch) / "input.png")
