@@ -11,8 +11,8 @@ disk in the file layout of their Hub repositories. The table also gives the enco
 floating-point work (PyTorch's FLOP counter) over the device's matrix-product peak in the
 run's precision, measured just before and after the timed runs (the better of the two):
 the fastest the encoder could be here then. Each (model, grid) runs in a fresh process, so
-its peak memory is its own: the first call loads the weights, the better of the next two is reported
-with the weights loaded, and ``--compare-dense`` then runs the published per-point
+its peak memory is its own: the first call loads the weights, the better of the next two is
+reported with the weights loaded, and ``--compare-dense`` then runs the published per-point
 recipe on the same image. ``--textures`` adds textured runs (floaters dropped,
 simplified to ``--faces``, UV-unwrapped, baked at each size), each in its own process.
 With ``--dtype bfloat16``/``float16`` the float32 run is

@@ -752,6 +752,11 @@ def test_the_sidebar_offers_a_flow_models_sampling_and_a_new_seed(addon, clean_s
     settings.model = "DEFAULT"
 
 
+def shown_seconds(estimate: str) -> list[float]:
+    """The durations a sidebar estimate shows ("about 42 s", "about 80 min"), in seconds."""
+    return [float(number) * (60 if unit == "min" else 1) for number, unit in re.findall(r"about (\d+) (s|min)\b", estimate)]
+
+
 def test_on_the_cpu_the_sidebar_says_how_long_and_offers_a_draft(addon, clean_scene):
     """From the run's arithmetic and this machine's measured rate: the published settings take
     far longer than the draft."""
@@ -760,12 +765,12 @@ def test_on_the_cpu_the_sidebar_says_how_long_and_offers_a_draft(addon, clean_sc
     settings = clean_scene.openlrm
     settings.model = "triposg"
     text = panel.cpu_estimate(settings, "float32")
-    seconds = [float(number) * (60 if unit == "min" else 1) for number, unit in re.findall(r"about (\d+) (s|min)\b", text)]
+    seconds = shown_seconds(text)
     assert text.startswith("On this CPU about ") and "(50 steps, 512^3)" in text and "a draft of 10 steps at 256^3" in text
     assert len(seconds) == 2 and seconds[0] > 3 * seconds[1]
     # bfloat16 on a CPU with its instructions: a flow step in half the time.
     in_bfloat16 = panel.cpu_estimate(settings, "bfloat16")
-    faster = [float(number) * (60 if unit == "min" else 1) for number, unit in re.findall(r"about (\d+) (s|min)\b", in_bfloat16)]
+    faster = shown_seconds(in_bfloat16)
     assert "(50 steps, 512^3, bfloat16)" in in_bfloat16
     # Each shown to the second below 90 s, else to the minute.
     assert faster == pytest.approx([seconds[0] / 1.9, seconds[1] / 1.9], abs=60) and faster[0] < seconds[0] - 60
