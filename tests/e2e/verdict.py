@@ -96,7 +96,7 @@ def main(artifacts: Path) -> int:
         and not running(results["quit_worker"]),
     }
     for name in ("panel-progress.png", "result-material-preview.png", "sidebar-idle.png", "sidebar-advanced.png",
-                 "sidebar-batch.png", "preferences.png", "preferences-pytorch.png"):
+                 "sidebar-triposg-bfloat16.png", "sidebar-batch.png", "preferences.png", "preferences-pytorch.png"):
         problem = screenshot_problem(artifacts / name)
         checks[problem or f"{name} shows the screen"] = not problem
     if (artifacts / "result-material-preview.png").is_file():
