@@ -146,7 +146,10 @@ def download_wheels(platform: str, line: BlenderLine, cache: Path, offline: bool
     requirements = [line.numpy, *REQUIREMENTS, *PLATFORM_REQUIREMENTS.get(platform, [])]
     torch_arguments = torch.pip_arguments(platform, line.python)
     torch_requirement = PLATFORM_TORCH.get(platform, TORCH)
-    if torch_arguments is not None and subprocess.run([*command, *torch_arguments, "--no-deps", torch_requirement]).returncode == 0:
+    if (
+        torch_arguments is not None
+        and subprocess.run([*command, *torch_arguments, "--no-deps", torch_requirement]).returncode == 0
+    ):
         requirements += TORCH_REQUIREMENTS
     else:
         print(f"{platform}, Blender {line.version_min}+ (Python {line.python}): built without PyTorch")
@@ -229,14 +232,18 @@ def write_listing(folder: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Build the OpenLRM Blender extension zips.")
-    parser.add_argument("--platform", action="append", choices=list(PLATFORMS), help="repeat for several (default: all)")
+    parser.add_argument(
+        "--platform", action="append", choices=list(PLATFORMS), help="repeat for several (default: all)"
+    )
     parser.add_argument(
         "--blender",
         action="append",
         choices=list(BLENDER_LINES),
         help="Blender line, repeat for several (default: 4.2 and 5.1, i.e. Blender 4.2-5.0 and 5.1 and newer)",
     )
-    parser.add_argument("--wheel-cache", type=Path, default=ROOT / "wheels", help="where wheels are downloaded and kept")
+    parser.add_argument(
+        "--wheel-cache", type=Path, default=ROOT / "wheels", help="where wheels are downloaded and kept"
+    )
     parser.add_argument("--offline", action="store_true", help="use only wheels already in the wheel cache")
     parser.add_argument("--torch-find-links", type=Path, help="a folder of PyTorch wheels")
     parser.add_argument(

@@ -46,16 +46,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from openlrm_blender.engine import Options  # noqa: E402
-from openlrm_blender.engine.models.openlrm.config import ModelConfig  # noqa: E402
-from openlrm_blender.engine.models.registry import family_of_folder  # noqa: E402
-from openlrm_blender.engine.pipeline import generate  # noqa: E402
-from openlrm_blender.engine.runtime import DTYPES, get_model, pick_device, resolve_precision, synchronise  # noqa: E402
-from openlrm_blender.engine.models.triposg import work  # noqa: E402
-from openlrm_blender.engine.models.triposr.config import TripoSRConfig  # noqa: E402
-from tests.support import random_triposr as triposr  # noqa: E402
-from tests.support import random_triposg as triposg_models  # noqa: E402
-from tests.support.random_models import PUBLISHED_CONFIGS, object_model, save_model  # noqa: E402
+from openlrm_blender.engine import Options
+from openlrm_blender.engine.models.openlrm.config import ModelConfig
+from openlrm_blender.engine.models.registry import family_of_folder
+from openlrm_blender.engine.models.triposg import work
+from openlrm_blender.engine.models.triposr.config import TripoSRConfig
+from openlrm_blender.engine.pipeline import generate
+from openlrm_blender.engine.runtime import DTYPES, get_model, pick_device, resolve_precision, synchronise
+from tests.support import random_triposg as triposg_models
+from tests.support import random_triposr as triposr
+from tests.support.random_models import PUBLISHED_CONFIGS, object_model, save_model
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "openlrm-blender" / "bench-models"
 # Table rows: (key in the figures, label).
@@ -124,7 +124,9 @@ def encoder_gflop(folder: Path, image: Path, options: Options) -> float:
 
     family = family_of_folder(folder)
     recipe, options = family.recipe(), options.for_family(family.settings)
-    model = get_model(folder, pick_device(options.device), resolve_precision(options.dtype, pick_device(options.device), family))
+    model = get_model(
+        folder, pick_device(options.device), resolve_precision(options.dtype, pick_device(options.device), family)
+    )
     pixels = recipe.model_input(model, recipe.cut_out(read_rgba(image), None), options.input_size, options.recenter,
                                 options.foreground_ratio)  # fmt: skip
     counter = FlopCounterMode(
@@ -186,7 +188,7 @@ def precision_effect(folder: Path, image: Path, options: Options, reduced_mesh) 
     return {
         "max_density_difference": float(np.abs(reduced - exact).max()),
         "side_changed_share": float(((reduced > options.threshold) != (exact > options.threshold)).mean()),
-        "n_faces_float32": int(len(reference.mesh.faces)),
+        "n_faces_float32": len(reference.mesh.faces),
         **mesh_distance(reduced_mesh.vertices, reference.mesh.vertices, options.resolution),
     }
 
@@ -209,7 +211,9 @@ def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namesp
             weights_dir=folder, resolution=resolution, device=args.device, dtype=args.dtype, remove_background=False
         )
         if texture_size:
-            options = dataclasses.replace(options, min_piece=0.01, faces=args.faces, textured=True, texture_size=texture_size)
+            options = dataclasses.replace(
+                options, min_piece=0.01, faces=args.faces, textured=True, texture_size=texture_size
+            )
         sampled = size == "triposg"
         if sampled:  # a few flow steps time one; the first run only pages the weights in
             options = dataclasses.replace(options, steps=args.steps)
@@ -238,8 +242,8 @@ def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namesp
             "first_run_extra_s": run_seconds[0] - run_seconds[1],
             "weights_mb": sum(path.stat().st_size for path in folder.glob("**/*.safetensors")) / 2**20,
             "peak_rss_mb": peak_rss_mb(),
-            "n_vertices": int(len(warm.mesh.vertices)),
-            "n_faces": int(len(warm.mesh.faces)),
+            "n_vertices": len(warm.mesh.vertices),
+            "n_faces": len(warm.mesh.faces),
         }
         if sampled:  # each step timed between its progress reports (the device synchronised)
             figures.update(
@@ -295,7 +299,9 @@ def print_table(results: list[dict]) -> None:
         row("  encoder / floor", ratio("encode", floor))
         row("  run / floor", ratio("total", floor))
         row("  run / encoder", ratio("total", lambda r: r["stages"]["encode"]))
-    if len(triplanes) < len(results):  # a flow model: its steps against their floor, its queries against the dense grid's
+    if len(triplanes) < len(
+        results
+    ):  # a flow model: its steps against their floor, its queries against the dense grid's
         flows = lambda key, form: [form(r) if "step_gflop" in r else "-" for r in results]  # noqa: E731
         row("flow step", flows("step_seconds", lambda r: f"{r['step_seconds']:.2f}" if r["step_seconds"] else "-"))
         row("  step GFLOP", flows("step_gflop", lambda r: f"{r['step_gflop']:.0f}"))
@@ -310,7 +316,10 @@ def print_table(results: list[dict]) -> None:
     mesh_keys = ("density", "mcubes", "colours")
     row("  mesh (grid+mc+colours)", [f"{sum(r['stages'][k] for k in mesh_keys):.2f}" for r in results])
     if any(r["texture_size"] for r in results):
-        row("  surface (clean-up..bake)", [f"{sum(r['stages'].get(k, 0.0) for k in SURFACE_STAGES):.2f}" for r in results])
+        row(
+            "  surface (clean-up..bake)",
+            [f"{sum(r['stages'].get(k, 0.0) for k in SURFACE_STAGES):.2f}" for r in results],
+        )
     if all("dense_stages" in r for r in results):
         for key in mesh_keys:
             row(f"dense {key}", [f"{r['dense_stages'][key]:.2f}" for r in results])
@@ -343,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         "--textures", nargs="+", type=int, default=[0], help="texture sizes to bake (0: vertex colours; default 0)"
     )
     parser.add_argument("--faces", type=int, default=50000, help="face budget of the textured runs (default 50000)")
-    parser.add_argument("--steps", type=int, default=2, help="TripoSG's flow steps per run (default 2: enough to time one)")
+    parser.add_argument(
+        "--steps", type=int, default=2, help="TripoSG's flow steps per run (default 2: enough to time one)"
+    )
     parser.add_argument("--one", nargs=3, metavar=("MODEL", "GRID", "TEXTURE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 

@@ -19,12 +19,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench import DEFAULT_CACHE, model_folder, test_image  # noqa: E402
+from bench import DEFAULT_CACHE, model_folder, test_image
 
-from openlrm_blender.engine import Options  # noqa: E402
-from openlrm_blender.engine.progress import STAGES as ENGINE_STAGES  # noqa: E402
-from openlrm_blender.jobs import job  # noqa: E402
-from openlrm_blender.worker.client import free_models  # noqa: E402
+from openlrm_blender.engine import Options
+from openlrm_blender.engine.progress import STAGES as ENGINE_STAGES
+from openlrm_blender.jobs import job
+from openlrm_blender.worker.client import free_models
 
 STAGES = ("startup", *ENGINE_STAGES[:4])  # a fresh worker's first, then the engine's ("surface" is not asked for)
 
@@ -58,7 +58,9 @@ def main() -> None:
         started = time.perf_counter()
         run = job.Job(image, options)
         run.run()
-        print(f"first run in a fresh worker: {time.perf_counter() - started:.2f} s ({run.poll().result.timings['total']:.2f} s in the engine)")
+        print(
+            f"first run in a fresh worker: {time.perf_counter() - started:.2f} s ({run.poll().result.timings['total']:.2f} s in the engine)"
+        )
         free_models()  # each run below starts a fresh worker: a cancel ends the worker
         print(f"{'cancelled in':<14}{'reached after':>15}{'took effect in':>16}")
         for stage in STAGES:

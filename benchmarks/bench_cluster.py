@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # loopback addresses only
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench import DEFAULT_CACHE, matmul_peak_gflops, model_folder, test_image  # noqa: E402
+from benchmarks.bench import DEFAULT_CACHE, matmul_peak_gflops, model_folder, test_image
 
 REPO = Path(__file__).resolve().parent.parent
 

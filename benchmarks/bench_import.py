@@ -45,8 +45,10 @@ def main() -> None:
     started = time.perf_counter()
     obj = importer.add_object(bpy.context, "bench", mesh, smooth_shading=True)
     seconds = time.perf_counter() - started
-    print(f"import: {len(obj.data.vertices):,} vertices, {len(obj.data.polygons):,} faces in {seconds:.2f} s "
-          f"({seconds / (args.vertices / 1e6):.2f} s per million vertices)")
+    print(
+        f"import: {len(obj.data.vertices):,} vertices, {len(obj.data.polygons):,} faces in {seconds:.2f} s "
+        f"({seconds / (args.vertices / 1e6):.2f} s per million vertices)"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # Where each phase starts, as the remesh process reports its progress (addon.quad_remesh).
-PHASES = (("start Blender", 0.0), ("voxel remesh", 0.02), ("QuadriFlow", 0.1), ("colours", 0.6), ("UV and texture", 0.65))
+PHASES = (
+    ("start Blender", 0.0),
+    ("voxel remesh", 0.02),
+    ("QuadriFlow", 0.1),
+    ("colours", 0.6),
+    ("UV and texture", 0.65),
+)
 
 
 def timed(mesh, budget: int, texture_size: int) -> dict:

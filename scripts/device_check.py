@@ -30,16 +30,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from benchmarks.bench import matmul_peak_gflops, model_folder, test_image  # noqa: E402
-from openlrm_blender.engine import EngineError, Options  # noqa: E402
-from openlrm_blender.engine.errors import out_of_memory_message  # noqa: E402
-from openlrm_blender.engine.input.read import read_rgba  # noqa: E402
-from openlrm_blender.engine.models.registry import family_of_folder  # noqa: E402
-from openlrm_blender.engine.models.triposg.model import to_output_frame as triposg_frame  # noqa: E402
-from openlrm_blender.engine.pipeline import generate  # noqa: E402
-from openlrm_blender.engine.runtime import free_cached_memory, get_model, pick_device, unload_models  # noqa: E402
+from benchmarks.bench import matmul_peak_gflops, model_folder, test_image
+from openlrm_blender.engine import EngineError, Options
+from openlrm_blender.engine.errors import out_of_memory_message
+from openlrm_blender.engine.input.read import read_rgba
+from openlrm_blender.engine.models.registry import family_of_folder
+from openlrm_blender.engine.models.triposg.model import to_output_frame as triposg_frame
+from openlrm_blender.engine.pipeline import generate
+from openlrm_blender.engine.runtime import free_cached_memory, get_model, pick_device, unload_models
 
 # Per family: its tiny vector's folder, the options the vector was made with (from its
 # meta.json), the published mesh in our frame (from its expected.npz), the real-size
@@ -114,7 +114,9 @@ def mesh_of(image: Path, options: Options):
     return generate(image, options).mesh
 
 
-def same_mesh(vertices: np.ndarray, faces: np.ndarray, reference_vertices: np.ndarray, reference_faces: np.ndarray) -> dict:
+def same_mesh(
+    vertices: np.ndarray, faces: np.ndarray, reference_vertices: np.ndarray, reference_faces: np.ndarray
+) -> dict:
     """Whether two meshes are the same whatever their order: every vertex matched to one of
     the other's, the triangles the same sets of corners."""
     from scipy.spatial import cKDTree
@@ -124,8 +126,8 @@ def same_mesh(vertices: np.ndarray, faces: np.ndarray, reference_vertices: np.nd
     ours = {tuple(sorted(face)) for face in match[faces].tolist()}
     theirs = {tuple(sorted(face)) for face in reference_faces.tolist()}
     return {
-        "vertices": int(len(vertices)),
-        "reference_vertices": int(len(reference_vertices)),
+        "vertices": len(vertices),
+        "reference_vertices": len(reference_vertices),
         "max_vertex_distance": float(distance.max()),
         "same_triangles": bool(one_to_one and ours == theirs),
         "shared_triangle_share": len(ours & theirs) / max(len(theirs), 1),
@@ -165,7 +167,9 @@ def parity(name: str, vectors: Path, device: torch.device) -> dict:
             set_tf32(tf32)
             unload_models()
             planes = encoded(folder, image, device, "float32", options)
-            found[f"device_tf32_{'on' if tf32 else 'off'}_max_plane_difference"] = float((planes - cpu_planes).abs().max())
+            found[f"device_tf32_{'on' if tf32 else 'off'}_max_plane_difference"] = float(
+                (planes - cpu_planes).abs().max()
+            )
         set_tf32(False)
     published_entry = found["cpu_against_published"]
     device_entry = found.get("device", {"same_triangles": True})
@@ -196,8 +200,8 @@ def precisions(name: str, device: torch.device, models: Path, image: Path) -> di
             "planes_finite": bool(torch.isfinite(planes).all()),
             "max_plane_difference": float((planes - exact).abs().max()),
             "relative_plane_difference": float((planes - exact).norm() / exact.norm()),
-            "faces": int(len(mesh.faces)),
-            "faces_float32": int(len(reference.faces)),
+            "faces": len(mesh.faces),
+            "faces_float32": len(reference.faces),
         }
     unload_models()
     return found
@@ -228,13 +232,15 @@ def stage_times(name: str, device: torch.device, models: Path, image: Path, size
             steps_done.append(time.perf_counter()) if stage == "encode" and message.startswith("step ") else None
         ))  # fmt: skip
         entry = {key: round(value, 3) for key, value in result.timings.items()}
-        entry.update(memory(device), faces=int(len(result.mesh.faces)), **result.facts)
+        entry.update(memory(device), faces=len(result.mesh.faces), **result.facts)
         if len(steps_done) > 1:
             entry["step_seconds"] = round((steps_done[-1] - steps_done[0]) / (len(steps_done) - 1), 4)
         if device.type == "cuda":
             entry["reserved_after_run_mb"] = round(torch.cuda.memory_reserved(device) / 2**20)
             free_cached_memory()
-            entry["reserved_idle_mb"] = round(torch.cuda.memory_reserved(device) / 2**20)  # what Keep Model Loaded holds
+            entry["reserved_idle_mb"] = round(
+                torch.cuda.memory_reserved(device) / 2**20
+            )  # what Keep Model Loaded holds
         found[str(size)] = entry
     unload_models()
     return found
@@ -288,7 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     save()
     failed = [name for name in args.families if not report[name]["parity"].get("passed")]
     print(json.dumps(report, indent=2))
-    print(f"{args.out}: parity {'failed for ' + ', '.join(failed) if failed else 'passed for every family'}", file=sys.stderr)
+    print(
+        f"{args.out}: parity {'failed for ' + ', '.join(failed) if failed else 'passed for every family'}",
+        file=sys.stderr,
+    )
     return 1 if failed else 0
 
 

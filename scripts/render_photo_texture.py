@@ -23,11 +23,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from openlrm_blender.engine import Options  # noqa: E402
-from openlrm_blender.engine.camera import SourceCamera  # noqa: E402
-from openlrm_blender.engine.export.mesh_files import write_mesh  # noqa: E402
-from openlrm_blender.engine.pipeline import generate  # noqa: E402
-from tests.support.blender_render import render_glb  # noqa: E402
+from openlrm_blender.engine import Options
+from openlrm_blender.engine.camera import SourceCamera
+from openlrm_blender.engine.export.mesh_files import write_mesh
+from openlrm_blender.engine.pipeline import generate
+from tests.support.blender_render import render_glb
 
 CAMERA = SourceCamera(2.0, 0.75)
 BACKGROUND = 60 / 255
@@ -43,8 +43,14 @@ def framed(rows: list[list[np.ndarray]], margin: int = 8) -> np.ndarray:
     covered = np.any([rgba[..., 3] > 0 for row in rows for rgba in row], axis=0)
     (top, bottom), (left, right) = ((np.nonzero(covered.any(axis=1 - axis))[0][[0, -1]]) for axis in (0, 1))
     size = covered.shape[0]
-    box = slice(max(top - margin, 0), min(bottom + margin + 1, size)), slice(max(left - margin, 0), min(right + margin + 1, size))
-    on_grey = [[rgba[box][..., :3] * rgba[box][..., 3:] + BACKGROUND * (1 - rgba[box][..., 3:]) for rgba in row] for row in rows]
+    box = (
+        slice(max(top - margin, 0), min(bottom + margin + 1, size)),
+        slice(max(left - margin, 0), min(right + margin + 1, size)),
+    )
+    on_grey = [
+        [rgba[box][..., :3] * rgba[box][..., 3:] + BACKGROUND * (1 - rgba[box][..., 3:]) for rgba in row]
+        for row in rows
+    ]
     return np.vstack([np.hstack(row) for row in on_grey])
 
 
@@ -64,8 +70,15 @@ def main() -> int:
 
             raw = reduced("small")
             weights = save_model(object_model(ModelConfig.from_dict(raw)), Path(scratch) / "object", raw)
-        common = dict(weights_dir=weights, textured=True, texture_size=1024, faces=40000, remove_background=False,
-                      smooth_iterations=10, min_piece=0.01)
+        common = dict(
+            weights_dir=weights,
+            textured=True,
+            texture_size=1024,
+            faces=40000,
+            remove_background=False,
+            smooth_iterations=10,
+            min_piece=0.01,
+        )
         if args.weights is None:
             common.update(input_size=56, resolution=128)
         rows = []

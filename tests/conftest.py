@@ -70,4 +70,6 @@ def object_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.support.random_models import object_model, save_model
 
     raw = reduced("small")
-    return save_model(object_model(ModelConfig.from_dict(raw), seed=0), tmp_path_factory.mktemp("object") / "model", raw)
+    return save_model(
+        object_model(ModelConfig.from_dict(raw), seed=0), tmp_path_factory.mktemp("object") / "model", raw
+    )

@@ -106,7 +106,9 @@ def test_no_import_circle():
 def test_only_the_blender_glue_imports_bpy():
     for module, path in MODULES.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        names = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        names = {
+            alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+        }
         names |= {(node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         if "bpy" in names:
             assert module == "" or module.startswith("addon"), f"{module} imports bpy"
@@ -123,7 +125,10 @@ def test_modules_stay_short_and_the_engine_has_rooms():
 
 def test_the_checks_see_what_they_should():
     """The graph is read right: known edges are in it, and a layer is known for every module."""
-    assert "engine.models.registry" in GRAPH["engine.runtime"] and "engine.models.field" in GRAPH["engine.geometry.extraction"]
+    assert (
+        "engine.models.registry" in GRAPH["engine.runtime"]
+        and "engine.models.field" in GRAPH["engine.geometry.extraction"]
+    )
     assert "worker.protocol" in GRAPH["worker.client"] and "engine.errors" in GRAPH["worker.client"]
     assert "addon.state" in GRAPH["addon.panel"] and "jobs.pytorch_install" in GRAPH["addon.preferences"]
     assert all(layer_of(module) is not None for module in MODULES)

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from openlrm_blender.engine import BackgroundModelError, Cancelled, Options
+from openlrm_blender.engine.errors import DownloadError, Offline
 from openlrm_blender.engine.input import background, download
 from openlrm_blender.engine.input.background import BackgroundRemover, ensure_model, get_background_remover
-from openlrm_blender.engine.errors import DownloadError, Offline
 from openlrm_blender.engine.input.read import read_rgba
-
 from tests.support.images import non_white_box, object_on_white
 from tests.support.model_server import model_server, random_bytes  # noqa: F401  (a fixture)
 
@@ -105,7 +104,9 @@ def test_download_with_progress_into_rembgs_folder(homes, model_server, monkeypa
 def test_a_corrupt_download_is_refused_and_nothing_kept(homes, model_server, monkeypatch):
     serve(model_server, monkeypatch)
     model_server.files["/u2netp.onnx"] = random_bytes(5000, seed=9)  # not what the checksum says
-    with pytest.raises(DownloadError, match=r"u2netp\.onnx is corrupt \(MD5 [0-9a-f]{32}, expected [0-9a-f]{32}\); nothing was kept"):
+    with pytest.raises(
+        DownloadError, match=r"u2netp\.onnx is corrupt \(MD5 [0-9a-f]{32}, expected [0-9a-f]{32}\); nothing was kept"
+    ):
         ensure_model("u2netp")
     folder = background.model_path("u2netp").parent
     assert list(folder.iterdir()) == []
@@ -212,7 +213,9 @@ def test_the_pipeline_downloads_the_model_in_its_model_stage(homes, model_server
     serve(model_server, monkeypatch, "u2net", darkness_model(homes / "stand-in.onnx"))
     stages = []
     options = Options(weights_dir=tiny_dir, input_size=56, resolution=32, background_model="u2net")
-    result = generate(object_on_white(), options, progress=lambda stage, fraction, message: stages.append((stage, message)))
+    result = generate(
+        object_on_white(), options, progress=lambda stage, fraction, message: stages.append((stage, message))
+    )
     assert len(result.mesh.vertices) > 0
     downloads = [message for stage, message in stages if "downloading the background removal model" in message]
     assert downloads and {stage for stage, message in stages if message in downloads} == {"model"}

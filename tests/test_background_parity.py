@@ -11,7 +11,6 @@ import pytest
 
 from openlrm_blender.engine.input.background import BackgroundRemover
 from openlrm_blender.engine.input.read import read_rgba
-
 from tests.conftest import REPO
 from tests.test_background import darkness_model
 
@@ -22,7 +21,7 @@ REMBG_PYTHON = REPO / ".venv-rembg" / "bin" / "python"
 def rembg_python():
     """rembg's environment, made with the project's own venv script."""
     env = dict(os.environ, OPENLRM_VENV=".venv-rembg", OPENLRM_REQUIREMENTS="requirements-rembg.txt")
-    subprocess.run(["bash", "-c", '. scripts/venv.sh'], cwd=REPO, env=env, check=True, timeout=1800)
+    subprocess.run(["bash", "-c", ". scripts/venv.sh"], cwd=REPO, env=env, check=True, timeout=1800)
     return REMBG_PYTHON
 
 
@@ -46,6 +45,8 @@ def test_our_masks_equal_rembgs_on_photographs(rembg_python, tmp_path):
         remover = BackgroundRemover(tmp_path / f"{model}.onnx")
         ours = np.round(remover(read_rgba(tmp_path / f"{photo}.png")[..., :3]) * 255).astype(np.int16)
         difference = np.abs(ours - their_alpha.astype(np.int16))
-        print(f"{key}: {their_alpha.shape}, largest difference {difference.max()}/255, {np.mean(difference > 0):.2%} differ")
+        print(
+            f"{key}: {their_alpha.shape}, largest difference {difference.max()}/255, {np.mean(difference > 0):.2%} differ"
+        )
         assert ours.shape == their_alpha.shape and difference.max() <= 1, key
         assert their_alpha.std() > 10, f"{key}: the stand-in model gave a flat mask; the test would prove little"

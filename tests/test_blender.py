@@ -5,10 +5,10 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
-import shutil
 import time
 from pathlib import Path
 
@@ -20,7 +20,6 @@ import addon_utils  # noqa: E402  (ships with bpy)
 from mathutils import Vector  # noqa: E402
 
 import openlrm_blender  # noqa: E402
-
 from openlrm_blender.engine import Options, missing_torch_message, torch_available  # noqa: E402
 from openlrm_blender.jobs.job import Engine, Job  # noqa: E402
 
@@ -28,9 +27,8 @@ from openlrm_blender.jobs.job import Engine, Job  # noqa: E402
 needs_torch = pytest.mark.skipif(not torch_available(), reason="no PyTorch for this Python")
 
 from tests.conftest import REPO, SHARED, TINY_GRID, TINY_SIZE  # noqa: E402
-from tests.support.model_server import model_server  # noqa: E402, F401  (a fixture)
-
 from tests.support.blender_addon import ADDON, addon  # noqa: E402, F401  (a fixture)
+from tests.support.model_server import model_server  # noqa: E402, F401  (a fixture)
 
 
 @pytest.fixture
@@ -94,7 +92,9 @@ def layout_calls() -> list[tuple[str, str, dict]]:
                 if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Attribute):
                     owner = owner.func.value  # layout.row().prop(...)
                 if isinstance(owner, ast.Name) and owner.id in ("layout", "column", "row", "box", "header", "body"):
-                    keywords = {k.arg: k.value.value if isinstance(k.value, ast.Constant) else None for k in node.keywords}
+                    keywords = {
+                        k.arg: k.value.value if isinstance(k.value, ast.Constant) else None for k in node.keywords
+                    }
                     calls.append((module, node.func.attr, keywords))
     return calls
 
@@ -139,7 +139,10 @@ def test_headless_operator_matches_the_engine(clean_scene, tiny_dir):
     np.testing.assert_array_equal(np.round(colours.reshape(-1, 4)[:, :3] * 255).astype(np.uint8), expected.colours_u8)
 
     material = mesh.materials[0]
-    links = [(link.from_node.bl_idname, link.from_socket.name, link.to_node.bl_idname, link.to_socket.name) for link in material.node_tree.links]
+    links = [
+        (link.from_node.bl_idname, link.from_socket.name, link.to_node.bl_idname, link.to_socket.name)
+        for link in material.node_tree.links
+    ]
     assert ("ShaderNodeVertexColor", "Color", "ShaderNodeBsdfPrincipled", "Base Color") in links
     colour_node = next(node for node in material.node_tree.nodes if node.bl_idname == "ShaderNodeVertexColor")
     assert colour_node.layer_name == attribute.name
@@ -251,8 +254,8 @@ def test_enabling_imports_neither_pytorch_nor_model_code():
 
 @pytest.mark.skipif(torch_available(), reason="PyTorch is here: the Blender 5.1+ test environment has none")
 def test_without_pytorch_generate_says_how_to_get_it(clean_scene, tiny_dir):
-    from openlrm_blender.addon.state import Runtime
     from openlrm_blender.addon.preferences import torch_in_use
+    from openlrm_blender.addon.state import Runtime
 
     before = set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())
     with pytest.raises(RuntimeError, match="PyTorch is missing") as raised:
@@ -464,7 +467,6 @@ def served_background_model(tmp_path, monkeypatch, model_server):
     """A stand-in u2net on a server on 127.0.0.1, rembg's folder empty, a fresh worker (it
     takes this environment), online access on."""
     from openlrm_blender.worker.client import free_models
-
     from tests.test_background import darkness_model
 
     model_server.add("/u2net.onnx", darkness_model(tmp_path / "stand-in.onnx"))
@@ -502,7 +504,9 @@ def test_without_online_access_generate_says_the_way_forward(clean_scene, tiny_d
     photo, models = served_background_model
     bpy.context.preferences.system.use_online_access = False
     before = set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())
-    with pytest.raises(RuntimeError, match=r"u2net is not on this machine and downloads are off: .*Remove Background off"):
+    with pytest.raises(
+        RuntimeError, match=r"u2net is not on this machine and downloads are off: .*Remove Background off"
+    ):
         bpy.ops.openlrm.image_to_3d(**tiny_call(tiny_dir, filepath=str(photo)))
     assert (set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())) == before
     assert not models.exists()
@@ -572,7 +576,9 @@ def test_textured_generate_makes_a_uv_mapped_object_with_its_baked_image(clean_s
         return int((np.unique(edges, axis=0, return_counts=True)[1] == 1).sum())
 
     welded = np.unique(cut.vertices, axis=0, return_inverse=True)[1].reshape(-1)[cut.faces]
-    print(f"open edges: {open_in_blender} in Blender, {open_edges(welded)} in the welded surface, {open_edges(cut.faces)} cut")
+    print(
+        f"open edges: {open_in_blender} in Blender, {open_edges(welded)} in the welded surface, {open_edges(cut.faces)} cut"
+    )
     assert open_in_blender == open_edges(welded) < open_edges(cut.faces) / 2
 
 
@@ -656,7 +662,17 @@ def test_a_textured_object_and_its_vertex_colour_twin_look_the_same(clean_scene,
 def test_blenders_gltf_importer_reads_the_glb_where_the_ply_is(clean_scene, tiny_dir, tmp_path):
     from openlrm_blender.engine.cli import main
 
-    arguments = [str(tiny_dir / "input.png"), "--weights", str(tiny_dir), "--input-size", "56", "--resolution", "48", "--no-recenter", "-q"]
+    arguments = [
+        str(tiny_dir / "input.png"),
+        "--weights",
+        str(tiny_dir),
+        "--input-size",
+        "56",
+        "--resolution",
+        "48",
+        "--no-recenter",
+        "-q",
+    ]
     assert main([*arguments, "-o", str(tmp_path / "object.glb"), "--texture-size", "256"]) == 0
     assert main([*arguments, "-o", str(tmp_path / "object.ply")]) == 0
     addon_utils.enable("io_scene_gltf2", default_set=True, handle_error=None)
@@ -754,7 +770,9 @@ def test_the_sidebar_offers_a_flow_models_sampling_and_a_new_seed(addon, clean_s
 
 def shown_seconds(estimate: str) -> list[float]:
     """The durations a sidebar estimate shows ("about 42 s", "about 80 min"), in seconds."""
-    return [float(number) * (60 if unit == "min" else 1) for number, unit in re.findall(r"about (\d+) (s|min)\b", estimate)]
+    return [
+        float(number) * (60 if unit == "min" else 1) for number, unit in re.findall(r"about (\d+) (s|min)\b", estimate)
+    ]
 
 
 def test_on_the_cpu_the_sidebar_says_how_long_and_offers_a_draft(addon, clean_scene):
@@ -766,7 +784,9 @@ def test_on_the_cpu_the_sidebar_says_how_long_and_offers_a_draft(addon, clean_sc
     settings.model = "triposg"
     text = panel.cpu_estimate(settings, "float32")
     seconds = shown_seconds(text)
-    assert text.startswith("On this CPU about ") and "(50 steps, 512^3)" in text and "a draft of 10 steps at 256^3" in text
+    assert (
+        text.startswith("On this CPU about ") and "(50 steps, 512^3)" in text and "a draft of 10 steps at 256^3" in text
+    )
     assert len(seconds) == 2 and seconds[0] > 3 * seconds[1]
     # bfloat16 on a CPU with its instructions: a flow step in half the time.
     in_bfloat16 = panel.cpu_estimate(settings, "bfloat16")
@@ -854,7 +874,9 @@ def test_timers_end_with_their_work_and_with_the_addon(addon):
     from openlrm_blender.addon.state import TICK_SECONDS
 
     scenes, failures = [], []
-    tick = ticker.every_tick(lambda context: scenes.append(context.scene.name) or len(scenes) == 2, None, failures.clear)
+    tick = ticker.every_tick(
+        lambda context: scenes.append(context.scene.name) or len(scenes) == 2, None, failures.clear
+    )
     assert bpy.app.timers.is_registered(tick) and ticker.running()
     assert (tick(), tick()) == (TICK_SECONDS, None) and scenes == [bpy.context.scene.name] * 2
     assert not ticker.running()

@@ -17,7 +17,6 @@ from plyfile import PlyData
 from openlrm_blender.engine import torch_available
 from openlrm_blender.engine.cli import main
 from openlrm_blender.engine.errors import MEMORY_ADVICE
-
 from tests.conftest import REPO, TINY_GRID, TINY_SIZE, reduced
 
 TINY_ARGS = ["--input-size", str(TINY_SIZE), "--resolution", str(TINY_GRID), "--no-recenter", "-q"]
@@ -45,7 +44,10 @@ def test_obj_and_folders(tmp_path, tiny_dir, expected):
     for name in ("a.png", "b.png"):
         shutil.copy(tiny_dir / "input.png", images / name)
     (images / "notes.txt").write_text("not an image")
-    assert main([str(images), "-o", str(tmp_path / "meshes"), "--format", "obj", "--weights", str(tiny_dir), *TINY_ARGS]) == 0
+    assert (
+        main([str(images), "-o", str(tmp_path / "meshes"), "--format", "obj", "--weights", str(tiny_dir), *TINY_ARGS])
+        == 0
+    )
     written = sorted(p.name for p in (tmp_path / "meshes").iterdir())
     assert written == ["a.obj", "b.obj"]
     lines = (tmp_path / "meshes" / "a.obj").read_text().splitlines()
@@ -57,9 +59,14 @@ def test_obj_and_folders(tmp_path, tiny_dir, expected):
 
 
 def test_errors_are_one_line_and_exit_1(tmp_path, tiny_dir, capsys):
-    assert main([str(tiny_dir / "input.png"), "-o", str(tmp_path / "out.stl"), "--weights", str(tiny_dir), *TINY_ARGS]) == 1
+    assert (
+        main([str(tiny_dir / "input.png"), "-o", str(tmp_path / "out.stl"), "--weights", str(tiny_dir), *TINY_ARGS])
+        == 1
+    )
     assert "out.stl: the output must end in .ply or .obj" in capsys.readouterr().err
-    assert main([str(tmp_path / "none.png"), "-o", str(tmp_path / "out.ply"), "--weights", str(tiny_dir), *TINY_ARGS]) == 1
+    assert (
+        main([str(tmp_path / "none.png"), "-o", str(tmp_path / "out.ply"), "--weights", str(tiny_dir), *TINY_ARGS]) == 1
+    )
     error = capsys.readouterr().err.strip()
     assert error == f"error: {tmp_path / 'none.png'}: file not found"
 
@@ -74,7 +81,10 @@ def test_an_unusable_output_is_refused_before_any_work(tmp_path, tiny_dir, capsy
     (tmp_path / "a-file").write_text("in the way")
     no_weights = str(tmp_path / "no-such-model")
     for output, message in (
-        (tmp_path / "a-file" / "out.ply", f"{tmp_path / 'a-file'}: cannot write there: a file is in the way of this folder"),
+        (
+            tmp_path / "a-file" / "out.ply",
+            f"{tmp_path / 'a-file'}: cannot write there: a file is in the way of this folder",
+        ),
         (Path("/sys/out.ply"), "/sys: cannot write there (Permission denied)"),  # even for root
     ):
         assert main([str(tiny_dir / "input.png"), "-o", str(output), "--weights", no_weights, *TINY_ARGS]) == 1
@@ -92,7 +102,9 @@ def test_a_failed_write_leaves_the_existing_file(tmp_path, tiny_dir):
         existing.write_bytes(b"the previous mesh")
         done = run_cli(str(tiny_dir / "input.png"), "-o", str(existing), "--weights", str(tiny_dir), *TINY_ARGS)
         assert done.returncode == 1 and "Traceback" not in done.stderr
-        assert f"error: {existing}: cannot write the mesh (No space left on device); nothing was replaced" in done.stderr
+        assert (
+            f"error: {existing}: cannot write the mesh (No space left on device); nothing was replaced" in done.stderr
+        )
         assert existing.read_bytes() == b"the previous mesh" and sorted(os.listdir(disk)) == ["out.ply"]
     finally:
         subprocess.run(["umount", str(disk)], check=True)
@@ -104,7 +116,10 @@ def test_images_are_checked_before_the_model_is_looked_up(tmp_path, monkeypatch,
     notes = tmp_path / "notes.png"
     notes.write_text("not an image")
     assert main([str(notes), "-o", str(tmp_path / "out.ply"), "-q"]) == 1
-    assert capsys.readouterr().err.strip() == f"error: {notes}: not an image file that can be read (PNG, JPEG, WebP, BMP, TIFF ...)"
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: {notes}: not an image file that can be read (PNG, JPEG, WebP, BMP, TIFF ...)"
+    )
 
 
 def test_a_batch_names_every_failure_and_finishes_the_rest(tmp_path, tiny_dir, capsys):
@@ -196,7 +211,9 @@ def test_out_of_memory_on_one_image_of_a_batch_lets_the_rest_go_on(tmp_path, tin
     assert main([str(images), "-o", str(out), "--weights", str(tiny_dir), *TINY_ARGS, "--no-remove-bg"]) == 1
     assert sorted(p.name for p in out.iterdir()) == ["a.ply", "z.ply"]
     errors = capsys.readouterr().err.strip().splitlines()
-    assert errors[0].startswith(f"error: {images / 'huge.png'}: out of memory: the run needed more memory than was free (")
+    assert errors[0].startswith(
+        f"error: {images / 'huge.png'}: out of memory: the run needed more memory than was free ("
+    )
     assert errors[0].endswith(MEMORY_ADVICE) and errors[-1] == "1 of 3 images failed"
 
 
@@ -208,7 +225,10 @@ def test_skip_existing_converts_only_the_missing_outputs(tmp_path, tiny_dir, cap
     out = tmp_path / "meshes"
     out.mkdir()
     (out / "a.ply").write_bytes(b"made by an earlier run")
-    assert main([str(images), "-o", str(out), "--weights", str(tiny_dir), *TINY_ARGS, "--no-remove-bg", "--skip-existing"]) == 0
+    assert (
+        main([str(images), "-o", str(out), "--weights", str(tiny_dir), *TINY_ARGS, "--no-remove-bg", "--skip-existing"])
+        == 0
+    )
     assert (out / "a.ply").read_bytes() == b"made by an earlier run"
     assert PlyData.read(str(out / "b.ply"))["vertex"].count > 0
     assert "1 of 2 outputs already there: skipped" in capsys.readouterr().err

@@ -24,7 +24,6 @@ from openlrm_blender.engine.batch.cluster import Sizing, run_on_ray, size_worker
 from openlrm_blender.engine.batch.plan import plan_outputs
 from openlrm_blender.engine.cli import main
 from openlrm_blender.engine.options import Options
-
 from tests.conftest import REPO, TINY_GRID, TINY_SIZE
 from tests.test_cli import TINY_ARGS
 
@@ -34,7 +33,11 @@ from ray.cluster_utils import Cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
 NODE = {"num_cpus": 1, "object_store_memory": 80 * 2**20}
-FAST_HEALTH_CHECKS = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500, "health_check_failure_threshold": 3}
+FAST_HEALTH_CHECKS = {
+    "health_check_initial_delay_ms": 0,
+    "health_check_period_ms": 500,
+    "health_check_failure_threshold": 3,
+}
 
 
 def start_cluster() -> tuple[Cluster, list]:
@@ -81,7 +84,9 @@ def plain(images, tiny_dir, tmp_path_factory) -> Path:
 
 
 def tiny_options(tiny_dir: Path) -> Options:
-    return Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False, remove_background=False)
+    return Options(
+        weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False, remove_background=False
+    )
 
 
 def read_ply(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -209,7 +214,17 @@ def test_a_broken_image_fails_alone_and_skip_existing_resumes(cluster, images, p
     out.mkdir()
     shutil.copy(plain / "a.ply", out / "a.ply")  # as a batch that stopped after one image left it
     (out / ".c.ply.x1y2.part").write_bytes(b"half a mesh")  # and a write it cut short
-    arguments = [str(folder), "-o", str(out), "--weights", str(tiny_dir), *TINY_ARGS, "--no-remove-bg", "--ray", cluster.address]
+    arguments = [
+        str(folder),
+        "-o",
+        str(out),
+        "--weights",
+        str(tiny_dir),
+        *TINY_ARGS,
+        "--no-remove-bg",
+        "--ray",
+        cluster.address,
+    ]
     before = (out / "a.ply").stat().st_mtime_ns
     assert main([*arguments, "--skip-existing"]) == 1
     assert (out / "a.ply").stat().st_mtime_ns == before  # not converted again

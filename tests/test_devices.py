@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from openlrm_blender.engine import EngineError, Options
-from openlrm_blender.engine import pipeline, runtime
+from openlrm_blender.engine import EngineError, Options, pipeline, runtime
 from openlrm_blender.engine.cli import main
 from openlrm_blender.engine.models.triposg.model import to_output_frame as triposg_frame
 from openlrm_blender.engine.models.triposr.weights import load_model
@@ -85,7 +84,9 @@ def test_apple_mps_falls_back_to_the_cpu_for_what_it_lacks(script):
     """PyTorch reads PYTORCH_ENABLE_MPS_FALLBACK when it is imported: the model's process and
     the command line set it before importing it."""
     code = f"import os, sys\nsys.argv = ['x', '--help']\n{script}\nprint('FALLBACK', os.environ.get('PYTORCH_ENABLE_MPS_FALLBACK'))"
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300
+    )
     assert "FALLBACK 1" in done.stdout + done.stderr, done.stdout + done.stderr  # the model process prints to stderr
 
 
@@ -101,7 +102,9 @@ def test_bfloat16_on_a_cpu_without_its_arithmetic_is_refused_in_words(tiny_dir, 
 
 # --- on a CUDA GPU, where one is lent (skipped elsewhere) ---------------------------------
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here (scripts/device_check.sh measures one)")
+needs_cuda = pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA GPU here (scripts/device_check.sh measures one)"
+)
 # Each family's tiny vector, the options it was made with, its published mesh in our frame.
 VECTORS = {
     "openlrm": ("tiny", lambda meta: dict(input_size=meta["source_size"], resolution=meta["grid_size"], recenter=False),
@@ -134,7 +137,9 @@ def test_cuda_in_float32_gives_the_published_mesh(family):
     distance, match = cKDTree(vertices).query(mesh.vertices)
     print(f"{family} on CUDA: vertices within {distance.max():.2e} of the published mesh")
     assert distance.max() < CUDA_VERTEX_TOLERANCE and len(np.unique(match)) == len(vertices) == len(mesh.vertices)
-    assert {tuple(sorted(face)) for face in match[mesh.faces].tolist()} == {tuple(sorted(face)) for face in faces.tolist()}
+    assert {tuple(sorted(face)) for face in match[mesh.faces].tolist()} == {
+        tuple(sorted(face)) for face in faces.tolist()
+    }
 
 
 @needs_cuda

@@ -14,7 +14,9 @@ import pytest
 HUGE_PAGES = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 pytestmark = [
-    pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="the policy is glibc's"),
+    pytest.mark.skipif(
+        platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="the policy is glibc's"
+    ),
     pytest.mark.skipif(  # every fresh map then faults in 2 MB pages: 50 faults per block, not 25,600
         HUGE_PAGES.exists() and "[always]" in HUGE_PAGES.read_text(), reason="transparent huge pages are always on"
     ),

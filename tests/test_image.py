@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,7 +11,6 @@ from PIL import Image
 from openlrm_blender.engine import ImageError
 from openlrm_blender.engine.input.prepare import composite_on_white, has_mask, prepare_image
 from openlrm_blender.engine.input.read import MAX_MEGAPIXELS, WORKING_SIDE, read_rgba
-
 from tests.support.images import non_white_box, object_on_white, object_with_alpha
 
 SIZE = 56
@@ -50,7 +50,7 @@ def test_formats_and_modes(tmp_path, mode, suffix):
     image.save(path)
     pixels = read_rgba(path)
     assert pixels.shape == (64, 64, 4) and pixels.dtype == np.float32
-    assert 0.0 <= pixels.min() and pixels.max() <= 1.0
+    assert pixels.min() >= 0.0 and pixels.max() <= 1.0
     # on white, the object is darker than the background whatever the mode
     seen = composite_on_white(pixels)
     assert seen[32, 24].mean() < seen[2, 2].mean() - 0.2
@@ -136,7 +136,9 @@ def test_too_many_pixels(tmp_path):
     side = int((MAX_MEGAPIXELS * 1e6) ** 0.5) + 64
     path = tmp_path / "huge.png"
     Image.new("L", (side, side)).save(path)  # compresses to a few kB; never decoded
-    with pytest.raises(ImageError, match=rf"huge\.png: {side}x{side} pixels \(68 megapixels\) is more than the limit of 67"):
+    with pytest.raises(
+        ImageError, match=rf"huge\.png: {side}x{side} pixels \(68 megapixels\) is more than the limit of 67"
+    ):
         prepare_image(read_rgba(path), SIZE)
 
 

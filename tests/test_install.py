@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from openlrm_blender.jobs.windows_paths import LONGEST_PATH, TORCH_DEPTH, deepest, windows_length, written_paths
-
 from tests.conftest import REPO
 from tests.support.wheel_index import torch_index  # noqa: F401  (a fixture)
 
@@ -170,7 +169,9 @@ def test_the_pytorch_installer_writes_within_windows_path_limit(dist, tmp_path):
 
 def test_the_manifest_credits_every_bundled_wheel_and_names_every_download(dist):
     manifest = tomllib.loads((REPO / "blender_manifest.toml").read_text(encoding="utf-8"))
-    credited = {re.sub(r"[-_.]+", "_", name).lower() for line in manifest["copyright"] for name in re.findall(r"[\w.-]+", line)}
+    credited = {
+        re.sub(r"[-_.]+", "_", name).lower() for line in manifest["copyright"] for name in re.findall(r"[\w.-]+", line)
+    }
     for path in dist.glob("*.zip"):
         for wheel in wheels_of(path):
             project = wheel.split("-")[0].lower()
@@ -181,7 +182,11 @@ def test_the_manifest_credits_every_bundled_wheel_and_names_every_download(dist)
 
 def test_exactly_one_zip_for_each_blender_and_platform(dist):
     """Blender's own listing filter (from its extension tool) over the generated index.json."""
-    tool = next(Path(importlib.util.find_spec("bpy").submodule_search_locations[0]).glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
+    tool = next(
+        Path(importlib.util.find_spec("bpy").submodule_search_locations[0]).glob(
+            "*/scripts/addons_core/bl_pkg/cli/blender_ext.py"
+        )
+    )
     spec = importlib.util.spec_from_file_location("blender_ext", tool)
     blender_ext = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(blender_ext)
@@ -214,7 +219,9 @@ def test_exactly_one_zip_for_each_blender_and_platform(dist):
 def test_install_enable_generate_uninstall(dist, tiny_dir, tmp_path):
     """The zip for this Blender: it enables, and Generate runs the model, or (no PyTorch in
     the Linux 5.1+ zip) fails with the way to get PyTorch and leaves the scene as it was."""
-    report = run_script(tmp_path, "install_check.py", str(dist / f"openlrm_blender-0.1.0-{LINE}-linux_x64.zip"), str(tiny_dir))
+    report = run_script(
+        tmp_path, "install_check.py", str(dist / f"openlrm_blender-0.1.0-{LINE}-linux_x64.zip"), str(tiny_dir)
+    )
     assert report["blender"][:2] == list(BLENDER[:2]) and report["install"] == ["FINISHED"]
     assert report["enabled"] and all(report["registered"].values()), report
     installed = str(tmp_path / "user" / "extensions")
@@ -262,10 +269,14 @@ def test_torch_from_a_given_folder_is_bundled_for_linux_on_python_3_13(tmp_path)
     with zipfile.ZipFile(wheels / name, "w") as wheel:
         wheel.writestr("torch/__init__.py", "__version__ = '2.13.0+cpu'\n")
         wheel.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: torch\nVersion: 2.13.0+cpu\n")
-        wheel.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp313-cp313-manylinux_2_28_x86_64\n")
+        wheel.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp313-cp313-manylinux_2_28_x86_64\n"
+        )
         wheel.writestr(f"{info}/RECORD", "")
     output = tmp_path / "dist"
-    done = build("--blender", "5.1", "--platform", "linux-x64", "--torch-find-links", str(wheels), "--output-dir", str(output))
+    done = build(
+        "--blender", "5.1", "--platform", "linux-x64", "--torch-find-links", str(wheels), "--output-dir", str(output)
+    )
     assert "built without PyTorch" not in done.stdout
     bundled = wheels_of(output / "openlrm_blender-0.1.0-blender5.1-and-newer-linux_x64.zip")
     assert name in bundled and any(wheel.startswith("sympy-") for wheel in bundled)

@@ -9,13 +9,12 @@ import signal
 import numpy as np
 import pytest
 
-from openlrm_blender.jobs import job
-from openlrm_blender.worker import client
 from openlrm_blender.engine import Options
-from openlrm_blender.worker.protocol import read_message, write_message
 from openlrm_blender.engine.errors import MEMORY_ADVICE, device_failure_message, out_of_memory_message
+from openlrm_blender.jobs import job
 from openlrm_blender.jobs.job import Engine, Job
-
+from openlrm_blender.worker import client
+from openlrm_blender.worker.protocol import read_message, write_message
 from tests.conftest import REPO
 
 IMAGE = REPO / "examples" / "tiny" / "input.png"
@@ -29,7 +28,10 @@ def run_fake(name: str, image=IMAGE, **arguments) -> job.Status:
 
 def test_messages_round_trip_with_arrays_and_end_cleanly():
     stream = io.BytesIO()
-    arrays = {"vertices": np.random.rand(1000, 3).astype(np.float32), "faces": np.arange(30, dtype=np.int32).reshape(10, 3)}
+    arrays = {
+        "vertices": np.random.rand(1000, 3).astype(np.float32),
+        "faces": np.arange(30, dtype=np.int32).reshape(10, 3),
+    }
     write_message(stream, "result", arrays, device="cpu", timings={"total": 1.5})
     write_message(stream, "progress", stage="mesh", fraction=0.5, message="")
     stream.seek(0)
@@ -71,12 +73,22 @@ def test_cancel_before_the_worker_starts():
     "error, figure",
     [
         (MemoryError(), ""),
-        (RuntimeError("[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: not enough memory: you tried to allocate 4294967296 bytes. can't allocate memory"), " (4.0 GB asked for at once)"),
+        (
+            RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: not enough memory: you tried to allocate 4294967296 bytes. can't allocate memory"
+            ),
+            " (4.0 GB asked for at once)",
+        ),
         (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), " (2.0 GB asked for at once)"),
         (RuntimeError("CUDA out of memory. Tried to allocate 512.00 MiB"), " (0.5 GB asked for at once)"),
         # Apple MPS's wording, in MB.
-        (RuntimeError("MPS backend out of memory (MPS allocated: 17.21 GB, other allocations: 1.02 GB, max allowed: "
-                      "18.13 GB). Tried to allocate 1024.00 MB on private pool."), " (1.0 GB asked for at once)"),  # fmt: skip
+        (
+            RuntimeError(
+                "MPS backend out of memory (MPS allocated: 17.21 GB, other allocations: 1.02 GB, max allowed: "
+                "18.13 GB). Tried to allocate 1024.00 MB on private pool."
+            ),
+            " (1.0 GB asked for at once)",
+        ),  # fmt: skip
         # cuBLAS's and cuDNN's own allocation failures.
         (RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"), ""),
         (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), ""),
@@ -131,7 +143,9 @@ def test_the_worker_hands_the_gpu_allocators_cache_back_after_each_run(monkeypat
 
 
 def test_a_bug_in_the_engine_is_an_internal_error_and_the_worker_is_kept():
-    run = Job(IMAGE, Options(), engine=Engine("tests.support.fake_engines:record_options", {"path": "/nonexistent/x.json"}))
+    run = Job(
+        IMAGE, Options(), engine=Engine("tests.support.fake_engines:record_options", {"path": "/nonexistent/x.json"})
+    )
     run.run()
     assert run.poll().error.startswith("internal error: FileNotFoundError:"), run.poll().error
     assert client._idle is run._process and run._process.alive  # its model is still good for the next run

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from openlrm_blender.engine.geometry.marching_cubes import CORNERS, marching_cubes
-
 from tests.conftest import TINY
+
 
 def pymcubes():
     return pytest.importorskip("mcubes", reason="PyMCubes (the oracle) has wheels for Python 3.11 only")

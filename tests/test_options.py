@@ -53,6 +53,10 @@ def test_the_command_line_takes_the_tables_defaults_and_flags():
     assert (flipped.remove_background, flipped.recenter, flipped.textured, flipped.dense) == (False, False, True, True)
     old_names = parser.parse_args(["x.png", "-o", "x.ply", "--grid", "256", "--smooth", "3"])
     assert (old_names.resolution, old_names.smooth_iterations) == (256, 3)
-    assert "(8 to 1024; default: the model's own, OpenLRM v1.1 384, TripoSR 256, TripoSG 512)" in " ".join(parser.format_help().split())
-    sampling = parser.parse_args(["x.png", "-o", "x.ply", "--steps", "8", "--guidance", "3.5", "--seed", "7", "--tokens", "512"])
+    assert "(8 to 1024; default: the model's own, OpenLRM v1.1 384, TripoSR 256, TripoSG 512)" in " ".join(
+        parser.format_help().split()
+    )
+    sampling = parser.parse_args(
+        ["x.png", "-o", "x.ply", "--steps", "8", "--guidance", "3.5", "--seed", "7", "--tokens", "512"]
+    )
     assert (sampling.steps, sampling.guidance, sampling.seed, sampling.tokens) == (8, 3.5, 7, 512)

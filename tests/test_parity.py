@@ -8,19 +8,18 @@ import pytest
 import torch
 
 from openlrm_blender.engine import Options
-from openlrm_blender.engine.models.openlrm.camera import source_camera
-from openlrm_blender.engine.models.openlrm.config import ModelConfig
+from openlrm_blender.engine.geometry.density_grid import dense_density_grid, surface_density_grid
+from openlrm_blender.engine.geometry.extraction import extract_mesh
 from openlrm_blender.engine.input.prepare import prepare_image
 from openlrm_blender.engine.input.read import read_rgba
-from openlrm_blender.engine.pipeline import generate
-from openlrm_blender.engine.geometry.density_grid import dense_density_grid, surface_density_grid
-from openlrm_blender.engine.models.triplane_field import TriplaneField
-from openlrm_blender.engine.geometry.extraction import extract_mesh
-from openlrm_blender.engine.progress import Reporter
-from tests.support.random_models import object_model
+from openlrm_blender.engine.models.openlrm.camera import source_camera
+from openlrm_blender.engine.models.openlrm.config import ModelConfig
 from openlrm_blender.engine.models.openlrm.weights import load_model
-
+from openlrm_blender.engine.models.triplane_field import TriplaneField
+from openlrm_blender.engine.pipeline import generate
+from openlrm_blender.engine.progress import Reporter
 from tests.conftest import PARITY_DEVICE, TINY_GRID, TINY_SIZE, reduced
+from tests.support.random_models import object_model
 
 ATOL = 1e-4
 
@@ -100,7 +99,9 @@ def test_mesh(model, expected, planes, dense):
 
 def test_pipeline_end_to_end(tiny_dir, expected):
     """The one-call API from the PNG file gives the reference mesh."""
-    options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False, device=PARITY_DEVICE)
+    options = Options(
+        weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=TINY_GRID, recenter=False, device=PARITY_DEVICE
+    )
     result = generate(tiny_dir / "input.png", options)
     assert result.mesh.vertices.dtype == np.float32 and result.mesh.faces.dtype == np.int32
     assert result.mesh.colours_u8.dtype == np.uint8 and result.mesh.colours.dtype == np.float32
@@ -147,7 +148,9 @@ def test_fast_extraction_equals_dense_on_a_real_layout_object(resolution):
     """Real-layout weights shaped into one object: only a thin band round it is evaluated."""
     model = object_model(ModelConfig.from_dict(reduced("small")), seed=3)
     planes = real_layout_planes(model)
-    grid = surface_density_grid(TriplaneField(model.decoder, planes), resolution, 3.0, Reporter().span("mesh", 0.0, 1.0))
+    grid = surface_density_grid(
+        TriplaneField(model.decoder, planes), resolution, 3.0, Reporter().span("mesh", 0.0, 1.0)
+    )
     assert grid.exact_share < 0.2 and min(grid.origin) > 0
     assert grid.exact_share == pytest.approx(grid.exact.sum() / resolution**3)
     fast = extract_mesh(TriplaneField(model.decoder, planes), resolution, 3.0, dense=False)

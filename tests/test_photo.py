@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from openlrm_blender.engine.camera import SourceCamera
 from openlrm_blender.engine.cli import main
 from openlrm_blender.engine.geometry.normals import vertex_normals
-from openlrm_blender.engine.camera import SourceCamera
 from openlrm_blender.engine.surface.photo import FULL_WEIGHT_DEGREES, Photo, Visibility
 from tests.support.glb import textured_mesh
 
@@ -87,6 +87,7 @@ def test_a_rendered_scene_projected_back_gives_its_colours_on_the_front_and_keep
 
 def test_a_face_behind_another_never_receives_the_photo():
     """A small square in front of a large one, both facing the camera."""
+
     def square(half: float, y: float, steps: int = 64) -> tuple[np.ndarray, np.ndarray]:
         axis = np.linspace(-half, half, steps)
         x, z = np.meshgrid(axis, axis)
@@ -108,7 +109,7 @@ def test_a_face_behind_another_never_receives_the_photo():
     margin = (np.abs(back[:, 0]) < 0.5) & (np.abs(back[:, 2]) < 0.5)
     assert shadowed.sum() > 100 and (weight[: len(back)][shadowed] == 0).all()
     assert (weight[: len(back)][~shadowed & margin & ~near(u, v, fu, fv)] > 0.99).all()
-    assert (weight[len(back):] > 0.99).mean() > 0.95  # the front square has the photo
+    assert (weight[len(back) :] > 0.99).mean() > 0.95  # the front square has the photo
 
 
 def near(u, v, fu, fv, pixels: float = 3.0) -> np.ndarray:
@@ -145,9 +146,32 @@ def striped_photo(tmp_path_factory) -> Path:
 
 def test_the_command_line_switch(object_model_dir, striped_photo, tmp_path):
     """On by default for textured output, off with --no-photo-texture; --photo-texture for vertex colours."""
-    arguments = [str(striped_photo), "--weights", str(object_model_dir), "--input-size", "56", "--resolution", "64", "-q"]
+    arguments = [
+        str(striped_photo),
+        "--weights",
+        str(object_model_dir),
+        "--input-size",
+        "56",
+        "--resolution",
+        "64",
+        "-q",
+    ]
     assert main([*arguments, "-o", str(tmp_path / "on.glb"), "--faces", "5000", "--texture-size", "256"]) == 0
-    assert main([*arguments, "-o", str(tmp_path / "off.glb"), "--faces", "5000", "--texture-size", "256", "--no-photo-texture"]) == 0
+    assert (
+        main(
+            [
+                *arguments,
+                "-o",
+                str(tmp_path / "off.glb"),
+                "--faces",
+                "5000",
+                "--texture-size",
+                "256",
+                "--no-photo-texture",
+            ]
+        )
+        == 0
+    )
     on, off = (textured_mesh(tmp_path / name)["texture"] for name in ("on.glb", "off.glb"))
     assert np.abs(on - off).mean() > 0.01
     assert main([*arguments, "-o", str(tmp_path / "plain.ply")]) == 0

@@ -81,7 +81,9 @@ def renders(object_model_dir, tmp_path_factory) -> dict[str, dict]:
         reference, full_weight = photo_seen_by_camera(photo)
         for photo_texture in (True, False):
             glb = folder / f"{name}-{photo_texture}.glb"
-            write_mesh(generate(photo, Options(weights_dir=object_model_dir, photo_texture=photo_texture, **MESH)).mesh, glb)
+            write_mesh(
+                generate(photo, Options(weights_dir=object_model_dir, photo_texture=photo_texture, **MESH)).mesh, glb
+            )
             render = render_glb(glb, CAMERA, SIZE, folder)
             compared = facing_pixels(glb) & full_weight & (render[..., 3] > 0.99)
             difference = np.abs(render[..., :3] - reference).max(axis=2)
@@ -107,6 +109,11 @@ def test_the_photo_texture_is_what_makes_the_render_match(renders):
     """Without it the same render is the model's own colours: far off the photo."""
     for name in ("astronaut", "coffee"):
         with_photo, without = renders[f"{name}-True"], renders[f"{name}-False"]
-        error = {key: float(found["difference"][found["compared"]].mean()) for key, found in (("with", with_photo), ("without", without))}
-        print(f"{name}: mean error with the photo texture {error['with'] * 255:.1f}/255, without {error['without'] * 255:.1f}/255")
+        error = {
+            key: float(found["difference"][found["compared"]].mean())
+            for key, found in (("with", with_photo), ("without", without))
+        }
+        print(
+            f"{name}: mean error with the photo texture {error['with'] * 255:.1f}/255, without {error['without'] * 255:.1f}/255"
+        )
         assert error["with"] < 0.25 * error["without"]

@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from openlrm_blender.engine import STAGES, CancelToken, Cancelled, EmptyMeshError, EngineError, Options, runtime
-from openlrm_blender.engine.pipeline import generate
-from openlrm_blender.engine.runtime import pick_device, unload_models
+from openlrm_blender.engine import STAGES, Cancelled, CancelToken, EmptyMeshError, EngineError, Options, runtime
 from openlrm_blender.engine.geometry.density_grid import DensityGrid
 from openlrm_blender.engine.geometry.extraction import marching_cubes
 from openlrm_blender.engine.models.openlrm.triplane import OpenLRMDecoder
 from openlrm_blender.engine.models.triplane_field import TriplaneField
-
+from openlrm_blender.engine.pipeline import generate
+from openlrm_blender.engine.runtime import pick_device, unload_models
 from tests.conftest import TINY_GRID, TINY_SIZE
 
 

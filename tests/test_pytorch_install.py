@@ -14,7 +14,6 @@ import pytest
 
 from openlrm_blender.jobs import pytorch_install
 from openlrm_blender.jobs.pytorch_install import Install
-
 from tests.support.wheel_index import FolderServer, make_index, torch_index, torch_wheels  # noqa: F401  (a fixture)
 
 
@@ -46,7 +45,9 @@ def test_install_checks_then_switches_and_remove_goes_back(tmp_path, torch_index
     record = pytorch_install.installed(root)
     assert record["version"].startswith("2.13.0") and record["variant"] == "CPU" and record["matmul"]
     assert Path(record["file"]) == root / pytorch_install.INSTALLED / "torch" / "__init__.py"
-    assert (root / pytorch_install.INSTALLED / "torch" / "__init__.py").is_file() and not (root / pytorch_install.STAGING).exists()
+    assert (root / pytorch_install.INSTALLED / "torch" / "__init__.py").is_file() and not (
+        root / pytorch_install.STAGING
+    ).exists()
     downloads = [message for _, message in seen if message.startswith("downloading:")]
     assert downloads, seen  # the download's progress in MB
     fractions = [fraction for fraction, _ in seen]

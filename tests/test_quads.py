@@ -13,16 +13,16 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="Blender as a Python module (bpy==4.2.*) is in requirements-dev.txt")
 
+from PIL import Image  # noqa: E402
+
 from openlrm_blender.engine import Options  # noqa: E402
 from openlrm_blender.engine.camera import SourceCamera  # noqa: E402
 from openlrm_blender.jobs.job import Engine, Job  # noqa: E402
 from openlrm_blender.jobs.quads import QuadRequest  # noqa: E402
+from tests.support.blender_addon import ADDON, addon  # noqa: E402, F401  (a fixture)
 from tests.support.blender_render import render_scene  # noqa: E402
-from PIL import Image  # noqa: E402
-
 from tests.support.images import object_with_alpha  # noqa: E402
 
-from tests.support.blender_addon import ADDON, addon  # noqa: E402, F401  (a fixture)
 CAMERA = SourceCamera(1.2, 0.75)  # the ellipsoid (0.8 wide, 0.6 high) fills half the view
 BUDGET = 10_000
 
@@ -137,7 +137,9 @@ def interactive_run(addon, image: Path, budget: int):
 
     options = Options()
     quads = QuadRequest(remesh_command.command(), budget)
-    run = addon.Run([(image, "ticked")], lambda source, last: Job(source, options, engine=addon.Runtime.engine, quads=quads), False)
+    run = addon.Run(
+        [(image, "ticked")], lambda source, last: Job(source, options, engine=addon.Runtime.engine, quads=quads), False
+    )
     run.job.start()
     return run
 

@@ -7,21 +7,22 @@ import numpy as np
 import pytest
 
 from openlrm_blender.engine import Mesh, Options
+from openlrm_blender.engine.export.gltf import glb_bytes
+from openlrm_blender.engine.export.mesh_files import write_mesh
 from openlrm_blender.engine.geometry.normals import vertex_normals
 from openlrm_blender.engine.surface.bake import bake_texture, dilate, texel_points
 from openlrm_blender.engine.surface.cleanup import remove_small_pieces, taubin_smooth
-from openlrm_blender.engine.export.mesh_files import write_mesh
-from tests.support.glb import accessor, read_glb
-from openlrm_blender.engine.export.gltf import glb_bytes
 from openlrm_blender.engine.surface.simplify import simplify
 from openlrm_blender.engine.surface.uv import unwrap
-
 from tests.conftest import TINY_SIZE
+from tests.support.glb import accessor, read_glb
 
 
 def sphere(radius: float = 1.0, centre=(0.0, 0.0, 0.0), steps: int = 24) -> tuple[np.ndarray, np.ndarray]:
     """A UV sphere (poles welded), outward-facing."""
-    theta, phi = np.meshgrid(np.linspace(0, np.pi, steps + 1)[1:-1], np.linspace(0, 2 * np.pi, 2 * steps, endpoint=False), indexing="ij")
+    theta, phi = np.meshgrid(
+        np.linspace(0, np.pi, steps + 1)[1:-1], np.linspace(0, 2 * np.pi, 2 * steps, endpoint=False), indexing="ij"
+    )
     ring = np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)], -1).reshape(-1, 3)
     vertices = np.concatenate([[[0, 0, 1]], ring, [[0, 0, -1]]]) * radius + centre
     columns, rows = 2 * steps, steps - 1
@@ -29,7 +30,10 @@ def sphere(radius: float = 1.0, centre=(0.0, 0.0, 0.0), steps: int = 24) -> tupl
     faces = [(0, index(0, c + 1), index(0, c)) for c in range(columns)]
     for r in range(rows - 1):
         for c in range(columns):
-            faces += [(index(r, c), index(r, c + 1), index(r + 1, c)), (index(r, c + 1), index(r + 1, c + 1), index(r + 1, c))]
+            faces += [
+                (index(r, c), index(r, c + 1), index(r + 1, c)),
+                (index(r, c + 1), index(r + 1, c + 1), index(r + 1, c)),
+            ]
     last = len(vertices) - 1
     faces += [(last, index(rows - 1, c), index(rows - 1, c + 1)) for c in range(columns)]
     return vertices.astype(np.float32), np.array(faces, dtype=np.int32)[:, ::-1].copy()  # listed inward: turned
@@ -137,14 +141,18 @@ def textured(tiny_dir):
 
     common = dict(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=48, recenter=False, min_piece=0.01)
     plain = generate(tiny_dir / "input.png", Options(**common)).mesh
-    baked = generate(tiny_dir / "input.png", Options(**common, textured=True, texture_size=1024, photo_texture=False)).mesh
+    baked = generate(
+        tiny_dir / "input.png", Options(**common, textured=True, texture_size=1024, photo_texture=False)
+    ).mesh
     return plain, baked
 
 
 def test_the_texture_at_each_vertex_is_its_vertex_colour(textured):
     _, baked = textured
     difference = np.abs(bilinear(baked.texture, baked.uvs) - baked.colours_u8.astype(np.float64))
-    print(f"texture against vertex colours: median {np.median(difference):.2f}/255, 95th percentile {np.percentile(difference, 95):.1f}")
+    print(
+        f"texture against vertex colours: median {np.median(difference):.2f}/255, 95th percentile {np.percentile(difference, 95):.1f}"
+    )
     assert np.median(difference) <= 6
 
 
@@ -167,7 +175,9 @@ def test_glb_structure_upright_and_textured(textured, tmp_path):
     attributes = primitive["attributes"]
     assert set(attributes) == {"POSITION", "NORMAL", "TEXCOORD_0"}
     positions = accessor(document, binary, attributes["POSITION"])
-    np.testing.assert_allclose(positions, np.stack([baked.vertices[:, 0], baked.vertices[:, 2], -baked.vertices[:, 1]], 1))
+    np.testing.assert_allclose(
+        positions, np.stack([baked.vertices[:, 0], baked.vertices[:, 2], -baked.vertices[:, 1]], 1)
+    )
     assert document["accessors"][attributes["POSITION"]]["max"] == pytest.approx(positions.max(axis=0).tolist())
     uvs = accessor(document, binary, attributes["TEXCOORD_0"])
     assert uvs.min() >= 0 and uvs.max() <= 1
@@ -195,7 +205,9 @@ def test_glb_structure_upright_and_textured(textured, tmp_path):
 def test_glb_up_is_the_objects_up():
     """A tall column along the engine's +Z stands along glTF's +Y."""
     vertices, faces = sphere()
-    tall = Mesh(vertices * np.array([0.2, 0.3, 1.0], dtype=np.float32), faces, np.full((len(vertices), 3), 0.5, np.float32))
+    tall = Mesh(
+        vertices * np.array([0.2, 0.3, 1.0], dtype=np.float32), faces, np.full((len(vertices), 3), 0.5, np.float32)
+    )
     document, binary = read_glb(glb_bytes(tall))
     positions = accessor(document, binary, document["meshes"][0]["primitives"][0]["attributes"]["POSITION"])
     assert np.argmax(positions.max(axis=0) - positions.min(axis=0)) == 1
@@ -207,7 +219,9 @@ def test_simplified_glb_from_the_command_line(tiny_dir, tmp_path):
 
     output = tmp_path / "light.glb"
     arguments = [str(tiny_dir / "input.png"), "-o", str(output), "--weights", str(tiny_dir), "--input-size", "56"]
-    assert main([*arguments, "--resolution", "48", "--no-recenter", "--faces", "2000", "--texture-size", "256", "-q"]) == 0
+    assert (
+        main([*arguments, "--resolution", "48", "--no-recenter", "--faces", "2000", "--texture-size", "256", "-q"]) == 0
+    )
     document, binary = read_glb(output.read_bytes())
     primitive = document["meshes"][0]["primitives"][0]
     assert document["accessors"][primitive["indices"]]["count"] <= 3 * 2000
@@ -227,7 +241,15 @@ def test_the_surface_stage_reports_its_steps_in_order(tiny_dir):
     from openlrm_blender.engine.pipeline import generate
 
     reports = []
-    options = Options(weights_dir=tiny_dir, input_size=TINY_SIZE, resolution=32, recenter=False, faces=2000, textured=True, texture_size=128)
+    options = Options(
+        weights_dir=tiny_dir,
+        input_size=TINY_SIZE,
+        resolution=32,
+        recenter=False,
+        faces=2000,
+        textured=True,
+        texture_size=128,
+    )
     generate(tiny_dir / "input.png", options, progress=lambda *report: reports.append(report))
     fractions = [fraction for stage, fraction, _ in reports if stage == "surface"]
     messages = [message for stage, _, message in reports if stage == "surface"]
@@ -253,7 +275,9 @@ def test_the_rasteriser_finds_every_pixel_within_reach_and_its_nearest_point():
     rows, columns = np.divmod(np.arange(size * size), size)
     for index, corners in enumerate(faces):
         cx, cy = x[corners], y[corners]
-        crosses = [(cx[(k + 1) % 3] - cx[k]) * (rows - cy[k]) - (cy[(k + 1) % 3] - cy[k]) * (columns - cx[k]) for k in range(3)]
+        crosses = [
+            (cx[(k + 1) % 3] - cx[k]) * (rows - cy[k]) - (cy[(k + 1) % 3] - cy[k]) * (columns - cx[k]) for k in range(3)
+        ]
         inside = np.all(np.array(crosses) >= 0, axis=0) | np.all(np.array(crosses) <= 0, axis=0)
         inside &= abs((cx[1] - cx[0]) * (cy[2] - cy[0]) - (cx[2] - cx[0]) * (cy[1] - cy[0])) > 1e-9
         sx = np.concatenate([cx[k] + along * (cx[(k + 1) % 3] - cx[k]) for k in range(3)])
@@ -267,7 +291,11 @@ def test_the_rasteriser_finds_every_pixel_within_reach_and_its_nearest_point():
             distance = np.concatenate([t.distance for t in found])
             np.testing.assert_allclose(distance, gap[pixels], atol=0.01)
             nearest = np.concatenate([t.weights for t in found])
-            np.testing.assert_allclose(np.hypot(nearest @ x[corners] - columns[pixels], nearest @ y[corners] - rows[pixels]), distance, atol=1e-9)
+            np.testing.assert_allclose(
+                np.hypot(nearest @ x[corners] - columns[pixels], nearest @ y[corners] - rows[pixels]),
+                distance,
+                atol=1e-9,
+            )
     chosen = nearest_triangles(x, y, faces, size, reach)
     assert len(np.unique(chosen.pixel)) == len(chosen.pixel)  # one triangle per pixel, the nearest
 
@@ -287,7 +315,9 @@ def test_carried_colours_are_the_surfaces_own_at_each_point():
     np.testing.assert_allclose(carried, weights @ colours, atol=1e-12)
 
     size = 64  # a texture whose texel at (u, v) is (u, v, 0.5): its sample is where the point is
-    v_of_row, u_of_column = np.meshgrid(1 - (np.arange(size) + 0.5) / size, (np.arange(size) + 0.5) / size, indexing="ij")
+    v_of_row, u_of_column = np.meshgrid(
+        1 - (np.arange(size) + 0.5) / size, (np.arange(size) + 0.5) / size, indexing="ij"
+    )
     texture = np.round(np.stack([u_of_column, v_of_row, np.full_like(u_of_column, 0.5)], -1) * 255).astype(np.uint8)
     uvs = np.array([[0.1, 0.1], [0.9, 0.1], [0.1, 0.9]], dtype=np.float32)
     textured = Mesh(vertices, faces, colours, uvs=uvs, texture=texture)
@@ -302,6 +332,8 @@ def test_polygons_are_cut_into_fans_of_their_own_corners():
     from openlrm_blender.jobs.quads import PolygonMesh
 
     sizes = np.array([4, 3, 5], dtype=np.int32)
-    polygons = PolygonMesh(np.zeros((12, 3), np.float32), sizes, np.arange(12, dtype=np.int32), np.zeros((12, 3), np.uint8))
+    polygons = PolygonMesh(
+        np.zeros((12, 3), np.float32), sizes, np.arange(12, dtype=np.int32), np.zeros((12, 3), np.uint8)
+    )
     assert polygons.triangles().tolist() == [[0, 1, 2], [0, 2, 3], [4, 5, 6], [7, 8, 9], [7, 9, 10], [7, 10, 11]]
     assert polygons.quad_share == pytest.approx(1 / 3)

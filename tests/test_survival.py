@@ -14,9 +14,8 @@ import pytest
 
 pytest.importorskip("bpy", reason="Blender as a Python module (bpy==4.2.*) is in requirements-dev.txt")
 
-from openlrm_blender.engine import torch_available  # noqa: E402
-
-from tests.conftest import REPO, reduced  # noqa: E402
+from openlrm_blender.engine import torch_available
+from tests.conftest import REPO, reduced
 
 SCRIPT = REPO / "tests" / "blender_scripts" / "survive_check.py"
 
@@ -24,7 +23,9 @@ SCRIPT = REPO / "tests" / "blender_scripts" / "survive_check.py"
 def run_blender(engine: str, engine_arguments: dict, call: dict, preexec_fn) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     command = [sys.executable, str(SCRIPT), engine, json.dumps(engine_arguments), json.dumps(call)]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, preexec_fn=preexec_fn)
+    done = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, preexec_fn=preexec_fn
+    )
     lines = [line[7:] for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, f"Blender did not survive (exit {done.returncode}):\n{done.stderr[-3000:]}"
     return json.loads(lines[0])
@@ -68,7 +69,9 @@ def test_the_system_killing_the_model_for_memory_leaves_blender_and_the_scene(tm
         group.rmdir()
     print(report["error"])
     assert report["first"] == ["ERROR"] and failures > 0
-    assert report["error"].startswith("the model process was killed by the system (SIGKILL), most likely because memory ran out")
+    assert report["error"].startswith(
+        "the model process was killed by the system (SIGKILL), most likely because memory ran out"
+    )
     assert "Blender and the scene are unchanged" in report["error"]
     assert_survived(report)
 

@@ -18,10 +18,10 @@ import pytest
 import torch
 from scipy.spatial import cKDTree
 
-from openlrm_blender.engine import EngineError, Options, WeightsError
+from openlrm_blender.engine import Options
 from openlrm_blender.engine.cli import main
 from openlrm_blender.engine.errors import Offline
-from openlrm_blender.engine.geometry.density_grid import dense_density_grid, surface_density_grid
+from openlrm_blender.engine.geometry.density_grid import dense_density_grid
 from openlrm_blender.engine.geometry.extraction import extract_mesh
 from openlrm_blender.engine.input.read import read_rgba
 from openlrm_blender.engine.models.registry import TRIPOSG, family_of_folder, family_of_name, resolve_model_dir
@@ -37,7 +37,7 @@ from openlrm_blender.engine.pipeline import generate
 from openlrm_blender.engine.progress import Reporter
 from tests.conftest import PARITY_DEVICE, REPO, SHARED, SPEC
 from tests.support.hub import HubServer, make_hub_cache
-from tests.support.random_triposg import PUBLISHED_FILES, copy_configs, object_model, save_model, write_configs
+from tests.support.random_triposg import object_model, save_model, write_configs
 
 VECTOR = SHARED / "vectors" / "triposg-tiny"
 META = json.loads((VECTOR / "meta.json").read_text()) if (VECTOR / "meta.json").is_file() else {}
@@ -90,7 +90,9 @@ def test_each_flow_step(tiny, expected):
     sigmas, times = flow_schedule(META["steps"], tiny.config.scheduler)
     for index in range(META["steps"]):
         latents = torch.from_numpy(expected["noise"] if index == 0 else expected["step_latents"][index - 1])[None]
-        out = tiny.transformer(torch.cat([latents, latents]), times[index].expand(2), torch.cat([torch.zeros_like(tokens), tokens]))
+        out = tiny.transformer(
+            torch.cat([latents, latents]), times[index].expand(2), torch.cat([torch.zeros_like(tokens), tokens])
+        )
         np.testing.assert_allclose(out.numpy(), expected["dit_out"][index], atol=1e-5, rtol=0)
         unconditional, conditional = (torch.from_numpy(expected["dit_out"][index][k])[None] for k in (0, 1))
         velocity = unconditional + META["guidance_scale"] * (conditional - unconditional)
@@ -228,11 +230,23 @@ def run_cli(folder: Path, output: Path, *extra: str) -> int:
 @pytest.mark.parametrize(
     "damage, words",
     [
-        (lambda folder: shutil.rmtree(folder / "vae"), "a TripoSG folder needs vae/config.json, vae/diffusion_pytorch_model.safetensors"),
-        (lambda folder: (folder / "transformer" / "diffusion_pytorch_model.safetensors").unlink(), "needs transformer/diffusion_pytorch_model.safetensors"),
-        (lambda folder: (folder / "transformer" / "config.json").write_text(json.dumps({"width": 64})), "transformer/config.json: missing"),
+        (
+            lambda folder: shutil.rmtree(folder / "vae"),
+            "a TripoSG folder needs vae/config.json, vae/diffusion_pytorch_model.safetensors",
+        ),
+        (
+            lambda folder: (folder / "transformer" / "diffusion_pytorch_model.safetensors").unlink(),
+            "needs transformer/diffusion_pytorch_model.safetensors",
+        ),
+        (
+            lambda folder: (folder / "transformer" / "config.json").write_text(json.dumps({"width": 64})),
+            "transformer/config.json: missing",
+        ),
         (lambda folder: (folder / "vae" / "config.json").write_text("{not json"), "vae/config.json: not valid JSON"),
-        (lambda folder: (folder / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 64), "not a valid safetensors file"),
+        (
+            lambda folder: (folder / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 64),
+            "not a valid safetensors file",
+        ),
     ],
     ids=["missing component", "missing weights", "config key missing", "config not JSON", "corrupt weights"],
 )
@@ -344,9 +358,14 @@ def test_a_download_the_disk_has_no_room_for_is_refused_up_front(real_size_repo,
             env = dict(os.environ, HF_HUB_CACHE=str(small / "hub"), HF_ENDPOINT=endpoint)
             env.pop("HF_HUB_OFFLINE", None)
             out = tmp_path / "real.ply"
-            done = subprocess.run(real_size_command(out), env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+            done = subprocess.run(
+                real_size_command(out), env=env, cwd=REPO, capture_output=True, text=True, timeout=600
+            )
         assert done.returncode == 1 and "Traceback" not in done.stderr and not out.exists()
-        assert "VAST-AI/TripoSG: the download needs 7.95 GB and" in done.stderr and "0.07 GB free; make room" in done.stderr
+        assert (
+            "VAST-AI/TripoSG: the download needs 7.95 GB and" in done.stderr
+            and "0.07 GB free; make room" in done.stderr
+        )
         assert not [path for path in small.rglob("*") if path.is_file()]  # not a byte fetched
     finally:
         subprocess.run(["umount", str(small)], check=True)

@@ -21,9 +21,9 @@ from openlrm_blender.engine import Options, WeightsError
 from openlrm_blender.engine.errors import Offline
 from openlrm_blender.engine.geometry.density_grid import dense_density_grid, surface_density_grid
 from openlrm_blender.engine.geometry.extraction import extract_mesh
-from openlrm_blender.engine.models.triplane_field import TriplaneField
 from openlrm_blender.engine.input.read import read_rgba
 from openlrm_blender.engine.models.registry import TRIPOSR, family_of_folder, resolve_model_dir
+from openlrm_blender.engine.models.triplane_field import TriplaneField
 from openlrm_blender.engine.models.triposr.config import TripoSRConfig, resolve_references
 from openlrm_blender.engine.models.triposr.image import prepare_image
 from openlrm_blender.engine.models.triposr.model import TripoSR, to_output_frame
@@ -127,7 +127,9 @@ def assert_same_mesh(vertices, faces, colours_u8, expected) -> None:
 
 @pytest.mark.parametrize("dense", [False, True], ids=["coarse-to-fine", "dense"])
 def test_the_whole_pipeline_gives_the_published_mesh(expected, dense):
-    options = Options(weights_dir=VECTOR, resolution=META["grid"], threshold=META["threshold"], dense=dense, device=PARITY_DEVICE)
+    options = Options(
+        weights_dir=VECTOR, resolution=META["grid"], threshold=META["threshold"], dense=dense, device=PARITY_DEVICE
+    )
     mesh = generate(VECTOR / "input.png", options).mesh
     assert mesh.rounding == "round"  # TripoSR's export rounds; OpenLRM's floors
     assert_same_mesh(mesh.vertices, mesh.faces, mesh.colours_u8, expected)
@@ -137,7 +139,9 @@ def test_the_frame_turn_puts_the_input_view_at_the_front():
     """TripoSR's input camera sits at +x (azimuth 0) with +z up: ours at -Y, Blender's front view."""
     camera_and_up = np.array([[1.9, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]], dtype=np.float32)
     turned = to_output_frame(camera_and_up)
-    np.testing.assert_array_equal(turned, np.array([[0.0, -1.9, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], dtype=np.float32))
+    np.testing.assert_array_equal(
+        turned, np.array([[0.0, -1.9, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], dtype=np.float32)
+    )
 
 
 def read_key_table() -> dict[str, tuple[int, ...]]:

@@ -17,7 +17,6 @@ from openlrm_blender.engine import WeightsError
 from openlrm_blender.engine.errors import Offline
 from openlrm_blender.engine.models.openlrm.config import ModelConfig
 from openlrm_blender.engine.models.openlrm.model import OpenLRM
-from tests.support.random_models import PUBLISHED_CONFIGS
 from openlrm_blender.engine.models.openlrm.weights import (
     MODEL_FILES,
     download_model,
@@ -26,9 +25,9 @@ from openlrm_blender.engine.models.openlrm.weights import (
     repo_id_for,
 )
 from openlrm_blender.engine.models.registry import resolve_model_dir
-
 from tests.conftest import REPO, SPEC, TINY_GRID, TINY_SIZE
 from tests.support.hub import FakeHub, HubServer, make_hub_cache
+from tests.support.random_models import PUBLISHED_CONFIGS
 
 
 def read_key_table(size: str) -> dict[str, tuple[int, ...]]:
@@ -97,7 +96,10 @@ def test_hub_cache_offline(tmp_path, small_model_dir, monkeypatch):
 
 def test_hub_cache_offline_nothing_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(Offline, match=r"openlrm-obj-base-1.1/config.json: not in the Hugging Face cache .*downloads are off \(Blender.s Allow Online Access, --offline or HF_HUB_OFFLINE\)"):
+    with pytest.raises(
+        Offline,
+        match=r"openlrm-obj-base-1.1/config.json: not in the Hugging Face cache .*downloads are off \(Blender.s Allow Online Access, --offline or HF_HUB_OFFLINE\)",
+    ):
         resolve_model_dir("openlrm-obj-base-1.1", cache_dir=tmp_path / "empty")
 
 
@@ -201,7 +203,9 @@ def _rewrite(folder: Path, change) -> None:
 
 def test_missing_keys(model_copy):
     _rewrite(model_copy, lambda state: state.pop("upsampler.bias"))
-    with pytest.raises(WeightsError, match=r"model\.safetensors: 1 tensors missing for this config\.json: upsampler\.bias"):
+    with pytest.raises(
+        WeightsError, match=r"model\.safetensors: 1 tensors missing for this config\.json: upsampler\.bias"
+    ):
         load_model(model_copy)
 
 
@@ -219,7 +223,9 @@ def test_unused_mask_token_is_accepted(model_copy):
 
 def test_wrong_shapes(model_copy):
     _rewrite(model_copy, lambda state: state.update({"pos_embed": torch.zeros(1, 10, 64)}))
-    with pytest.raises(WeightsError, match=r"1 tensors have the wrong shape .*: pos_embed is 1x10x64, expected 1x192x64"):
+    with pytest.raises(
+        WeightsError, match=r"1 tensors have the wrong shape .*: pos_embed is 1x10x64, expected 1x192x64"
+    ):
         load_model(model_copy)
 
 

@@ -118,7 +118,9 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
 
 def on_the_cpu(device: str) -> bool:
     """Whether runs go to the CPU: chosen, or "auto" where the last check saw no GPU."""
-    return device == "cpu" or (device == "auto" and not any(gpu in Runtime.torch_devices for gpu in ("CUDA", "ROCm", "MPS")))
+    return device == "cpu" or (
+        device == "auto" and not any(gpu in Runtime.torch_devices for gpu in ("CUDA", "ROCm", "MPS"))
+    )
 
 
 def cpu_estimate(settings, precision: str) -> str:
@@ -138,7 +140,9 @@ def cpu_estimate(settings, precision: str) -> str:
     draft_steps, draft_resolution = min(settings.steps, DRAFT_STEPS), min(settings.resolution, DRAFT_RESOLUTION)
     draft = work.run_flop(draft_steps, settings.guidance, SETTINGS["tokens"].default, draft_resolution)
     in_bfloat16 = ", bfloat16" if precision == "bfloat16" else ""
-    text = f"On this CPU about {work.duration(full / rate)} ({settings.steps} steps, {settings.resolution}^3{in_bfloat16})"
+    text = (
+        f"On this CPU about {work.duration(full / rate)} ({settings.steps} steps, {settings.resolution}^3{in_bfloat16})"
+    )
     if (draft_steps, draft_resolution) != (settings.steps, settings.resolution):
         text += f"; a draft of {draft_steps} steps at {draft_resolution}^3 about {work.duration(draft / rate)}"
     return text + ". A GPU takes seconds"
@@ -191,6 +195,8 @@ def unregister_previews() -> None:
     if _previews is not None:
         bpy.utils.previews.remove(_previews)
         _previews = None
+
+
 DRAFT_STEPS, DRAFT_RESOLUTION = 10, 256  # what the estimate offers as a quick first look
 
 

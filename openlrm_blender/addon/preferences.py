@@ -10,13 +10,13 @@ from pathlib import Path
 import bpy
 
 from ..engine import DEFAULT_MODEL, WeightsError
-from ..engine.models.registry import FAMILIES, OPENLRM, Family, family_of_folder, family_of_name
 from ..engine.input import background
+from ..engine.models.registry import FAMILIES, OPENLRM, Family, family_of_folder, family_of_name
 from ..engine.pytorch import torch_found
 from ..jobs import pytorch_install
 from . import ADDON_PACKAGE
-from .state import Runtime
 from .properties import MODEL_ITEMS, use_published_settings
+from .state import Runtime
 
 DEVICE_ITEMS = [
     ("auto", "Auto", "CUDA if present, then Apple MPS, then the CPU"),
@@ -70,7 +70,11 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
         name="Weights",
         items=[
             ("HUB", "Hugging Face Hub", "Download the published weights into the Hugging Face cache"),
-            ("FOLDER", "Local Folder", "A model folder: OpenLRM's config.json, or TripoSR's config.yaml, with its weights"),
+            (
+                "FOLDER",
+                "Local Folder",
+                "A model folder: OpenLRM's config.json, or TripoSR's config.yaml, with its weights",
+            ),
         ],
         default="HUB",
         update=_model_source_changed,
@@ -80,7 +84,9 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
     )
     weights_dir: bpy.props.StringProperty(name="Model Folder", subtype="DIR_PATH", update=_model_source_changed)
     cache_dir: bpy.props.StringProperty(
-        name="Cache Folder", description="Hugging Face cache (empty: HF_HOME or ~/.cache/huggingface)", subtype="DIR_PATH"
+        name="Cache Folder",
+        description="Hugging Face cache (empty: HF_HOME or ~/.cache/huggingface)",
+        subtype="DIR_PATH",
     )
     device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
     precision: bpy.props.EnumProperty(name="Precision", items=PRECISION_ITEMS, default="float32")
@@ -106,7 +112,9 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
 
     def weights_folder(self) -> Path | None:
         """The local model folder runs use, if the weights come from one."""
-        return Path(bpy.path.abspath(self.weights_dir)) if self.weights_source == "FOLDER" and self.weights_dir else None
+        return (
+            Path(bpy.path.abspath(self.weights_dir)) if self.weights_source == "FOLDER" and self.weights_dir else None
+        )
 
     def family(self, model: str | None) -> Family:
         """The family a run of ``model`` (None: the default model) will use: the local
@@ -142,7 +150,6 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
         self._draw_pytorch(context, layout.box())
         for family in FAMILIES:
             layout.label(text=f"{family.licence}.", icon="INFO")
-
 
     def _draw_background_model(self, layout: bpy.types.UILayout) -> None:
         """Whether the chosen model is here, its download's progress, or a button to get it."""
@@ -198,7 +205,11 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
 
     def background_choice(self) -> str:
         """What the engine's ``background_model`` option takes: a model's name or a file."""
-        return bpy.path.abspath(self.background_model_file) if self.background_model_name == "FILE" else self.background_model_name
+        return (
+            bpy.path.abspath(self.background_model_file)
+            if self.background_model_name == "FILE"
+            else self.background_model_name
+        )
 
 
 @functools.cache  # fixed for the session; the preferences draw it on every redraw

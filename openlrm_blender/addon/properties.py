@@ -20,12 +20,20 @@ def _model_item(name: str) -> tuple[str, str, str]:
     if family is TRIPOSR:
         return name, "TripoSR", f"stabilityai/TripoSR: 1.7 GB, 512 px. {family.licence}"
     if family is TRIPOSG:
-        return name, "TripoSG", (
-            f"VAST-AI/TripoSG: 7.9 GB, a flow model with detailed shapes, coloured from the photo: seconds on a GPU, "
-            f"most of an hour on a CPU. {family.licence}"
+        return (
+            name,
+            "TripoSG",
+            (
+                f"VAST-AI/TripoSG: 7.9 GB, a flow model with detailed shapes, coloured from the photo: seconds on a GPU, "
+                f"most of an hour on a CPU. {family.licence}"
+            ),
         )
     data, size = name.split("-")[1:3]
-    return name, f"OpenLRM {data.capitalize()} {size.capitalize()}", f"{name}: {_SIZES[size]}, {_DATA[data]}. {family.licence}"
+    return (
+        name,
+        f"OpenLRM {data.capitalize()} {size.capitalize()}",
+        f"{name}: {_SIZES[size]}, {_DATA[data]}. {family.licence}",
+    )
 
 
 MODEL_ITEMS = [_model_item(name) for name in PUBLISHED_MODELS]
@@ -48,7 +56,11 @@ def _model_chosen(settings: bpy.types.PropertyGroup, context: bpy.types.Context)
 
 OUTPUT_ITEMS = [
     ("VERTEX_COLOURS", "Vertex Colours", "A dense mesh whose vertices carry the colours (the published output)"),
-    ("TEXTURED", "Textured", "A simplified, UV-mapped mesh with a baked colour texture (for games, the web, other tools)"),
+    (
+        "TEXTURED",
+        "Textured",
+        "A simplified, UV-mapped mesh with a baked colour texture (for games, the web, other tools)",
+    ),
 ]
 TOPOLOGY_ITEMS = [
     ("TRIANGLES", "Triangles", "The model's own triangles (marching cubes)"),
@@ -118,7 +130,9 @@ class OpenLRMSettings(bpy.types.PropertyGroup):
         items=OUTPUT_ITEMS,
         default="VERTEX_COLOURS",
     )
-    topology: bpy.props.EnumProperty(name="Topology", items=TOPOLOGY_ITEMS, default="TRIANGLES", update=_topology_chosen)
+    topology: bpy.props.EnumProperty(
+        name="Topology", items=TOPOLOGY_ITEMS, default="TRIANGLES", update=_topology_chosen
+    )
     faces: setting_property("faces", hard_limits=True)
     texture_size: bpy.props.EnumProperty(
         name="Texture Size", items=TEXTURE_SIZE_ITEMS, default=str(SETTINGS["texture_size"].default)

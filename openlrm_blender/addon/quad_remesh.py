@@ -12,8 +12,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import bpy  # first: Blender as a Python module puts its own modules (bmesh) on the path
 import bmesh
+import bpy  # first: Blender as a Python module puts its own modules (bmesh) on the path
 import numpy as np
 from mathutils import Matrix
 from mathutils.bvhtree import BVHTree
@@ -210,4 +210,3 @@ def baked(quads: PolygonMesh, source: Mesh, tree: BVHTree, texture_size: int, re
         quads.vertices[quads.corners], triangles, quads.uvs, normals[quads.corners], texture_size, colour_at,
         rounding="round",
     )  # fmt: skip
-

@@ -18,7 +18,17 @@ def command() -> tuple[str, ...]:
     run = f"from {package.name}.addon.quad_remesh import main; main()"
     if bpy.app.binary_path:
         code = f"import sys; sys.path.insert(0, {str(package.parent)!r}); {run}"
-        return (bpy.app.binary_path, "-b", "--factory-startup", "-noaudio", "--python-exit-code", "1", "--python-expr", code, "--")
+        return (
+            bpy.app.binary_path,
+            "-b",
+            "--factory-startup",
+            "-noaudio",
+            "--python-exit-code",
+            "1",
+            "--python-expr",
+            code,
+            "--",
+        )
     scripts = Path(bpy.utils.system_resource("SCRIPTS"))
     paths = [str(package.parent), *(path for path in sys.path if not Path(path).is_relative_to(scripts))]
     return (sys.executable, "-I", "-c", f"import sys; sys.path[:] = {paths!r}; {run}")

@@ -148,7 +148,11 @@ class Run:
             message = f"OpenLRM: {Runtime.last_info} in {self.seconds:.1f} s"
             if self.quads_failed:
                 Runtime.last_info += "; no quads (the triangles are kept)"
-                return {"FINISHED"}, "WARNING", f"{message}; no quads: {self.quads_failed[0][1]}; the triangles are kept"
+                return (
+                    {"FINISHED"},
+                    "WARNING",
+                    f"{message}; no quads: {self.quads_failed[0][1]}; the triangles are kept",
+                )
             return {"FINISHED"}, "INFO", message
         made = f"{len(self.made)} of {len(self.images)} images made"
         if self.quads_failed:
@@ -160,4 +164,8 @@ class Run:
         if not self.made:
             return {"CANCELLED"}, "ERROR" if failed else "INFO", f"OpenLRM: {Runtime.last_error or Runtime.last_info}"
         level = "WARNING" if failed or self.quads_failed else "INFO"
-        return {"FINISHED"}, level, f"OpenLRM: {Runtime.last_info} in {self.seconds:.1f} s" + (f"; {failed}" if failed else "")
+        return (
+            {"FINISHED"},
+            level,
+            f"OpenLRM: {Runtime.last_info} in {self.seconds:.1f} s" + (f"; {failed}" if failed else ""),
+        )

@@ -3,7 +3,6 @@ downloads and installs, the last messages. Lives for the session, never saved in
 
 from __future__ import annotations
 
-
 from ..jobs.downloads import Download
 from ..jobs.job import Engine, Job, Status
 from ..jobs.pytorch_install import Check, Install

@@ -34,7 +34,9 @@ def every_tick(
         except Exception as exc:
             traceback.print_exc()
             failed()
-            report("ERROR", f"OpenLRM: internal error ({type(exc).__name__}: {exc}); the details are in the system console")
+            report(
+                "ERROR", f"OpenLRM: internal error ({type(exc).__name__}: {exc}); the details are in the system console"
+            )
             done = True
         if done:
             _timers.discard(tick)

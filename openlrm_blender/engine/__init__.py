@@ -5,30 +5,38 @@ this package loads no PyTorch (enabling the add-on stays fast, and works where P
 is missing); ``engine.pipeline.generate`` and the model modules do.
 """
 
+from .errors import (
+    BackgroundModelError,
+    Cancelled,
+    EmptyMeshError,
+    EngineError,
+    ImageError,
+    PyTorchMissing,
+    WeightsError,
+)
 from .models.registry import DEFAULT_MODEL, PUBLISHED_MODELS
-from .errors import BackgroundModelError, Cancelled, EmptyMeshError, EngineError, ImageError, PyTorchMissing, WeightsError
 from .options import DEVICES, PRECISIONS, Options
 from .progress import STAGES, CancelToken, ProgressCallback
 from .pytorch import missing_torch_message, require_torch, torch_available
 from .result import Mesh, Result
 
 __all__ = [
-    "BackgroundModelError",
-    "Cancelled",
-    "CancelToken",
     "DEFAULT_MODEL",
     "DEVICES",
+    "PRECISIONS",
+    "PUBLISHED_MODELS",
+    "STAGES",
+    "BackgroundModelError",
+    "CancelToken",
+    "Cancelled",
     "EmptyMeshError",
     "EngineError",
     "ImageError",
     "Mesh",
     "Options",
-    "PRECISIONS",
     "ProgressCallback",
-    "PUBLISHED_MODELS",
     "PyTorchMissing",
     "Result",
-    "STAGES",
     "WeightsError",
     "missing_torch_message",
     "require_torch",

@@ -5,6 +5,6 @@ import sys
 # It is read when PyTorch is imported, so it is set first.
 os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
 
-from .cli import main  # noqa: E402
+from .cli import main
 
 sys.exit(main())

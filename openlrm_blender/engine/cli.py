@@ -6,17 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from .input.background import DEFAULT_MODEL as BACKGROUND_DEFAULT
-from .input.background import MODELS as BACKGROUND_MODELS
 from .batch.cluster import Event, run_on_ray
 from .batch.convert import convert
 from .batch.plan import Job, check_images, missing, plan_outputs
 from .errors import EngineError
 from .export.mesh_files import FORMATS, check_writable
+from .input.background import DEFAULT_MODEL as BACKGROUND_DEFAULT
+from .input.background import MODELS as BACKGROUND_MODELS
 from .models.registry import DEFAULT_MODEL, FAMILIES, PUBLISHED_MODELS
 from .options import DEVICES, PRECISIONS, SETTINGS, Options, Setting
-
-
 
 # The table's settings, grouped as --help shows them; the surface steps come after marching cubes.
 RECIPE = ("resolution", "threshold", "dense", "remove_background", "recenter", "foreground_ratio", "input_size",
@@ -32,7 +30,9 @@ def add_setting(group: argparse._ActionsContainer, setting: Setting) -> None:
         group.add_argument(*setting.command_line_flags, dest=setting.name, action=action, help=setting.help)
         return
     if setting.per_model:
-        published = ", ".join(f"{family.title} {family.settings.get(setting.name, setting.default):g}" for family in FAMILIES)
+        published = ", ".join(
+            f"{family.title} {family.settings.get(setting.name, setting.default):g}" for family in FAMILIES
+        )
         default, said = None, f"default: the model's own, {published}"
     else:
         default, said = setting.default, f"default {setting.default:g}"
@@ -51,7 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn one image (or a folder of images) into coloured meshes with OpenLRM v1.1, TripoSR or TripoSG.",
     )
     parser.add_argument("image", type=Path, help="an image file, or a folder of images")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="OUT.ply / OUT.obj / OUT.glb, or a folder for a folder of images")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="OUT.ply / OUT.obj / OUT.glb, or a folder for a folder of images",
+    )
     parser.add_argument(
         "--format", choices=[f[1:] for f in FORMATS], help="mesh format (default: the output's suffix, else ply)"
     )
@@ -82,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     sampling = parser.add_argument_group("flow models", "TripoSG's sampling (the published values by default)")
     for name in SAMPLING:
         add_setting(sampling, SETTINGS[name])
-    surface = parser.add_argument_group("surface", "after marching cubes; GLB output is always textured (OBJ: .mtl and .png)")
+    surface = parser.add_argument_group(
+        "surface", "after marching cubes; GLB output is always textured (OBJ: .mtl and .png)"
+    )
     for name in SURFACE:
         add_setting(surface, SETTINGS[name])
     surface.add_argument(
@@ -186,6 +194,7 @@ def counted(count: int, thing: str) -> str:
 
 def convert_on_ray(jobs: list[Job], options: Options, args: argparse.Namespace) -> dict[Path, str] | None:
     """The jobs spread over the cluster; None where the user pressed Ctrl+C (the workers go with the driver)."""
+
     def report(event: Event) -> None:
         if event.kind == "finished" and event.outcome.error is None:
             print(event.outcome.line(), flush=True)
@@ -200,7 +209,9 @@ def convert_on_ray(jobs: list[Job], options: Options, args: argparse.Namespace) 
         return None
     converted = sum(summary.nodes.values())
     nodes = ", ".join(f"{node} ({count})" for node, count in sorted(summary.nodes.items()))
-    lost = f"; {counted(summary.losses, 'image')} handed out again after losing a worker or node" if summary.losses else ""
+    lost = (
+        f"; {counted(summary.losses, 'image')} handed out again after losing a worker or node" if summary.losses else ""
+    )
     print(f"{converted} of {counted(len(jobs), 'image')} converted by {counted(summary.workers, 'Ray worker')} on "
           f"{counted(len(summary.nodes), 'node')}: {nodes or 'none'}{lost}", file=sys.stderr)  # fmt: skip
     return {image: outcome.error for image, outcome in summary.outcomes.items() if outcome.error}
@@ -224,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     failures = check_images(jobs, options.max_megapixels)
     usable = [job for job in jobs if job.image not in failures]
     try:
-        converted = convert_on_ray(usable, options, args) if args.ray and usable else convert_here(usable, options, args.quiet)
+        converted = (
+            convert_on_ray(usable, options, args) if args.ray and usable else convert_here(usable, options, args.quiet)
+        )
     except EngineError as exc:  # the cluster as a whole: unreachable, no room for a worker
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -82,7 +82,12 @@ def error_of_kind(kind: str, message: str) -> EngineError:
 
 
 # Allocation failures that do not say "out of memory": cuBLAS's and cuDNN's own.
-_ALLOCATION_FAILURES = ("can't allocate memory", "out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED")
+_ALLOCATION_FAILURES = (
+    "can't allocate memory",
+    "out of memory",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_ALLOC_FAILED",
+)
 # PyTorch's sizes: the CPU's "allocate 123 bytes", CUDA's "Tried to allocate 2.00 GiB",
 # Apple MPS's "Tried to allocate 256.00 MB".
 _ASKED = re.compile(r"allocate (\d+) bytes|allocate ([\d.]+) ([KMGT])i?B")

@@ -131,11 +131,15 @@ class Options:
 
     def to_fields(self) -> dict:
         """Plain values (paths as text), to send to the worker process."""
-        return {name: str(value) if name in _PATHS and value is not None else value for name, value in asdict(self).items()}
+        return {
+            name: str(value) if name in _PATHS and value is not None else value for name, value in asdict(self).items()
+        }
 
     @classmethod
     def from_fields(cls, fields: dict) -> Options:
-        return cls(**{name: Path(value) if name in _PATHS and value is not None else value for name, value in fields.items()})
+        return cls(
+            **{name: Path(value) if name in _PATHS and value is not None else value for name, value in fields.items()}
+        )
 
     def for_family(self, published: dict[str, float]) -> Options:
         """A copy with each per-model setting left unset taken from the model family's

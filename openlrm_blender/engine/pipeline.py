@@ -23,7 +23,9 @@ from .surface.simplify import simplify
 from .surface.uv import unwrap
 
 
-def finish_surface(mesh: Mesh, options: Options, colouring: Colouring, report: Reporter, timings: dict[str, float]) -> Mesh:
+def finish_surface(
+    mesh: Mesh, options: Options, colouring: Colouring, report: Reporter, timings: dict[str, float]
+) -> Mesh:
     """Clean-up, simplification, then either a baked texture on UVs or the vertices
     coloured again (simplifying moves them), with the photo where asked: what ``options``
     asks for."""
@@ -78,7 +80,12 @@ def finish_surface(mesh: Mesh, options: Options, colouring: Colouring, report: R
         timings["bake"] -= timings["photo"]
     colours = colours[unwrapped.source]  # the vertices split along the charts' seams are copies
     return Mesh(
-        unwrapped.vertices, unwrapped.faces, colours, uvs=unwrapped.uvs, texture=texture, rounding=mesh.rounding,
+        unwrapped.vertices,
+        unwrapped.faces,
+        colours,
+        uvs=unwrapped.uvs,
+        texture=texture,
+        rounding=mesh.rounding,
         normals=vertex_normals(vertices, faces)[unwrapped.source],
     )
 

@@ -15,7 +15,6 @@ ProgressCallback = Callable[[str, float, str], None]
 StepCallback = Callable[[float, str], None]
 
 
-
 @dataclass(frozen=True)
 class Stage:
     name: str  # what progress reports carry

@@ -30,7 +30,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def resolve_precision(dtype: str, device: torch.device, family: Family) -> str:
-    """"auto": float32 (the published numbers), but on a GPU the precision the family's
+    """ "auto": float32 (the published numbers), but on a GPU the precision the family's
     published code runs there (TripoSG's float16); anything else as it is."""
     if dtype != "auto":
         return dtype

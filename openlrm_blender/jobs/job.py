@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine import CancelToken, Cancelled, EngineError, Mesh, Options, Result, require_torch, torch_available
+from ..engine import Cancelled, CancelToken, EngineError, Mesh, Options, Result, require_torch, torch_available
 from ..engine.errors import error_of_kind, kind_of
 from ..engine.input.read import ImageSource
 from ..engine.progress import STAGE, overall_fraction

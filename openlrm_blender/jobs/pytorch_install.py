@@ -171,7 +171,9 @@ class Install(Task):
             "--target", str(self.staging), "--index-url", self.index_url, REQUIREMENT,
         ]  # fmt: skip
         # The user's pip configuration stays out: the index is the one chosen here.
-        env = dict(os.environ, PIP_CONFIG_FILE=os.devnull, TMPDIR=str(temporary), TEMP=str(temporary), TMP=str(temporary))
+        env = dict(
+            os.environ, PIP_CONFIG_FILE=os.devnull, TMPDIR=str(temporary), TEMP=str(temporary), TMP=str(temporary)
+        )
         log_path = temporary / "pip.log"
         with open(log_path, "w") as log:
             self._process = subprocess.Popen(
@@ -264,7 +266,9 @@ def describe_devices(report: dict) -> str:
     if report.get("hip"):
         devices = [f"ROCm {report['hip']}: {device}" for device in devices]
     elif report.get("cuda"):
-        devices = [f"CUDA {report['cuda']}: {device}" for device in devices] or [f"CUDA {report['cuda']} build, no GPU seen"]
+        devices = [f"CUDA {report['cuda']}: {device}" for device in devices] or [
+            f"CUDA {report['cuda']} build, no GPU seen"
+        ]
     if report.get("mps"):
         devices.append("Apple MPS")
     return ", ".join(["CPU", *devices])
@@ -284,4 +288,3 @@ def machine_gpus() -> list[str]:
     if sys.platform.startswith("linux") and (Path("/opt/rocm").is_dir() or Path("/dev/kfd").exists()):
         found.append("ROCm (AMD GPU driver present)")
     return found
-

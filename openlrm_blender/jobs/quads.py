@@ -110,7 +110,9 @@ def make_quads(
         source = dict(vertices=mesh.vertices, faces=mesh.faces, colours=mesh.colours_u8)
         if mesh.textured:
             source |= dict(uvs=mesh.uvs, texture=mesh.texture)
-        np.savez(Path(folder) / SOURCE, **source, budget=np.int64(request.faces), texture_size=np.int64(request.texture_size))
+        np.savez(
+            Path(folder) / SOURCE, **source, budget=np.int64(request.faces), texture_size=np.int64(request.texture_size)
+        )
         token.check()
         process = RemeshProcess([*request.command, folder], low_priority)
         started(process)
@@ -126,6 +128,8 @@ def make_quads(
             raise QuadsFailed(refused.read_text(encoding="utf-8").strip())
         if code != 0 or not made.exists():
             last = process.tail[-1] if process.tail else ""
-            raise QuadsFailed(f"the remesh process stopped unexpectedly (exit status {code}){f': {last}' if last else ''}")
+            raise QuadsFailed(
+                f"the remesh process stopped unexpectedly (exit status {code}){f': {last}' if last else ''}"
+            )
         with np.load(made, allow_pickle=False) as arrays:
             return PolygonMesh(**{name: arrays[name] for name in arrays.files})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from ..engine import CancelToken, Cancelled, EngineError
+from ..engine import Cancelled, CancelToken, EngineError
 
 
 class Task:

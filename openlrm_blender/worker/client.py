@@ -20,7 +20,9 @@ from .protocol import read_message, write_message
 
 # The worker's first line: the add-on's own sys.path (Blender's modules and the bundled
 # wheels), then its module; -I keeps the user's PYTHON* variables and site out of it.
-BOOTSTRAP = "import importlib, json, sys; sys.path[:] = json.loads(sys.argv[1]); importlib.import_module(sys.argv[2]).main()"
+BOOTSTRAP = (
+    "import importlib, json, sys; sys.path[:] = json.loads(sys.argv[1]); importlib.import_module(sys.argv[2]).main()"
+)
 
 
 class Worker:

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..engine.errors import (
-    DeviceFailure, EngineError, InternalError, OutOfMemory, device_failure_message, kind_of, out_of_memory_message,
+    DeviceFailure,
+    EngineError,
+    InternalError,
+    OutOfMemory,
+    device_failure_message,
+    kind_of,
+    out_of_memory_message,
 )
 from ..engine.options import Options
 from ..engine.progress import CancelToken
@@ -65,7 +71,10 @@ def _run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
     except Exception as error:  # MemoryError included
         # The process ends after either: after a failed allocation its heap is in doubt, and
         # a failed GPU kernel leaves the device unusable for the rest of the process.
-        for kind, message in ((OutOfMemory, out_of_memory_message(error)), (DeviceFailure, device_failure_message(error))):
+        for kind, message in (
+            (OutOfMemory, out_of_memory_message(error)),
+            (DeviceFailure, device_failure_message(error)),
+        ):
             if message is not None:
                 message = f"{message}; Blender and the scene are unchanged"
                 write_message(replies, "error", error_kind=kind.__name__, message=message, ending=True)

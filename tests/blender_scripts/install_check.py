@@ -17,7 +17,9 @@ import numpy
 
 zip_path, tiny = sys.argv[1], sys.argv[2]
 report = {"blender": list(bpy.app.version), "python": list(sys.version_info[:2])}
-report["install"] = sorted(bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True))
+report["install"] = sorted(
+    bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+)
 report["enabled"] = any(addon.endswith(".openlrm_blender") for addon in bpy.context.preferences.addons.keys())
 report["registered"] = {
     "operator": hasattr(bpy.types, "OPENLRM_OT_image_to_3d"),
@@ -57,17 +59,27 @@ x, y, z = numpy.meshgrid(side, side, side, indexing="ij")
 vertices, faces = marching_cubes((1.0 - (x / 0.8) ** 2 - (y / 0.5) ** 2 - (z / 0.6) ** 2).astype(numpy.float32), 0.0)
 vertices = (vertices / 63.0 - 0.5).astype(numpy.float32)
 ellipsoid = engine.Mesh(vertices, faces.astype(numpy.int32), numpy.full(vertices.shape, 0.5, dtype=numpy.float32))
-made = quads.make_quads(ellipsoid, quads.QuadRequest(command, 2000), lambda *_: None, engine.CancelToken(), lambda _: None)
+made = quads.make_quads(
+    ellipsoid, quads.QuadRequest(command, 2000), lambda *_: None, engine.CancelToken(), lambda _: None
+)
 report["quads"] = {"faces": len(made.sizes), "quad_share": made.quad_share, "command": command[0]}
 if report.get("operator") == ["FINISHED"]:  # the model runs here: Generate with quads too
     report["quad_operator"] = sorted(
         bpy.ops.openlrm.image_to_3d(
-            filepath=os.path.join(tiny, "input.png"), weights_dir=tiny, input_size=56, resolution=32, recenter=False,
-            topology="QUADS", faces=2000,
+            filepath=os.path.join(tiny, "input.png"),
+            weights_dir=tiny,
+            input_size=56,
+            resolution=32,
+            recenter=False,
+            topology="QUADS",
+            faces=2000,
         )
     )
     obj = bpy.context.view_layer.objects.active
-    report["quad_object"] = {"faces": len(obj.data.polygons), "quads": sum(len(face.vertices) == 4 for face in obj.data.polygons)}
+    report["quad_object"] = {
+        "faces": len(obj.data.polygons),
+        "quads": sum(len(face.vertices) == 4 for face in obj.data.polygons),
+    }
 
 repos = bpy.context.preferences.extensions.repos
 index = next(i for i, repo in enumerate(repos) if repo.module == "user_default")

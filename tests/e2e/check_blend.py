@@ -11,8 +11,10 @@ if len(objects) != 1:
     sys.exit(f"expected one mesh object named after input.png, found {[obj.name for obj in bpy.data.objects]}")
 mesh = objects[0].data
 if len(mesh.vertices) != len(expected["mesh_vertices"]) or len(mesh.polygons) != len(expected["mesh_faces"]):
-    sys.exit(f"mesh has {len(mesh.vertices)} vertices / {len(mesh.polygons)} faces, "
-             f"the reference {len(expected['mesh_vertices'])} / {len(expected['mesh_faces'])}")
+    sys.exit(
+        f"mesh has {len(mesh.vertices)} vertices / {len(mesh.polygons)} faces, "
+        f"the reference {len(expected['mesh_vertices'])} / {len(expected['mesh_faces'])}"
+    )
 colours = mesh.color_attributes.get("Color")
 if colours is None or colours.domain != "POINT" or mesh.color_attributes.active_color_name != "Color":
     sys.exit(f"no active point colour attribute 'Color': {[c.name for c in mesh.color_attributes]}")
@@ -25,5 +27,7 @@ material = objects[0].active_material
 nodes = {node.bl_idname for node in material.node_tree.nodes} if material and material.use_nodes else set()
 if "ShaderNodeVertexColor" not in nodes:
     sys.exit(f"material {material and material.name} does not read the colour attribute: {nodes}")
-print(f"OpenLRM: check passed: {objects[0].name}, {len(mesh.vertices)} vertices, colour attribute "
-      f"'{colours.name}' ({colours.data_type}), material '{material.name}'")
+print(
+    f"OpenLRM: check passed: {objects[0].name}, {len(mesh.vertices)} vertices, colour attribute "
+    f"'{colours.name}' ({colours.data_type}), material '{material.name}'"
+)

@@ -20,15 +20,23 @@ import bpy
 from mathutils import Vector
 
 sys.path.insert(0, os.path.dirname(__file__))
-from processes import running  # noqa: E402
+from processes import running
 
 ADDON = "bl_ext.user_default.openlrm_blender"
 ARTIFACTS = "/e2e/artifacts"
 TICK = 0.05
 # "running": for each run, the times the timer fired while the worker was busy; "idle":
 # the times it fired before the first run, the same machine's baseline.
-results = {"errors": [], "running": [], "idle": [], "idle_with_result": [], "progress": [], "cancel_progress": [],
-           "batch_progress": [], "batch_labels": []}
+results = {
+    "errors": [],
+    "running": [],
+    "idle": [],
+    "idle_with_result": [],
+    "progress": [],
+    "cancel_progress": [],
+    "batch_progress": [],
+    "batch_labels": [],
+}
 BATCH = ("a.png", "broken.png", "b.png")  # /e2e/batch/, made by run.sh
 IDLE_SECONDS = 3.0
 

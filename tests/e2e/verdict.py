@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
 from processes import running
 
 # Timer gaps while the worker runs, against the same run's idle gaps (machines differ and
@@ -46,7 +45,9 @@ def main(artifacts: Path) -> int:
     progress = results["progress"]
     new = results.get("new_object", {})
     batch = results.get("batch", {})
-    log = (artifacts / "interactive.log").read_text(errors="replace") if (artifacts / "interactive.log").is_file() else ""
+    log = (
+        (artifacts / "interactive.log").read_text(errors="replace") if (artifacts / "interactive.log").is_file() else ""
+    )
     checks = {
         "the scenario ran without errors": not results["errors"],
         "the sidebar shows the 'Image to 3D' tab": results.get("tab") == "Image to 3D",
@@ -76,27 +77,39 @@ def main(artifacts: Path) -> int:
         "disabling the add-on mid-run ended its worker": results.get("disable_worker_running") is False,
         "disabling the add-on mid-run left the scene unchanged": results.get("objects_after_disable")
         == results.get("objects_after_cancel"),
-        f"Check named what PyTorch sees ({results.get('torch_devices')!r})": results.get("check_invoke")
-        == ["FINISHED"]
+        f"Check named what PyTorch sees ({results.get('torch_devices')!r})": results.get("check_invoke") == ["FINISHED"]
         and str(results.get("torch_devices")).startswith("CPU"),
         "a batch of three files started on a timer and showed 'image N of 3'": results.get("batch_invoke")
-        == ["FINISHED"] and {"image 1 of 3", "image 3 of 3"} <= {label for label in results["batch_labels"]},
+        == ["FINISHED"]
+        and {"image 1 of 3", "image 3 of 3"} <= {label for label in results["batch_labels"]},
         f"the batch made two objects side by side in one collection ({batch.get('objects')})": sorted(
-            batch.get("objects", {})) == ["a", "b"] and batch["objects"]["a"][1] <= batch["objects"]["b"][0],
+            batch.get("objects", {})
+        )
+        == ["a", "b"]
+        and batch["objects"]["a"][1] <= batch["objects"]["b"][0],
         f"the batch named its broken file ({batch.get('error')!r})": "broken.png" in str(batch.get("error"))
         and str(batch.get("info", "")).startswith("2 of 3 images made"),
         "one undo took the batch's objects away (the run before kept), one redo brought them back": "input"
-        in results.get("after_batch_undo", []) and not {"a", "b"} & set(results.get("after_batch_undo", ["a"]))
+        in results.get("after_batch_undo", [])
+        and not {"a", "b"} & set(results.get("after_batch_undo", ["a"]))
         and {"a", "b"} <= set(results.get("after_batch_redo", [])),
         "each run's outcome reached Blender's reports (status bar, Info editor)": "Info: OpenLRM: input: " in log
-        and "Warning: OpenLRM: 2 of 3 images made" in log and "Error: /e2e/batch/broken.png: not an image" in log
+        and "Warning: OpenLRM: 2 of 3 images made" in log
+        and "Error: /e2e/batch/broken.png: not an image" in log
         and "broken.png" in str(results.get("broken_error")),
         "the preferences were drawn after the runs": results.get("preferences_drawn") is True,
-        "quitting Blender mid-run ended its worker": "quit_worker" in results
-        and not running(results["quit_worker"]),
+        "quitting Blender mid-run ended its worker": "quit_worker" in results and not running(results["quit_worker"]),
     }
-    for name in ("panel-progress.png", "result-material-preview.png", "sidebar-idle.png", "sidebar-advanced.png",
-                 "sidebar-triposg-bfloat16.png", "sidebar-batch.png", "preferences.png", "preferences-pytorch.png"):
+    for name in (
+        "panel-progress.png",
+        "result-material-preview.png",
+        "sidebar-idle.png",
+        "sidebar-advanced.png",
+        "sidebar-triposg-bfloat16.png",
+        "sidebar-batch.png",
+        "preferences.png",
+        "preferences-pytorch.png",
+    ):
         problem = screenshot_problem(artifacts / name)
         checks[problem or f"{name} shows the screen"] = not problem
     if (artifacts / "result-material-preview.png").is_file():
@@ -107,7 +120,9 @@ def main(artifacts: Path) -> int:
     for error in results["errors"]:
         print(error)
     print(f"progress values seen: {len(progress)} ticks, {len(set(progress))} distinct; new object: {new}")
-    print(f"timer gaps: idle median {idle:.3f} s; while running median {np.median(gaps):.3f} s, longest {gaps.max():.2f} s")
+    print(
+        f"timer gaps: idle median {idle:.3f} s; while running median {np.median(gaps):.3f} s, longest {gaps.max():.2f} s"
+    )
     baselines = {"first run, empty scene": results["idle"], "second run, with the result": results["idle_with_result"]}
     for (name, idle_times), run_times in zip(baselines.items(), results["running"]):
         if len(idle_times) > 2:

@@ -11,8 +11,8 @@ ADDON = "openlrm_blender"
 @pytest.fixture(scope="module")
 def addon():
     """The add-on enabled on factory settings; its Generate operators' module."""
-    import bpy
     import addon_utils  # ships with bpy, on the path once bpy is imported
+    import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable(ADDON, default_set=True, handle_error=None)

@@ -25,7 +25,13 @@ def triangle(options) -> Result:
 
 
 def slow(
-    image, options, progress, cancel, steps: int = 20, delay: float = 0.02, fail: str | None = None,
+    image,
+    options,
+    progress,
+    cancel,
+    steps: int = 20,
+    delay: float = 0.02,
+    fail: str | None = None,
     fail_with_memory: bool = False,
 ) -> Result:
     """Progress through every stage, then a triangle (or, midway, ``fail`` as an engine error
@@ -98,7 +104,9 @@ def gpu_fails(image, options, progress, cancel, marker: str) -> Result:
     tell which process ran it."""
     Path(marker).write_text(str(__import__("os").getpid()))
     progress("encode", 0.3, "on the GPU")
-    raise RuntimeError("CUDA error: an illegal memory access was encountered\nCUDA kernel errors might be asynchronously reported")
+    raise RuntimeError(
+        "CUDA error: an illegal memory access was encountered\nCUDA kernel errors might be asynchronously reported"
+    )
 
 
 def shape_colours(points: np.ndarray) -> np.ndarray:

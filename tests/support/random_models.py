@@ -120,7 +120,7 @@ def object_model(config: ModelConfig, seed: int = 0) -> OpenLRM:
     channels = config.triplane_dim
     first = net[0]
     first.weight[0] = 0.0
-    first.weight[0, 0 :: channels] = 1.0
+    first.weight[0, 0::channels] = 1.0
     first.bias[0] = 0.0
     for layer in (net[2], net[4], net[6]):
         layer.weight[0] = 0.0

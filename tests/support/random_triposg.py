@@ -68,7 +68,9 @@ def copy_configs(source: Path, folder: Path) -> TripoSGConfig:
 
 
 @torch.no_grad()
-def object_model(config: TripoSGConfig, seed: int = 0, radii: tuple[float, float, float] = (0.55, 0.45, 0.35)) -> TripoSG:
+def object_model(
+    config: TripoSGConfig, seed: int = 0, radii: tuple[float, float, float] = (0.55, 0.45, 0.35)
+) -> TripoSG:
     """A random TripoSG whose field is one compact object whatever the image: every weight
     random and every cost real, but the query block's attention and feed-forward outputs are
     zeroed, so a point's query is its projected frequency features; channel 0 then carries

@@ -30,7 +30,9 @@ class SourceView:
         return out.reshape(self.size, self.size, *values.shape[1:])
 
 
-def source_view(vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray, camera: SourceCamera, size: int) -> SourceView:
+def source_view(
+    vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray, camera: SourceCamera, size: int
+) -> SourceView:
     u, v, depth = camera.project(vertices)
     x, y = u * size - 0.5, v * size - 0.5
     nearest = np.full(size * size, np.inf)

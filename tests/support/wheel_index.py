@@ -49,7 +49,9 @@ def make_index(wheels: Path, folder: Path, corrupt: str | None = None) -> Path:
         projects.setdefault(project, []).append(f'<a href="../../files/{wheel.name}#sha256={digest}">{wheel.name}</a>')
     for project, links in projects.items():
         (folder / "simple" / project).mkdir(parents=True)
-        (folder / "simple" / project / "index.html").write_text("<html><body>\n" + "\n".join(links) + "\n</body></html>\n")
+        (folder / "simple" / project / "index.html").write_text(
+            "<html><body>\n" + "\n".join(links) + "\n</body></html>\n"
+        )
     return folder
 
 

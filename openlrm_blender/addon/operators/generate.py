@@ -9,22 +9,20 @@ from pathlib import Path
 import bpy
 
 from ...engine import EngineError, Options
+from ...engine.errors import kind_of
+from ...engine.input.read import IMAGE_SUFFIXES
+from ...engine.models.registry import Family, family_of_folder, family_of_name
+from ...engine.options import SETTINGS
 from ...jobs.job import Job, Status
+from ...jobs.quads import DEFAULT_FACES, QuadRequest
 from ...worker.client import free_models
+from .. import remesh_command, ticker
 from ..blender_image import image_pixels
-from .. import ticker
 from ..lifecycle import stop_running_job
 from ..preferences import DEVICE_ITEMS, get_preferences, torch_in_use
-from ...engine.errors import kind_of
-from ...engine.models.registry import Family, family_of_folder, family_of_name
-from ...engine.input.read import IMAGE_SUFFIXES
-from ...engine.options import SETTINGS
-from ...jobs.quads import DEFAULT_FACES, QuadRequest
-from .. import remesh_command
 from ..properties import FLOATER_SHARE, MODEL_ITEMS, OUTPUT_ITEMS, TOPOLOGY_ITEMS, setting_property
 from ..run import Outcome, Run
 from ..state import Runtime
-
 
 # A textured run's triangles, for quads: this many per quad of the budget, so the remesh
 # and the new texture take their shape and colours from a finer surface than their own.
@@ -43,7 +41,9 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
     # a folder alone means every image in it.
     directory: bpy.props.StringProperty(subtype="DIR_PATH", options={"SKIP_SAVE", "HIDDEN"})
     files: bpy.props.CollectionProperty(type=bpy.types.OperatorFileListElement, options={"SKIP_SAVE", "HIDDEN"})
-    image_name: bpy.props.StringProperty(name="Image", description="An image datablock instead of a file", options={"SKIP_SAVE"})
+    image_name: bpy.props.StringProperty(
+        name="Image", description="An image datablock instead of a file", options={"SKIP_SAVE"}
+    )
     model: bpy.props.EnumProperty(name="Model", items=MODEL_ITEMS, options={"SKIP_SAVE"})
     weights_dir: bpy.props.StringProperty(name="Model Folder", subtype="DIR_PATH", options={"SKIP_SAVE"})
     device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, options={"SKIP_SAVE"})

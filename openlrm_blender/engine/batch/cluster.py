@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import socket
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import EngineError
 from ..options import Options
@@ -220,8 +221,10 @@ class _Batch:
             timeout = None if self.working else self.start_timeout
             ready, _ = self.ray.wait(waiting, num_returns=1, timeout=timeout)
             if not ready:
-                self.give_up(f"no Ray worker could start within {self.start_timeout:.0f} s (the cluster is full, or "
-                             f"lacks the {self.sizing.cpus} CPU / {self.sizing.gpus:g} GPU each worker asks for)")
+                self.give_up(
+                    f"no Ray worker could start within {self.start_timeout:.0f} s (the cluster is full, or "
+                    f"lacks the {self.sizing.cpus} CPU / {self.sizing.gpus:g} GPU each worker asks for)"
+                )
             elif ready[0] in self.starting:
                 self.started(ready[0])
             else:
@@ -249,8 +252,17 @@ class _Batch:
             self.summary.lost[job.image] += 1
             self.tell("lost", job, node)
             if self.summary.lost[job.image] >= MAX_LOSSES:
-                self.finish(job, Outcome(job, naming(job.image, f"its Ray worker was lost {MAX_LOSSES} times, "
-                                                    f"last on {node} ({type(exc).__name__})")), node)
+                self.finish(
+                    job,
+                    Outcome(
+                        job,
+                        naming(
+                            job.image,
+                            f"its Ray worker was lost {MAX_LOSSES} times, last on {node} ({type(exc).__name__})",
+                        ),
+                    ),
+                    node,
+                )
             else:
                 self.queue.appendleft(job)
             self.start_worker()

@@ -11,8 +11,8 @@ from ..errors import EngineError, out_of_memory_message
 from ..export.mesh_files import write_mesh
 from ..options import Options
 from ..pipeline import generate
-from ..runtime import free_cached_memory
 from ..progress import ProgressCallback
+from ..runtime import free_cached_memory
 from .plan import Job
 
 

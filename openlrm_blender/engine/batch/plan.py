@@ -33,7 +33,9 @@ def plan_outputs(image: Path, output: Path, format: str | None) -> list[Job]:
             raise EngineError(f"{output}: is a file; for a folder of images give an output folder")
         suffix = f".{format or 'ply'}"
         stems = [path.stem for path in images]
-        return [Job(path, output / f"{path.stem if stems.count(path.stem) == 1 else path.name}{suffix}") for path in images]
+        return [
+            Job(path, output / f"{path.stem if stems.count(path.stem) == 1 else path.name}{suffix}") for path in images
+        ]
     if output.is_dir():
         return [Job(image, output / f"{image.stem}.{format or 'ply'}")]
     if not output.suffix:

@@ -91,7 +91,12 @@ def glb_bytes(mesh: Mesh, name: str = "OpenLRM") -> bytes:
         scene=0,
         scenes=[{"nodes": [0]}],
         nodes=[{"mesh": 0, "name": name}],
-        meshes=[{"name": name, "primitives": [{"attributes": attributes, "indices": indices, "material": 0, "mode": TRIANGLES}]}],
+        meshes=[
+            {
+                "name": name,
+                "primitives": [{"attributes": attributes, "indices": indices, "material": 0, "mode": TRIANGLES}],
+            }
+        ],
         materials=[material],
         accessors=buffer.accessors,
         bufferViews=buffer.views,

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EngineError
-from .gltf import glb_bytes
 from ..result import Mesh
+from .gltf import glb_bytes
 
 FORMATS = (".ply", ".obj", ".glb")
 _UMASK = os.umask(0o022)  # read once (it can only be read by setting it) ...
@@ -118,7 +118,9 @@ def write_mesh(mesh: Mesh, path: Path) -> None:
     elif suffix == ".obj" and mesh.textured:  # its material and texture first, so the OBJ finds them
         from PIL import Image
 
-        _replace(path.with_suffix(".png"), lambda temporary: Image.fromarray(mesh.texture, "RGB").save(temporary, "PNG"))
+        _replace(
+            path.with_suffix(".png"), lambda temporary: Image.fromarray(mesh.texture, "RGB").save(temporary, "PNG")
+        )
         material = f"newmtl baked\nKd 1 1 1\nmap_Kd {path.with_suffix('.png').name}\n"
         _replace(path.with_suffix(".mtl"), lambda temporary: temporary.write_text(material, encoding="utf-8"))
         _replace(path, lambda temporary: write_obj(mesh, temporary, path.with_suffix(".mtl").name))

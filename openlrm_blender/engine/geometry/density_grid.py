@@ -162,7 +162,11 @@ class _Counter:
         """Values at (M, 3) grid indices, a chunk at a time."""
         self.queries += len(indices)
         per_chunk = self.grid.points_per_chunk
-        return torch.cat([self.grid.values(*chunk.T) for chunk in indices.split(per_chunk)]) if len(indices) else torch.empty(0)
+        return (
+            torch.cat([self.grid.values(*chunk.T) for chunk in indices.split(per_chunk)])
+            if len(indices)
+            else torch.empty(0)
+        )
 
 
 def _coarse_to_fine(
@@ -178,7 +182,9 @@ def _coarse_to_fine(
     slabs = max(1, grid.grid.points_per_chunk // size**2)
     for start in range(0, size, slabs):
         rows = min(slabs, size - start)
-        lattice[start : start + rows] = grid.block(torch.tensor([[start * stride, 0, 0]]), (rows, size, size), stride)[0]
+        lattice[start : start + rows] = grid.block(torch.tensor([[start * stride, 0, 0]]), (rows, size, size), stride)[
+            0
+        ]
         step((start + rows) / size, "the field, coarsely")
     first_range = float(lattice.min()), float(lattice.max())
     inside, near, crossed = _near(_corners(lattice), threshold, (size - 1) ** 3)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import marching_cubes as mc
 from ..models.field import Field
 from ..progress import Reporter, Stopwatch
 from ..result import Mesh
+from . import marching_cubes as mc
 from .density_grid import DensityGrid, dense_density_grid, no_surface, surface_density_grid
 
 

@@ -19,7 +19,9 @@ def unit(vectors: np.ndarray) -> np.ndarray:
 def summed(indices: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
     """(count, D): ``values`` (N, D) summed into the rows ``indices`` (N,) name (np.add.at's
     result, by bincount: many times faster)."""
-    return np.stack([np.bincount(indices, weights=values[:, d], minlength=count) for d in range(values.shape[1])], axis=1)
+    return np.stack(
+        [np.bincount(indices, weights=values[:, d], minlength=count) for d in range(values.shape[1])], axis=1
+    )
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

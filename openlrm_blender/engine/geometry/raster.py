@@ -26,7 +26,9 @@ class Touches:
     weights: np.ndarray  # (n, 3) barycentric weights of the triangle's point nearest the centre
 
 
-def _nearest_on_triangles(xs: np.ndarray, ys: np.ndarray, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _nearest_on_triangles(
+    xs: np.ndarray, ys: np.ndarray, px: np.ndarray, py: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Distance from points (T, K) to triangles (T, 3) and the weights (T, K, 3) of each
     triangle's nearest point: the point itself when inside, else the nearest on an edge."""
     weights = barycentric(xs[:, None, :], ys[:, None, :], px, py)
@@ -53,7 +55,9 @@ def touches(x: np.ndarray, y: np.ndarray, faces: np.ndarray, size: int, reach: f
     xs, ys = x[faces].astype(np.float64), y[faces].astype(np.float64)
     left = np.floor(xs.min(axis=1) - reach).astype(np.int64)
     top = np.floor(ys.min(axis=1) - reach).astype(np.int64)
-    extent = np.maximum(np.ceil(xs.max(axis=1) + reach) - left, np.ceil(ys.max(axis=1) + reach) - top).astype(np.int64) + 1
+    extent = (
+        np.maximum(np.ceil(xs.max(axis=1) + reach) - left, np.ceil(ys.max(axis=1) + reach) - top).astype(np.int64) + 1
+    )
     seen = (left < size) & (top < size) & (left + extent > 0) & (top + extent > 0)
     for side in np.unique(extent[seen]):
         rows, columns = np.divmod(np.arange(side * side), side)
@@ -63,9 +67,13 @@ def touches(x: np.ndarray, y: np.ndarray, faces: np.ndarray, size: int, reach: f
             chosen = group[start : start + step]
             px, py = left[chosen, None] + columns, top[chosen, None] + rows
             if reach > 0:
-                distance, weights = _nearest_on_triangles(xs[chosen], ys[chosen], px.astype(np.float64), py.astype(np.float64))
+                distance, weights = _nearest_on_triangles(
+                    xs[chosen], ys[chosen], px.astype(np.float64), py.astype(np.float64)
+                )
             else:  # pixels whose centre a triangle covers: no nearest points to find
-                weights = barycentric(xs[chosen][:, None], ys[chosen][:, None], px.astype(np.float64), py.astype(np.float64))
+                weights = barycentric(
+                    xs[chosen][:, None], ys[chosen][:, None], px.astype(np.float64), py.astype(np.float64)
+                )
                 distance = np.where((weights >= 0.0).all(axis=-1), 0.0, np.inf)
             near = (distance <= reach) & (px >= 0) & (px < size) & (py >= 0) & (py < size)
             which, _ = np.nonzero(near)

@@ -121,7 +121,9 @@ def photo_canvas(cut: CutOut, recenter_object: bool = True, foreground_ratio: fl
     """(S, S, 4) float: the model input's canvas at the image's own resolution, colours
     as photographed (not composited) and the mask as alpha (0 off the image)."""
     alpha = cut.rgba[..., 3:]
-    laid = _on_canvas(np.concatenate([cut.rgba[..., :3] * alpha, alpha], axis=2), cut, recenter_object, foreground_ratio, 0.0)
+    laid = _on_canvas(
+        np.concatenate([cut.rgba[..., :3] * alpha, alpha], axis=2), cut, recenter_object, foreground_ratio, 0.0
+    )
     colour = laid[..., :3] / np.maximum(laid[..., 3:], 1e-6)
     return np.concatenate([np.clip(colour, 0.0, 1.0), laid[..., 3:]], axis=2).astype(np.float32)
 

@@ -38,7 +38,9 @@ def read_tensors_pickle(path: Path) -> dict[str, torch.Tensor]:
         ) from None
     except (OSError, RuntimeError, EOFError, ValueError) as exc:
         raise WeightsError(f"{path}: not a readable PyTorch checkpoint, truncated or corrupt ({exc})") from None
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
         raise WeightsError(f"{path}: the checkpoint is not a plain dictionary of tensors")
     return state
 
@@ -52,7 +54,9 @@ def _examples(keys: list[str], count: int = 3) -> str:
     return shown + (f" and {len(keys) - count} more" if len(keys) > count else "")
 
 
-def check_state_dict(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], path: Path, config: str) -> None:
+def check_state_dict(
+    expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], path: Path, config: str
+) -> None:
     """Missing, unexpected and misshapen tensors, reported in one line before loading
     (``config``: the file the expected layout comes from)."""
     missing = sorted(set(expected) - set(state))

@@ -128,6 +128,7 @@ def download(
     done = 0
     path = None
     for filename, size in chosen:
+
         def tell(file_done: int, file_total: int, name: str, before: int = done) -> None:
             progress(before + file_done, total, f"{name}: {_gigabytes(before + file_done)} of {_gigabytes(total)}")
 

@@ -10,7 +10,8 @@ from pathlib import Path
 from types import ModuleType
 
 from ..errors import EngineError, WeightsError
-from .openlrm.config import DEFAULT_MODEL, PUBLISHED_MODELS as OPENLRM_MODELS
+from .openlrm.config import DEFAULT_MODEL
+from .openlrm.config import PUBLISHED_MODELS as OPENLRM_MODELS
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,7 @@ def bilinear(images: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     Computed in float32 whatever the images' precision: PyTorch's CPU kernel returns NaN
     at some points for bfloat16 (seen with 2.13), and sampling costs little.
     """
-    samples = F.grid_sample(
-        images.float(), coords.float(), mode="bilinear", padding_mode="zeros", align_corners=False
-    )
+    samples = F.grid_sample(images.float(), coords.float(), mode="bilinear", padding_mode="zeros", align_corners=False)
     return samples.to(images.dtype)
 
 

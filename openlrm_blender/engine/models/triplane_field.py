@@ -93,7 +93,9 @@ class TriplaneGridValues(GridValues):
         if side not in self._tiles:
             cells = (len(self.tables[0]) - 1) // side
             shape = (cells, side)
-            cut = (table[: cells * side, : cells * side].unflatten(0, shape).unflatten(2, shape) for table in self.tables)
+            cut = (
+                table[: cells * side, : cells * side].unflatten(0, shape).unflatten(2, shape) for table in self.tables
+            )
             self._tiles[side] = [tiles.transpose(1, 2).contiguous() for tiles in cut]
         return self._tiles[side]
 
@@ -117,7 +119,9 @@ class TriplaneField(Field):
         per_chunk = chunk_points(self.planes.device, POINTS_PER_CHUNK)
         for start in range(0, total, per_chunk):
             index = torch.arange(start, min(start + per_chunk, total), device=self.planes.device)
-            chunk = torch.stack([axis[index // resolution**2], axis[index // resolution % resolution], axis[index % resolution]], -1)
+            chunk = torch.stack(
+                [axis[index // resolution**2], axis[index // resolution % resolution], axis[index % resolution]], -1
+            )
             sigma, _ = self.decoder.query(self.planes, chunk[None].to(self.planes.dtype) * self.decoder.radius)
             out[start : start + len(index)] = sigma.reshape(-1).cpu()
             step((start + len(index)) / total, "density grid (dense)")

@@ -33,7 +33,9 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, tokens, width = x.shape
-        q, k, v = (proj(x).view(batch, tokens, self.heads, -1).transpose(1, 2) for proj in (self.query, self.key, self.value))
+        q, k, v = (
+            proj(x).view(batch, tokens, self.heads, -1).transpose(1, 2) for proj in (self.query, self.key, self.value)
+        )
         return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, tokens, width)
 
 

@@ -40,9 +40,7 @@ class Texels:
     normals: np.ndarray  # (n, ..., 3) float32 unit: the surface's normals there, as many as each vertex has
 
 
-def texel_points(
-    vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, normals: np.ndarray, size: int
-) -> Texels:
+def texel_points(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, normals: np.ndarray, size: int) -> Texels:
     """Every texel within ``CHART_REACH`` of a triangle in UV space, with the surface point
     (and its normals, from the per-vertex ``normals`` (V, ..., 3)) of the nearest triangle's point."""
     x = uvs[:, 0].astype(np.float64) * size - 0.5

@@ -83,7 +83,10 @@ def fit_camera(vertices: np.ndarray, faces: np.ndarray, alpha: np.ndarray) -> tu
             for change in ((step, 0, 0), (-step, 0, 0), (0, step, 0), (0, -step, 0), (0, 0, step), (0, 0, -step)):
                 factor = float(np.exp(change[0]))
                 # The scale changes about the silhouette's centre on the canvas, so it stays put.
-                centre_u, centre_v = best.u0 + best.scale * (x_low + x_high) / 2, best.v0 - best.scale * (z_low + z_high) / 2
+                centre_u, centre_v = (
+                    best.u0 + best.scale * (x_low + x_high) / 2,
+                    best.v0 - best.scale * (z_low + z_high) / 2,
+                )
                 candidate = OrthographicCamera(
                     best.scale * factor,
                     centre_u - best.scale * factor * (x_low + x_high) / 2 + change[1],

@@ -26,7 +26,9 @@ def piece_labels(faces: np.ndarray, vertex_count: int) -> np.ndarray:
             return parent
 
 
-def keep_vertices(vertices: np.ndarray, faces: np.ndarray, keep_faces: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def keep_vertices(
+    vertices: np.ndarray, faces: np.ndarray, keep_faces: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The kept faces and only the vertices they use, renumbered; also which old vertex
     each new one is."""
     faces = faces[keep_faces]

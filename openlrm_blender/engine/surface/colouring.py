@@ -63,7 +63,9 @@ class Colouring:
         return self.photographed(mesh.vertices, mesh.faces, mesh.vertices, normals, base)
 
 
-def model_colouring(field: ColourField, canvas: np.ndarray | None, camera: Camera, turn: Turn, mirror: bool) -> Colouring:
+def model_colouring(
+    field: ColourField, canvas: np.ndarray | None, camera: Camera, turn: Turn, mirror: bool
+) -> Colouring:
     """A model that makes colours: the photo (``canvas``, None: not asked for) on top."""
     return Colouring(field, None if canvas is None else Photo(canvas, camera), turn, mirror)
 
@@ -75,7 +77,9 @@ def shape_colouring(mesh: Mesh, canvas: np.ndarray, turn: Turn, project: bool, m
     camera, overlap = fit_camera(vertices, mesh.faces, canvas[..., 3])
     if project and overlap >= MIN_OVERLAP:
         colouring = Colouring(None, Photo(canvas, camera), turn, mirror, overlap)
-        fill = photo_fill(vertices, mesh.faces, colouring.photo, colouring.visibility(mesh.vertices, mesh.faces), mirror)
+        fill = photo_fill(
+            vertices, mesh.faces, colouring.photo, colouring.visibility(mesh.vertices, mesh.faces), mirror
+        )
         colouring.base = lambda points, step: fill.colours_at(turn(points))
         return colouring
     heights = HeightColours(canvas, vertices)

@@ -18,7 +18,6 @@ import itertools
 
 import numpy as np
 
-from ..camera import Camera
 from ..geometry.normals import own_and_neighbourhood_normals
 from .photo import Photo, Visibility
 
@@ -46,7 +45,13 @@ class SurfaceFill:
         owner = owner.reshape(-1)
         count = np.bincount(owner, minlength=len(self.keys))
         held = np.bincount(owner, weights=weights, minlength=len(self.keys)) / np.maximum(count, 1)
-        sums = np.stack([np.bincount(owner, weights=weights * colours[:, channel], minlength=len(self.keys)) for channel in range(3)], 1)
+        sums = np.stack(
+            [
+                np.bincount(owner, weights=weights * colours[:, channel], minlength=len(self.keys))
+                for channel in range(3)
+            ],
+            1,
+        )
         target = np.where(held[:, None] > 0, sums / np.maximum(held * count, 1e-12)[:, None], fallback)
         self.colours = self._solve(np.where(held > PHOTOGRAPHED / 2, held, 0.0) * HOLD, target, fallback)
 
@@ -115,12 +120,16 @@ class SurfaceFill:
         return np.where(alone[:, None], fallback, total / np.maximum(weight, 1e-12)[:, None]).astype(np.float32)
 
 
-def surface_samples(vertices: np.ndarray, faces: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def surface_samples(
+    vertices: np.ndarray, faces: np.ndarray, spacing: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Points over the mesh no further apart than ``spacing`` (so every voxel the surface
     crosses holds one): the vertices, and inside each larger triangle a lattice of points;
     with each point's triangle corners and weights (the vertices' are their own)."""
     corners = vertices[faces]
-    longest = np.max([np.linalg.norm(corners[:, a] - corners[:, b], axis=1) for a, b in ((0, 1), (1, 2), (2, 0))], axis=0)
+    longest = np.max(
+        [np.linalg.norm(corners[:, a] - corners[:, b], axis=1) for a, b in ((0, 1), (1, 2), (2, 0))], axis=0
+    )
     steps = np.ceil(longest / spacing).astype(np.int64)
     owners, weights = [np.stack([np.arange(len(vertices))] * 3, axis=1)], [np.tile([1.0, 0.0, 0.0], (len(vertices), 1))]
     for n in np.unique(steps[steps > 1]):

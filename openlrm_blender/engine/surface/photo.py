@@ -27,7 +27,6 @@ import numpy as np
 from ..camera import Camera
 from ..geometry.raster import touches
 
-
 FULL_WEIGHT_DEGREES = 65.0
 ZERO_WEIGHT_DEGREES = 82.0
 BACK_DEGREES = 110.0
@@ -126,8 +125,12 @@ class Photo:
         u, v, _ = self.camera.project(points)
         normals = normals.reshape(len(points), -1, 3).astype(np.float64)
         cosine = np.einsum("nkd,nd->nk", normals, self.camera.towards(points)).max(axis=1)
-        facing = _smoothstep(math.cos(math.radians(ZERO_WEIGHT_DEGREES)), math.cos(math.radians(FULL_WEIGHT_DEGREES)), cosine)
-        correction = _smoothstep(math.cos(math.radians(BACK_DEGREES)), math.cos(math.radians(ZERO_WEIGHT_DEGREES)), cosine)
+        facing = _smoothstep(
+            math.cos(math.radians(ZERO_WEIGHT_DEGREES)), math.cos(math.radians(FULL_WEIGHT_DEGREES)), cosine
+        )
+        correction = _smoothstep(
+            math.cos(math.radians(BACK_DEGREES)), math.cos(math.radians(ZERO_WEIGHT_DEGREES)), cosine
+        )
         mask = bilinear(self.weight, u, v)[:, 0]
         weight = facing * mask * visibility.visible(points)
         weighted = bilinear(self.weighted, u, v)

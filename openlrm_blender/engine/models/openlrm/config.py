@@ -56,7 +56,7 @@ class ModelConfig:
         return PUBLISHED_INPUT_SIZE.get(self.transformer_dim)
 
     @classmethod
-    def from_dict(cls, raw: dict, source: str = "config.json") -> "ModelConfig":
+    def from_dict(cls, raw: dict, source: str = "config.json") -> ModelConfig:
         missing = [key for key in _REQUIRED_KEYS if key not in raw]
         if missing:
             raise WeightsError(f"{source}: missing keys {', '.join(missing)}")
@@ -96,7 +96,7 @@ class ModelConfig:
         return config
 
     @classmethod
-    def load(cls, path: Path) -> "ModelConfig":
+    def load(cls, path: Path) -> ModelConfig:
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:

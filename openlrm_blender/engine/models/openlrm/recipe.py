@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...camera import SourceCamera
 from ...errors import EngineError
 from ...input import prepare
 from ...input.prepare import CutOut, cut_out, photo_canvas
-from ...camera import SourceCamera
 from ..encoding import Encoding
 from ..field import StepCallback
 from ..triplane_field import TriplaneField
@@ -42,7 +42,9 @@ def _input_size(model: OpenLRM, asked: int) -> int:
     one, which the published inference settings pick by the model's width."""
     if asked:
         if asked % PATCH:
-            raise EngineError(f"input size must be a multiple of {PATCH} for OpenLRM (or 0 for the model's own), got {asked}")
+            raise EngineError(
+                f"input size must be a multiple of {PATCH} for OpenLRM (or 0 for the model's own), got {asked}"
+            )
         return asked
     size = model.config.published_input_size
     if size is None:

@@ -41,7 +41,11 @@ class MultiHeadAttention(nn.Module):
             w_q, w_kv = self.in_proj_weight.split([x.shape[-1], 2 * x.shape[-1]])
             return (F.linear(x, w_q), *F.linear(context, w_kv).chunk(2, dim=-1))
         context = x if context is None else context
-        return F.linear(x, self.q_proj_weight), F.linear(context, self.k_proj_weight), F.linear(context, self.v_proj_weight)
+        return (
+            F.linear(x, self.q_proj_weight),
+            F.linear(context, self.k_proj_weight),
+            F.linear(context, self.v_proj_weight),
+        )
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """Self-attention when ``context`` is None, else attention from ``x`` to ``context``."""

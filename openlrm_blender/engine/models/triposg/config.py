@@ -137,13 +137,19 @@ class TripoSGConfig:
             return read_json(path), path
 
         raw, path = component("image_encoder_dinov2")
-        encoder = _numbers(Dinov2Config, raw, path, ("hidden_size", "num_hidden_layers", "num_attention_heads", "patch_size"))
+        encoder = _numbers(
+            Dinov2Config, raw, path, ("hidden_size", "num_hidden_layers", "num_attention_heads", "patch_size")
+        )
         if encoder.hidden_act != "gelu" or encoder.use_swiglu_ffn or not encoder.qkv_bias:
-            raise WeightsError(f"{path}: only DINOv2 with exact GELU, no SwiGLU and query/key/value biases is supported")
+            raise WeightsError(
+                f"{path}: only DINOv2 with exact GELU, no SwiGLU and query/key/value biases is supported"
+            )
         raw, path = component("transformer")
         transformer = _numbers(TransformerConfig, raw, path, tuple(field.name for field in fields(TransformerConfig)))
         raw, path = component("vae")
-        vae = _numbers(VAEConfig, raw, path, ("latent_channels", "num_attention_heads", "width_decoder", "num_layers_decoder"))
+        vae = _numbers(
+            VAEConfig, raw, path, ("latent_channels", "num_attention_heads", "width_decoder", "num_layers_decoder")
+        )
         if vae.embedding_type != "frequency" or vae.embed_include_pi:
             raise WeightsError(f"{path}: only the frequency embedding without pi (TripoSG's) is supported")
         raw, path = component("feature_extractor_dinov2")
@@ -165,7 +171,12 @@ class TripoSGConfig:
         for width, heads, what, where in (
             (transformer.width, transformer.num_attention_heads, "width by num_attention_heads", "transformer"),
             (vae.width_decoder, vae.num_attention_heads, "width_decoder by num_attention_heads", "vae"),
-            (encoder.hidden_size, encoder.num_attention_heads, "hidden_size by num_attention_heads", "image_encoder_dinov2"),
+            (
+                encoder.hidden_size,
+                encoder.num_attention_heads,
+                "hidden_size by num_attention_heads",
+                "image_encoder_dinov2",
+            ),
         ):
             if heads <= 0 or width % heads:
                 raise WeightsError(f"{folder / where}: cannot divide {what} ({width} / {heads})")

@@ -61,7 +61,9 @@ class LogitField(Field):
         step = POINTS_PER_CHUNK if self.keys.device.type == "cpu" else GPU_POINTS_PER_CHUNK
         for start in range(0, len(points), step):
             chunk = points[start : start + step].to(self.keys.device)[None]
-            out[start : start + len(chunk[0])] = self.decoder.logits(chunk, self.keys, self.values)[0].half().float().cpu()
+            out[start : start + len(chunk[0])] = (
+                self.decoder.logits(chunk, self.keys, self.values)[0].half().float().cpu()
+            )
         return out
 
     def coarsest_spacing(self, cells: int) -> int:

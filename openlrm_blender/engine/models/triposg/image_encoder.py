@@ -14,16 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..vit_layers import Mlp
-
-from ..vit_layers import Attention
+from ..vit_layers import Attention, Mlp
 from .config import Dinov2Config
 
 
 class PatchEmbeddings(nn.Module):
     def __init__(self, config: Dinov2Config) -> None:
         super().__init__()
-        self.projection = nn.Conv2d(config.num_channels, config.hidden_size, config.patch_size, stride=config.patch_size)
+        self.projection = nn.Conv2d(
+            config.num_channels, config.hidden_size, config.patch_size, stride=config.patch_size
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.projection(images).flatten(2).transpose(1, 2)

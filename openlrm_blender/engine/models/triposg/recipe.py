@@ -14,8 +14,8 @@ from ...errors import EngineError
 from ...input.prepare import CutOut
 from ..encoding import Encoding
 from ..field import StepCallback
-from .field import LogitField
 from . import image
+from .field import LogitField
 from .image import cut_out
 from .model import TripoSG, to_output_frame
 from .sampler import initial_noise, sample
@@ -29,7 +29,11 @@ __all__ = ["ROUNDING", "check_model_dir", "cut_out", "download_model", "encode",
 
 
 def model_input(
-    model: TripoSG, cut: CutOut, input_size: int = 0, recenter_object: bool = True, foreground_ratio: float | None = None
+    model: TripoSG,
+    cut: CutOut,
+    input_size: int = 0,
+    recenter_object: bool = True,
+    foreground_ratio: float | None = None,
 ) -> torch.Tensor:
     """The published framing (the object cropped with a 10% margin, whatever recentring and
     foreground ratio say: the network was trained on it) and the feature extractor's crop (so
@@ -65,5 +69,7 @@ def encode(model: TripoSG, pixels: torch.Tensor, settings: Encoding, step: StepC
         left = f", about {duration(per_step * (total - done))} left" if done < total else ""
         step(done / total, f"step {done} of {total}{left}")
 
-    latents = sample(model.transformer, tokens, noise, settings.steps, settings.guidance, model.config.scheduler, after_step)
+    latents = sample(
+        model.transformer, tokens, noise, settings.steps, settings.guidance, model.config.scheduler, after_step
+    )
     return LogitField(model.vae, latents)

@@ -19,6 +19,8 @@ def flow_schedule(steps: int, config: SchedulerConfig) -> tuple[torch.Tensor, to
     return torch.cat([sigmas, torch.zeros(1)]), sigmas * train
 
 
-def euler_step(latents: torch.Tensor, velocity: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
+def euler_step(
+    latents: torch.Tensor, velocity: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor
+) -> torch.Tensor:
     """One step toward sigma_next, in float32."""
     return latents.float() + (sigma - sigma_next) * velocity.float()

@@ -99,7 +99,9 @@ def unused_layout(config: VAEConfig) -> dict[str, torch.Tensor]:
     with torch.device("meta"):
         encoder = nn.Module()
         encoder.proj_in = nn.Linear(config.in_channels + 3 + 6 * config.embed_frequency, width)
-        encoder.blocks = nn.ModuleList([QueryBlock(width, heads), *(SelfBlock(width, heads) for _ in range(config.num_layers_encoder))])
+        encoder.blocks = nn.ModuleList(
+            [QueryBlock(width, heads), *(SelfBlock(width, heads) for _ in range(config.num_layers_encoder))]
+        )
         encoder.norm_out = nn.LayerNorm(width)
         quant = nn.Linear(width, 2 * config.latent_channels)
     layout = {f"encoder.{key}": value for key, value in encoder.state_dict().items()}

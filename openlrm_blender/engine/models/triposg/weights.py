@@ -32,7 +32,9 @@ def check_model_dir(folder: Path) -> Path:
     if (folder / INDEX_FILE).is_file():
         index = read_json(folder / INDEX_FILE)
         if not set(COMPONENTS) <= set(index):
-            raise WeightsError(f"{folder}: its {INDEX_FILE} describes a {index.get('_class_name', 'pipeline')}, not TripoSG")
+            raise WeightsError(
+                f"{folder}: its {INDEX_FILE} describes a {index.get('_class_name', 'pipeline')}, not TripoSG"
+            )
     missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
     if missing:
         shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")

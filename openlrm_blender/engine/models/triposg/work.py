@@ -31,7 +31,9 @@ def step_flop(tokens: int, guidance: float, config: TransformerConfig = Transfor
     )
     skips = config.num_layers - config.num_layers // 2 - 1
     time = 2 * 2 * width * 4 * width  # the time token's MLP
-    total = config.num_layers * per_block + skips * 2 * n * 2 * width * width + 2 * 2 * tokens * config.in_channels * width
+    total = (
+        config.num_layers * per_block + skips * 2 * n * 2 * width * width + 2 * 2 * tokens * config.in_channels * width
+    )
     return (total + time) * (2 if guidance > 1 else 1)
 
 

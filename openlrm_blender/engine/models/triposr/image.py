@@ -30,7 +30,11 @@ def resize_foreground(rgba8: np.ndarray, ratio: float) -> np.ndarray:
 
     def pad_to(image: np.ndarray, side: int) -> np.ndarray:
         extra_rows, extra_columns = side - image.shape[0], side - image.shape[1]
-        padding = ((extra_rows // 2, extra_rows - extra_rows // 2), (extra_columns // 2, extra_columns - extra_columns // 2), (0, 0))
+        padding = (
+            (extra_rows // 2, extra_rows - extra_rows // 2),
+            (extra_columns // 2, extra_columns - extra_columns // 2),
+            (0, 0),
+        )
         return np.pad(image, padding)
 
     square = pad_to(object_box, max(object_box.shape[:2]))

@@ -35,7 +35,9 @@ class Embeddings(nn.Module):
     def __init__(self, config: ViTConfig) -> None:
         super().__init__()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden_size))
-        self.position_embeddings = nn.Parameter(torch.zeros(1, (config.image_size // config.patch_size) ** 2 + 1, config.hidden_size))
+        self.position_embeddings = nn.Parameter(
+            torch.zeros(1, (config.image_size // config.patch_size) ** 2 + 1, config.hidden_size)
+        )
         self.patch_embeddings = PatchEmbeddings(config)
         self.patch_size = config.patch_size
 

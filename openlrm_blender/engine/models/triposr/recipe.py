@@ -8,12 +8,12 @@ import math
 
 import torch
 
-from ...errors import EngineError
 from ...camera import SourceCamera
+from ...errors import EngineError
+from ...input.prepare import CutOut
 from ..encoding import Encoding
 from ..field import StepCallback
 from ..triplane_field import TriplaneField
-from ...input.prepare import CutOut
 from . import image
 from .image import cut_out, photo_canvas
 from .model import TripoSR, to_output_frame
@@ -44,7 +44,9 @@ def _input_size(model: TripoSR, asked: int) -> int:
     """The size asked for (a multiple of the ViT's patch), else the model's ``cond_image_size``."""
     patch = model.config.vit.patch_size
     if asked and asked % patch:
-        raise EngineError(f"input size must be a multiple of {patch} for TripoSR (or 0 for the model's own), got {asked}")
+        raise EngineError(
+            f"input size must be a multiple of {patch} for TripoSR (or 0 for the model's own), got {asked}"
+        )
     return asked or model.config.cond_image_size
 
 
