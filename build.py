@@ -148,7 +148,7 @@ def download_wheels(platform: str, line: BlenderLine, cache: Path, offline: bool
     torch_requirement = PLATFORM_TORCH.get(platform, TORCH)
     if (
         torch_arguments is not None
-        and subprocess.run([*command, *torch_arguments, "--no-deps", torch_requirement]).returncode == 0
+        and subprocess.run([*command, *torch_arguments, "--no-deps", torch_requirement], check=False).returncode == 0
     ):
         requirements += TORCH_REQUIREMENTS
     else:

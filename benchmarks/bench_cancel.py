@@ -59,7 +59,8 @@ def main() -> None:
         run = job.Job(image, options)
         run.run()
         print(
-            f"first run in a fresh worker: {time.perf_counter() - started:.2f} s ({run.poll().result.timings['total']:.2f} s in the engine)"
+            f"first run in a fresh worker: {time.perf_counter() - started:.2f} s "
+            f"({run.poll().result.timings['total']:.2f} s in the engine)"
         )
         free_models()  # each run below starts a fresh worker: a cancel ends the worker
         print(f"{'cancelled in':<14}{'reached after':>15}{'took effect in':>16}")

@@ -36,7 +36,7 @@ def convert(images: Path, out: Path, arguments: list[str], threads: int | None =
         environment["OMP_NUM_THREADS"] = str(threads)
     command = [sys.executable, "-m", "openlrm_blender.engine", str(images), "-o", str(out), "-q", *arguments]
     start = time.perf_counter()
-    done = subprocess.run(command, env=environment, capture_output=True, text=True)
+    done = subprocess.run(command, check=False, env=environment, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr}")

@@ -34,7 +34,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vertices", type=int, default=1_000_000)
     args = parser.parse_args()
-    import bpy  # noqa: I001  (bpy must come first: it provides addon_utils)
+    import bpy
+
     import addon_utils
 
     bpy.ops.wm.read_factory_settings(use_empty=True)

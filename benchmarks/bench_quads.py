@@ -36,8 +36,8 @@ def timed(mesh, budget: int, texture_size: int) -> dict:
     seen: list[tuple[float, float]] = []
     started = time.perf_counter()
     quads = make_quads(
-        mesh, QuadRequest(command(), budget, texture_size), lambda fraction, _: seen.append((fraction, time.perf_counter())),
-        CancelToken(), lambda _: None,
+        mesh, QuadRequest(command(), budget, texture_size),
+        lambda fraction, _: seen.append((fraction, time.perf_counter())), CancelToken(), lambda _: None,
     )  # fmt: skip
     ended = time.perf_counter()
 

@@ -18,6 +18,10 @@ SPEC = SHARED / "spec"
 # and convolution kernels differ at about 1e-3 (scripts/device_check.sh measures the GPU).
 PARITY_DEVICE = "cpu"
 
+# Fixtures kept with their helpers in tests/support, registered here for every test module
+# (a test names them as parameters; importing them would shadow the parameter).
+pytest_plugins = ["tests.support.blender_addon", "tests.support.model_server", "tests.support.wheel_index"]
+
 # Settings the tiny vector was made with (meta.json).
 TINY_SIZE = 56
 TINY_GRID = 32

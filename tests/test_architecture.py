@@ -91,7 +91,7 @@ def test_no_import_circle():
         state[module] = "open"
         for target in sorted(GRAPH[module]):
             if state.get(target) == "open":
-                return trail[trail.index(target) :] + [module, target] if target in trail else [module, target]
+                return [*trail[trail.index(target) :], module, target] if target in trail else [module, target]
             if target not in state and (circle := visit(target, [*trail, module])):
                 return circle
         state[module] = "done"
@@ -117,7 +117,7 @@ def test_only_the_blender_glue_imports_bpy():
 def test_modules_stay_short_and_the_engine_has_rooms():
     long = {module: n for module, path in MODULES.items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert not long, long
-    top_level = [path for path in (PACKAGE / "engine").glob("*.py")]
+    top_level = list((PACKAGE / "engine").glob("*.py"))
     assert len(top_level) <= MAX_ENGINE_TOP_LEVEL, sorted(path.name for path in top_level)
     for room in ("models/openlrm", "input", "geometry", "surface", "export"):
         assert (PACKAGE / "engine" / room / "__init__.py").is_file(), room

@@ -13,7 +13,7 @@ from openlrm_blender.engine.input import background, download
 from openlrm_blender.engine.input.background import BackgroundRemover, ensure_model, get_background_remover
 from openlrm_blender.engine.input.read import read_rgba
 from tests.support.images import non_white_box, object_on_white
-from tests.support.model_server import model_server, random_bytes  # noqa: F401  (a fixture)
+from tests.support.model_server import random_bytes
 
 
 def darkness_model(path, size: int = 320) -> bytes:

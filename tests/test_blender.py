@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,7 @@ from openlrm_blender.jobs.job import Engine, Job  # noqa: E402
 needs_torch = pytest.mark.skipif(not torch_available(), reason="no PyTorch for this Python")
 
 from tests.conftest import REPO, SHARED, TINY_GRID, TINY_SIZE  # noqa: E402
-from tests.support.blender_addon import ADDON, addon  # noqa: E402, F401  (a fixture)
-from tests.support.model_server import model_server  # noqa: E402, F401  (a fixture)
+from tests.support.blender_addon import ADDON  # noqa: E402
 
 
 @pytest.fixture
@@ -219,7 +219,7 @@ def test_the_operator_and_the_sidebar_take_the_engines_table(addon):
                 continue
             prop = properties[name]
             if prop.type == "ENUM":  # the sidebar's texture sizes: a menu within the range
-                sizes = [int(item) for item in prop.enum_items.keys()]
+                sizes = [int(item.identifier) for item in prop.enum_items]
                 assert prop.default == str(default) and setting.minimum <= min(sizes) <= max(sizes) <= setting.maximum
                 continue
             assert prop.default == pytest.approx(default) and prop.name == setting.label, (name, prop.default)
@@ -237,10 +237,14 @@ def test_enabling_imports_neither_pytorch_nor_model_code():
         "start = time.perf_counter()\n"
         "addon_utils.enable('openlrm_blender', default_set=True, handle_error=None)\n"
         "seconds = time.perf_counter() - start\n"
-        "loaded = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'openlrm_blender.engine.')))\n"
-        "print('RESULT ' + json.dumps({'seconds': seconds, 'loaded': loaded, 'enabled': hasattr(bpy.types, 'OPENLRM_PT_image_to_3d')}))\n"
+        "loaded = sorted(m for m in sys.modules"
+        " if m == 'torch' or m.startswith(('torch.', 'openlrm_blender.engine.')))\n"
+        "print('RESULT ' + json.dumps({'seconds': seconds, 'loaded': loaded,"
+        " 'enabled': hasattr(bpy.types, 'OPENLRM_PT_image_to_3d')}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     report = json.loads(next(line[7:] for line in done.stdout.splitlines() if line.startswith("RESULT ")))
     print(f"enabling the add-on took {report['seconds'] * 1000:.0f} ms")
     assert report["enabled"]
@@ -324,7 +328,7 @@ def test_interactive_ticks_show_rising_progress_then_import(clean_scene, addon, 
 def test_interactive_cancel_leaves_the_scene_unchanged(clean_scene, addon, tiny_dir):
     before = set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())
     run = start_run(addon, tiny_dir, fake("slow", steps=200))
-    outcome, fractions = drive(run, bpy.context, cancel_after=5)
+    outcome, _ = drive(run, bpy.context, cancel_after=5)
     assert outcome == ({"CANCELLED"}, "INFO", "OpenLRM: cancelled")
     assert (set(bpy.data.objects.keys()), set(bpy.data.meshes.keys())) == before
     assert addon.Runtime.job is None
@@ -577,7 +581,8 @@ def test_textured_generate_makes_a_uv_mapped_object_with_its_baked_image(clean_s
 
     welded = np.unique(cut.vertices, axis=0, return_inverse=True)[1].reshape(-1)[cut.faces]
     print(
-        f"open edges: {open_in_blender} in Blender, {open_edges(welded)} in the welded surface, {open_edges(cut.faces)} cut"
+        f"open edges: {open_in_blender} in Blender, {open_edges(welded)} in the welded surface, "
+        f"{open_edges(cut.faces)} cut"
     )
     assert open_in_blender == open_edges(welded) < open_edges(cut.faces) / 2
 
@@ -743,7 +748,8 @@ def test_headless_triposg_makes_a_coloured_object_that_records_how_it_was_made(c
     with np.load(TRIPOSG_VECTOR / "expected.npz") as expected:
         faces = len(expected["mcubes_faces"])
     call = dict(filepath=str(TRIPOSG_VECTOR / "input.png"), weights_dir=str(TRIPOSG_VECTOR), tokens=meta["num_tokens"],
-                steps=meta["steps"], seed=meta["seed"], resolution=meta["grid_points_per_axis"], device="cpu")  # fmt: skip
+                steps=meta["steps"], seed=meta["seed"], resolution=meta["grid_points_per_axis"],
+                device="cpu")  # fmt: skip
     assert bpy.ops.openlrm.image_to_3d(**call) == {"FINISHED"}
     obj = bpy.context.active_object
     assert len(obj.data.polygons) == faces
@@ -822,7 +828,7 @@ def test_a_batch_makes_each_image_an_object_side_by_side_in_one_collection(addon
     (collection,) = [c for c in bpy.data.collections if c.name.startswith("Image to 3D")]
     objects = sorted(collection.objects, key=lambda obj: obj.location.x)
     assert [obj.name for obj in objects] == ["a", "b", "c"]
-    for left, right in zip(objects, objects[1:]):
+    for left, right in pairwise(objects):
         left_edge = left.location.x + max(v.co.x for v in left.data.vertices)
         assert left_edge < right.location.x + min(v.co.x for v in right.data.vertices)
     workers = {line.split()[0] for line in record.read_text().splitlines()}

@@ -25,7 +25,9 @@ TINY_ARGS = ["--input-size", str(TINY_SIZE), "--resolution", str(TINY_GRID), "--
 def test_ply_opens_with_the_right_counts_and_colours(tmp_path, tiny_dir, expected):
     out = tmp_path / "tiny.ply"
     command = [sys.executable, "-m", "openlrm_blender.engine", str(tiny_dir / "input.png"), "-o", str(out)]
-    done = subprocess.run(command + ["--weights", str(tiny_dir), *TINY_ARGS], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(
+        [*command, "--weights", str(tiny_dir), *TINY_ARGS], check=False, cwd=REPO, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert f"{len(expected['mesh_vertices'])} vertices, {len(expected['mesh_faces'])} faces" in done.stdout
     ply = PlyData.read(str(out))
@@ -73,7 +75,7 @@ def test_errors_are_one_line_and_exit_1(tmp_path, tiny_dir, capsys):
 
 def run_cli(*arguments: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "openlrm_blender.engine", *arguments]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(command, check=False, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 def test_an_unusable_output_is_refused_before_any_work(tmp_path, tiny_dir, capsys):
@@ -95,7 +97,8 @@ def test_a_failed_write_leaves_the_existing_file(tmp_path, tiny_dir):
     """A full disk (a 96 kB tmpfs) halfway through the PLY: the old file stays whole, no leftovers."""
     disk = tmp_path / "small-disk"
     disk.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(disk)]).returncode:
+    mount = ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(disk)]
+    if os.geteuid() != 0 or subprocess.run(mount, check=False).returncode:
         pytest.skip("mounting a small tmpfs needs root allowed to mount")
     try:
         existing = disk / "out.ply"
@@ -178,7 +181,7 @@ def test_out_of_memory_is_one_sentence_and_leaves_no_file(tmp_path):
     command = [sys.executable, "-m", "openlrm_blender.engine", str(REPO / "examples" / "tiny" / "input.png")]
     command += ["-o", str(out / "mesh.ply"), "--weights", str(model), "--resolution", "1024", "--no-recenter", "-q"]
     done = subprocess.run(
-        command, cwd=REPO, capture_output=True, text=True, timeout=900,
+        command, check=False, cwd=REPO, capture_output=True, text=True, timeout=900,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap)),
     )  # fmt: skip
     print(done.stderr)

@@ -56,7 +56,8 @@ def test_the_fit_finds_the_view_the_mask_was_made_with():
     mask = silhouette(vertices, faces, true, SIZE)
     camera, overlap = fit_camera(vertices, faces, mask.astype(np.float32))
     print(
-        f"fitted scale {camera.scale:.4f} (true {true.scale}), origin ({camera.u0:.4f}, {camera.v0:.4f}), overlap {overlap:.3f}"
+        f"fitted scale {camera.scale:.4f} (true {true.scale}), origin ({camera.u0:.4f}, {camera.v0:.4f}), "
+        f"overlap {overlap:.3f}"
     )
     assert overlap > 0.97
     assert camera.scale == pytest.approx(true.scale, rel=0.02)

@@ -99,7 +99,7 @@ def test_no_recenter_keeps_the_layout_and_pads_non_square():
     wide = np.full((40, 80, 3), 255, dtype=np.uint8)
     wide[10:30, 60:70] = 0
     tensor = prepare_image(read_rgba(wide), SIZE, remove_background=None, recenter_object=False)
-    top, left, bottom, right = non_white_box(tensor)
+    top, left, _, right = non_white_box(tensor)
     # 80 px wide canvas -> 56 px: the column 60..70 maps to about 42..49, rows pad by 20 px
     assert left == pytest.approx(60 * SIZE / 80, abs=2) and right == pytest.approx(70 * SIZE / 80, abs=2)
     assert top == pytest.approx((20 + 10) * SIZE / 80, abs=2)

@@ -75,7 +75,8 @@ def test_cancel_before_the_worker_starts():
         (MemoryError(), ""),
         (
             RuntimeError(
-                "[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: not enough memory: you tried to allocate 4294967296 bytes. can't allocate memory"
+                "[enforce fail at alloc_cpu.cpp:121] data. DefaultCPUAllocator: not enough memory: "
+                "you tried to allocate 4294967296 bytes. can't allocate memory"
             ),
             " (4.0 GB asked for at once)",
         ),
@@ -88,7 +89,7 @@ def test_cancel_before_the_worker_starts():
                 "18.13 GB). Tried to allocate 1024.00 MB on private pool."
             ),
             " (1.0 GB asked for at once)",
-        ),  # fmt: skip
+        ),
         # cuBLAS's and cuDNN's own allocation failures.
         (RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"), ""),
         (RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"), ""),

@@ -78,7 +78,7 @@ def test_density_grid(model, expected, planes):
 
 def test_surface_grid_is_exact_where_it_evaluates(model, expected, planes):
     grid = surface_density_grid(TriplaneField(model.decoder, planes), TINY_GRID, 3.0, Reporter().span("mesh", 0.0, 1.0))
-    box = tuple(slice(o, o + n) for o, n in zip(grid.origin, grid.values.shape))
+    box = tuple(slice(o, o + n) for o, n in zip(grid.origin, grid.values.shape, strict=True))
     reference = expected["grid_sigma"][box]
     assert grid.exact_share > 0.0
     np.testing.assert_allclose(grid.values[grid.exact], reference[grid.exact], atol=ATOL, rtol=0)
@@ -165,7 +165,7 @@ def test_surface_grid_classifies_every_point_like_the_dense_grid(model, planes, 
     step = Reporter().span("mesh", 0.0, 1.0)
     dense = dense_density_grid(TriplaneField(model.decoder, planes), resolution, step).values
     surface = surface_density_grid(TriplaneField(model.decoder, planes), resolution, 3.0, step)
-    box = tuple(slice(o, o + n) for o, n in zip(surface.origin, surface.values.shape))
+    box = tuple(slice(o, o + n) for o, n in zip(surface.origin, surface.values.shape, strict=True))
     assert surface.exact_share == pytest.approx(surface.exact.sum() / resolution**3)
     np.testing.assert_array_equal(surface.values > 3.0, dense[box] > 3.0)
     dense[box] = 0.0

@@ -103,7 +103,7 @@ def test_a_face_behind_another_never_receives_the_photo():
     normals = np.tile([0.0, -1.0, 0.0], (len(vertices), 1))
     canvas = np.ones((SIZE, SIZE, 4), dtype=np.float32)
     weight, _, _ = Photo(canvas, CAMERA).weights_and_colours(vertices, normals, Visibility(vertices, faces, CAMERA))
-    u, v, depth = CAMERA.project(back)
+    u, v, _ = CAMERA.project(back)
     fu, fv, _ = CAMERA.project(front[[0, -1]])
     shadowed = (u > fu.min()) & (u < fu.max()) & (v > fv.min()) & (v < fv.max())
     margin = (np.abs(back[:, 0]) < 0.5) & (np.abs(back[:, 2]) < 0.5)

@@ -114,6 +114,7 @@ def test_the_photo_texture_is_what_makes_the_render_match(renders):
             for key, found in (("with", with_photo), ("without", without))
         }
         print(
-            f"{name}: mean error with the photo texture {error['with'] * 255:.1f}/255, without {error['without'] * 255:.1f}/255"
+            f"{name}: mean error with the photo texture {error['with'] * 255:.1f}/255, "
+            f"without {error['without'] * 255:.1f}/255"
         )
         assert error["with"] < 0.25 * error["without"]

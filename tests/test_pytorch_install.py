@@ -14,7 +14,7 @@ import pytest
 
 from openlrm_blender.jobs import pytorch_install
 from openlrm_blender.jobs.pytorch_install import Install
-from tests.support.wheel_index import FolderServer, make_index, torch_index, torch_wheels  # noqa: F401  (a fixture)
+from tests.support.wheel_index import FolderServer, make_index, torch_wheels
 
 
 @pytest.fixture
@@ -56,10 +56,10 @@ def test_install_checks_then_switches_and_remove_goes_back(tmp_path, torch_index
     folder = pytorch_install.activate(root)
     try:
         assert sys.path[0] == str(folder)
+        code = f"import sys; sys.path[:] = {sys.path!r}; import torch; print(torch.__file__)"
         done = subprocess.run(  # a fresh Python on this sys.path, as the worker is started
-            [sys.executable, "-I", "-c", f"import sys; sys.path[:] = {sys.path!r}; import torch; print(torch.__file__)"],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [sys.executable, "-I", "-c", code], check=False, capture_output=True, text=True, timeout=300
+        )
         assert Path(done.stdout.strip()).is_relative_to(root / pytorch_install.INSTALLED), done.stdout + done.stderr
     finally:
         pytorch_install.remove(root)
@@ -107,7 +107,8 @@ def test_cancel_mid_download(previous, tmp_path):
 def test_no_space_left(previous, tmp_path, torch_index):
     small = tmp_path / "small"
     small.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)], capture_output=True).returncode:
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)]
+    if subprocess.run(mount, check=False, capture_output=True).returncode:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
         root = small / "pytorch"

@@ -19,7 +19,6 @@ from openlrm_blender.engine import Options  # noqa: E402
 from openlrm_blender.engine.camera import SourceCamera  # noqa: E402
 from openlrm_blender.jobs.job import Engine, Job  # noqa: E402
 from openlrm_blender.jobs.quads import QuadRequest  # noqa: E402
-from tests.support.blender_addon import ADDON, addon  # noqa: E402, F401  (a fixture)
 from tests.support.blender_render import render_scene  # noqa: E402
 from tests.support.images import object_with_alpha  # noqa: E402
 

@@ -151,7 +151,8 @@ def test_the_texture_at_each_vertex_is_its_vertex_colour(textured):
     _, baked = textured
     difference = np.abs(bilinear(baked.texture, baked.uvs) - baked.colours_u8.astype(np.float64))
     print(
-        f"texture against vertex colours: median {np.median(difference):.2f}/255, 95th percentile {np.percentile(difference, 95):.1f}"
+        f"texture against vertex colours: median {np.median(difference):.2f}/255, "
+        f"95th percentile {np.percentile(difference, 95):.1f}"
     )
     assert np.median(difference) <= 6
 
@@ -222,7 +223,7 @@ def test_simplified_glb_from_the_command_line(tiny_dir, tmp_path):
     assert (
         main([*arguments, "--resolution", "48", "--no-recenter", "--faces", "2000", "--texture-size", "256", "-q"]) == 0
     )
-    document, binary = read_glb(output.read_bytes())
+    document, _ = read_glb(output.read_bytes())
     primitive = document["meshes"][0]["primitives"][0]
     assert document["accessors"][primitive["indices"]]["count"] <= 3 * 2000
 
@@ -283,7 +284,7 @@ def test_the_rasteriser_finds_every_pixel_within_reach_and_its_nearest_point():
         sx = np.concatenate([cx[k] + along * (cx[(k + 1) % 3] - cx[k]) for k in range(3)])
         sy = np.concatenate([cy[k] + along * (cy[(k + 1) % 3] - cy[k]) for k in range(3)])
         gap = np.where(inside, 0.0, np.hypot(columns[:, None] - sx, rows[:, None] - sy).min(axis=1))
-        found = [t for t in touches(x, y, faces[index : index + 1], size, reach)]
+        found = list(touches(x, y, faces[index : index + 1], size, reach))
         pixels = np.concatenate([t.pixel for t in found]) if found else np.zeros(0, int)
         expected = np.flatnonzero(gap <= reach - 0.01)
         assert set(expected) <= set(pixels) and set(pixels) <= set(np.flatnonzero(gap <= reach + 0.01)), index

@@ -24,7 +24,7 @@ def run_blender(engine: str, engine_arguments: dict, call: dict, preexec_fn) -> 
     env = dict(os.environ, PYTHONPATH=str(REPO))
     command = [sys.executable, str(SCRIPT), engine, json.dumps(engine_arguments), json.dumps(call)]
     done = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, preexec_fn=preexec_fn
+        command, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, preexec_fn=preexec_fn
     )
     lines = [line[7:] for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, f"Blender did not survive (exit {done.returncode}):\n{done.stderr[-3000:]}"

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 import bpy
+
 import numpy as np
 
 from ..engine import EngineError

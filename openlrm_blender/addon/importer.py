@@ -9,6 +9,7 @@ unrotated. Everything is written with ``foreach_set`` so a million vertices take
 from __future__ import annotations
 
 import bpy
+
 import numpy as np
 
 from ..engine import Mesh

@@ -24,8 +24,8 @@ def _model_item(name: str) -> tuple[str, str, str]:
             name,
             "TripoSG",
             (
-                f"VAST-AI/TripoSG: 7.9 GB, a flow model with detailed shapes, coloured from the photo: seconds on a GPU, "
-                f"most of an hour on a CPU. {family.licence}"
+                f"VAST-AI/TripoSG: 7.9 GB, a flow model with detailed shapes, coloured from the photo: seconds on a "
+                f"GPU, most of an hour on a CPU. {family.licence}"
             ),
         )
     data, size = name.split("-")[1:3]

@@ -12,8 +12,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import bmesh
 import bpy  # first: Blender as a Python module puts its own modules (bmesh) on the path
+
+import bmesh
 import numpy as np
 from mathutils import Matrix
 from mathutils.bvhtree import BVHTree

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import bpy
+
 import numpy as np
 
 from ..engine.input.read import ImageSource

@@ -5,6 +5,7 @@ function, removed on unregister, and reports reach the status bar through ``repo
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from collections.abc import Callable
 
@@ -31,7 +32,7 @@ def every_tick(
         try:
             with bpy.context.temp_override(**_window_context(window)):
                 done = step(bpy.context)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (our bug, whatever it is: reported, and Blender goes on)
             traceback.print_exc()
             failed()
             report(
@@ -77,10 +78,8 @@ def running() -> bool:
 
 def report(level: str, message: str) -> None:
     """An operator's report from a timer: in the status bar and the Info editor."""
-    try:
+    with contextlib.suppress(RuntimeError):  # an ERROR report is raised back at its Python caller, once shown
         bpy.ops.openlrm.report(level=level, message=message)
-    except RuntimeError:  # an ERROR report is raised back at its Python caller, once shown
-        pass
 
 
 def redraw() -> None:

@@ -15,6 +15,7 @@ PyTorch, so a new PyTorch is used from the next run, with no restart.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -103,6 +104,7 @@ def probe(folder: Path, device: str) -> dict:
     try:
         done = subprocess.run(
             [sys.executable, "-I", "-c", PROBE, str(folder), device],
+            check=False,
             capture_output=True,
             text=True,
             timeout=PROBE_SECONDS,
@@ -126,10 +128,8 @@ def _folder_bytes(folder: Path) -> int:
     total = 0
     for path, _, files in os.walk(folder):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):  # pip renames and removes its files as it goes
                 total += os.path.getsize(os.path.join(path, name))
-            except OSError:
-                pass  # pip renames and removes its files as it goes
     return total
 
 
@@ -280,7 +280,7 @@ def machine_gpus() -> list[str]:
     try:
         done = subprocess.run(
             ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10, creationflags=_NO_WINDOW,
+            check=False, capture_output=True, text=True, timeout=10, creationflags=_NO_WINDOW,
         )  # fmt: skip
         found += [f"NVIDIA {line.strip()}" for line in done.stdout.splitlines() if line.strip()]
     except (OSError, subprocess.SubprocessError):

@@ -9,6 +9,7 @@ stdout. Never touches ``bpy``.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import subprocess
 import sys
@@ -78,10 +79,8 @@ class RemeshProcess:
         except OSError as error:
             raise QuadsFailed(f"could not start Blender for the remesh ({command[0]}): {error}") from error
         if low_priority and hasattr(os, "setpriority"):  # Blender's interface first
-            try:
+            with contextlib.suppress(OSError):
                 os.setpriority(os.PRIO_PROCESS, self.process.pid, 10)
-            except OSError:
-                pass
         self.tail: collections.deque[str] = collections.deque(maxlen=20)
 
     def lines(self) -> collections.abc.Iterator[str]:

@@ -6,6 +6,7 @@ one, with the model loaded in it, between runs. Never touches ``bpy``.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import signal
 import subprocess
@@ -64,10 +65,8 @@ class Worker:
 
     def send(self, kind: str, arrays: dict[str, np.ndarray] | None = None, **fields) -> None:
         """Write a request; a worker that has died shows up at the next ``receive``."""
-        try:
+        with contextlib.suppress(OSError):
             write_message(self.process.stdin, kind, arrays, **fields)
-        except OSError:
-            pass
 
     def receive(self) -> tuple[str, dict, dict[str, np.ndarray]] | None:
         return read_message(self.process.stdout)

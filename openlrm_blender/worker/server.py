@@ -8,6 +8,7 @@ once in every stage, native calls included. Between runs it keeps the loaded mod
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -68,7 +69,7 @@ def _run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
     except EngineError as error:
         write_message(replies, "error", error_kind=kind_of(error), message=str(error))
         return True
-    except Exception as error:  # MemoryError included
+    except Exception as error:  # noqa: BLE001 (every failure becomes a reply, MemoryError included)
         # The process ends after either: after a failed allocation its heap is in doubt, and
         # a failed GPU kernel leaves the device unusable for the rest of the process.
         for kind, message in (
@@ -102,10 +103,8 @@ def _run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
 
 def _first_to_go() -> None:
     """Ask Linux's out-of-memory killer to pick this process before any other (Blender)."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/oom_score_adj").write_text("1000")
-    except OSError:
-        pass
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ import os
 import sys
 
 import bpy
+
 import numpy
 
 zip_path, tiny = sys.argv[1], sys.argv[2]
@@ -20,7 +21,7 @@ report = {"blender": list(bpy.app.version), "python": list(sys.version_info[:2])
 report["install"] = sorted(
     bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
 )
-report["enabled"] = any(addon.endswith(".openlrm_blender") for addon in bpy.context.preferences.addons.keys())
+report["enabled"] = any(addon.module.endswith(".openlrm_blender") for addon in bpy.context.preferences.addons)
 report["registered"] = {
     "operator": hasattr(bpy.types, "OPENLRM_OT_image_to_3d"),
     "panel": hasattr(bpy.types, "OPENLRM_PT_image_to_3d"),

@@ -9,8 +9,9 @@ ENGINE is "module:function" or "-" for the real pipeline. Prints one JSON line.
 import json
 import sys
 
-import addon_utils
 import bpy
+
+import addon_utils
 
 target, engine_arguments, call = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 addon_utils.enable("openlrm_blender", default_set=True, handle_error=None)

@@ -28,14 +28,16 @@ except RuntimeError as error:
 
 def generate_in_a_new_blender() -> list[str]:
     """Output lines of a new Blender process (this Python, this user folder) pressing Generate."""
-    done = subprocess.run([sys.executable, "-S", "-c", GENERATE], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", GENERATE], check=False, capture_output=True, text=True, timeout=600
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith(("RESULT", "OpenLRM:"))]
     return lines or [f"no result (exit {done.returncode}): {done.stderr[-2000:]}"]
 
 
 report = {}
 bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
-module = next(name for name in bpy.context.preferences.addons.keys() if name.endswith(".openlrm_blender"))
+module = next(addon.module for addon in bpy.context.preferences.addons if addon.module.endswith(".openlrm_blender"))
 preferences = sys.modules[module + ".addon.preferences"]
 report["before"] = preferences.torch_in_use()
 bpy.context.preferences.system.use_online_access = False

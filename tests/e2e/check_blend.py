@@ -3,6 +3,7 @@
 import sys
 
 import bpy
+
 import numpy as np
 
 expected = np.load("/e2e/tiny/expected.npz")

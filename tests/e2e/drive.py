@@ -6,7 +6,8 @@ how regularly the interface's timers fire, screenshots the panel mid-run and the
 result in Material Preview, converts a batch of three files (one broken), starts a run
 and cancels it midway, checks PyTorch, disables the add-on mid-run, draws the
 preferences, and quits mid-run; screenshots the sidebar idle, with Advanced open, with
-TripoSG chosen in bfloat16 (its CPU estimate) and during the batch. Writes /e2e/artifacts/results.json (judged by verdict.py).
+TripoSG chosen in bfloat16 (its CPU estimate) and during the batch. Writes
+/e2e/artifacts/results.json (judged by verdict.py).
 """
 
 import json
@@ -17,6 +18,7 @@ import time
 import traceback
 
 import bpy
+
 from mathutils import Vector
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -319,7 +321,7 @@ def tick():
         return TICK
     except StopIteration:
         pass
-    except Exception:
+    except Exception:  # noqa: BLE001 (every failure is recorded for verdict.py, and Blender quits)
         results["errors"].append(traceback.format_exc())
     with open(f"{ARTIFACTS}/results.json", "w") as out:
         json.dump(results, out, indent=1)

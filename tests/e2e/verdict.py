@@ -2,6 +2,7 @@
 
 import json
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ def main(artifacts: Path) -> int:
         "the sidebar shows the 'Image to 3D' tab": results.get("tab") == "Image to 3D",
         "Generate started its run on a timer (invoke path, no modal handler)": results.get("invoke") == ["FINISHED"],
         "the progress value changed while the worker ran": len(set(progress)) >= 3,
-        "the progress never went back": all(b >= a for a, b in zip(progress, progress[1:])),
+        "the progress never went back": all(b >= a for a, b in pairwise(progress)),
         f"timers kept their pace while the worker ran (median gap {np.median(gaps) / idle:.1f}x the idle one)": (
             np.median(gaps) <= MAX_MEDIAN_RATIO * idle
         ),
@@ -70,8 +71,9 @@ def main(artifacts: Path) -> int:
         == results.get("objects_before_cancel")
         and results.get("meshes_after_cancel") == results.get("meshes_before_cancel"),
         f"disabling the add-on mid-run did not wait for the run (its unregister took "
-        f"{results.get('unregister_seconds', 99) * 1000:.0f} ms of the {results.get('disable_seconds', 99) * 1000:.0f} ms"
-        f" disable; the run had about {results.get('run_rest_seconds', 0):.1f} s left)": (
+        f"{results.get('unregister_seconds', 99) * 1000:.0f} ms of the "
+        f"{results.get('disable_seconds', 99) * 1000:.0f} ms disable; the run had about "
+        f"{results.get('run_rest_seconds', 0):.1f} s left)": (
             results.get("unregister_seconds", 99) <= MAX_UNREGISTER_SHARE * results.get("run_rest_seconds", 0)
         ),
         "disabling the add-on mid-run ended its worker": results.get("disable_worker_running") is False,
@@ -81,7 +83,7 @@ def main(artifacts: Path) -> int:
         and str(results.get("torch_devices")).startswith("CPU"),
         "a batch of three files started on a timer and showed 'image N of 3'": results.get("batch_invoke")
         == ["FINISHED"]
-        and {"image 1 of 3", "image 3 of 3"} <= {label for label in results["batch_labels"]},
+        and {"image 1 of 3", "image 3 of 3"} <= set(results["batch_labels"]),
         f"the batch made two objects side by side in one collection ({batch.get('objects')})": sorted(
             batch.get("objects", {})
         )
@@ -121,10 +123,11 @@ def main(artifacts: Path) -> int:
         print(error)
     print(f"progress values seen: {len(progress)} ticks, {len(set(progress))} distinct; new object: {new}")
     print(
-        f"timer gaps: idle median {idle:.3f} s; while running median {np.median(gaps):.3f} s, longest {gaps.max():.2f} s"
+        f"timer gaps: idle median {idle:.3f} s; while running median {np.median(gaps):.3f} s, "
+        f"longest {gaps.max():.2f} s"
     )
     baselines = {"first run, empty scene": results["idle"], "second run, with the result": results["idle_with_result"]}
-    for (name, idle_times), run_times in zip(baselines.items(), results["running"]):
+    for (name, idle_times), run_times in zip(baselines.items(), results["running"], strict=False):
         if len(idle_times) > 2:
             idle_gaps, run_gaps = np.diff(idle_times), np.diff(run_times)
             print(

@@ -1,5 +1,5 @@
 """The add-on enabled in Blender as a Python module, for the tests that drive it: a
-fixture, imported by the test modules that use it (``bpy`` must be importable)."""
+fixture, registered in tests/conftest.py (``bpy`` must be importable where it is used)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ ADDON = "openlrm_blender"
 @pytest.fixture(scope="module")
 def addon():
     """The add-on enabled on factory settings; its Generate operators' module."""
-    import addon_utils  # ships with bpy, on the path once bpy is imported
     import bpy
+
+    import addon_utils  # ships with bpy, on the path once bpy is imported
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable(ADDON, default_set=True, handle_error=None)

@@ -20,8 +20,9 @@ def render_glb(
     """(size, size, 4) float in [0, 1]: the GLB seen from ``camera``, alpha where it covers;
     ``turn_degrees`` moves the camera round the object (about +Z, 180: from behind), ``light``
     is Workbench's (FLAT: the texture's colours as they are; STUDIO shows the shape too)."""
-    import addon_utils
     import bpy  # first: it puts Blender's own modules (addon_utils) on the path
+
+    import addon_utils
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable("io_scene_gltf2", default_set=True, handle_error=None)

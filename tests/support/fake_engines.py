@@ -143,7 +143,8 @@ def shape(image, options, progress, cancel, flat: bool = False) -> Result:
         layout = unwrap(mesh.vertices, mesh.faces, options.texture_size)
         normals = vertex_normals(mesh.vertices, mesh.faces)[layout.source]
         texture = bake_texture(
-            layout.vertices, layout.faces, layout.uvs, normals, options.texture_size, lambda points, _: shape_colours(points)
+            layout.vertices, layout.faces, layout.uvs, normals, options.texture_size,
+            lambda points, _: shape_colours(points),
         )  # fmt: skip
         mesh = Mesh(layout.vertices, layout.faces, mesh.colours[layout.source], layout.uvs, texture)
     return Result(mesh=mesh, model_dir=Path("."), device="cpu", timings={"total": 0.1})

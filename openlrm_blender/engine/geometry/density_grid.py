@@ -84,7 +84,7 @@ class DensityGrid:
         # Points per cell along each axis: block, fewer in cells cut by the grid's far end.
         sizes = [
             np.clip(n - self.block * np.arange(cells), 0, self.block)
-            for n, cells in zip(self.values.shape, self.exact_cells.shape)
+            for n, cells in zip(self.values.shape, self.exact_cells.shape, strict=True)
         ]
         return float(np.einsum("abc,a,b,c->", self.exact_cells.astype(np.int64), *sizes)) / self.resolution**3
 
@@ -283,15 +283,15 @@ def _assemble(
 ) -> DensityGrid:
     """The evaluated cells' bounding box as a grid, filled off the evaluated cells."""
     low, high = cells.min(dim=0).values, cells.max(dim=0).values + 1
-    box = tuple(slice(int(lo), int(hi)) for lo, hi in zip(low, high))
-    shape = tuple(int(hi - lo) for lo, hi in zip(low, high))
+    box = tuple(slice(int(lo), int(hi)) for lo, hi in zip(low, high, strict=True))
+    shape = tuple(int(hi - lo) for lo, hi in zip(low, high, strict=True))
     fill = np.where(fill_inside[box].numpy(), np.float32(threshold + 1.0), np.float32(threshold - 1.0))
     blocks = np.empty((shape[0], block, shape[1], block, shape[2], block), dtype=np.float32)
     blocks[...] = fill[:, None, :, None, :, None]
     a, b, c = (cells - low).numpy().T
     blocks[a, :, b, :, c, :] = values.numpy()
     origin = tuple(int(lo) * block for lo in low)
-    crop = tuple(slice(0, min(n * block, resolution - o)) for n, o in zip(shape, origin))
+    crop = tuple(slice(0, min(n * block, resolution - o)) for n, o in zip(shape, origin, strict=True))
     grid = blocks.reshape(tuple(n * block for n in shape))[crop]
     exact = np.zeros(shape, dtype=bool)
     exact[a, b, c] = True

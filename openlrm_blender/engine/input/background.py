@@ -147,7 +147,7 @@ class BackgroundRemover:
         options.log_severity_level = 3
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        except Exception as exc:  # noqa: BLE001 (onnxruntime raises its own exception types for bad files)
             raise BackgroundModelError(f"{path}: not a usable ONNX model ({str(exc).splitlines()[0]})") from None
         self.path = path
         model_input = self.session.get_inputs()[0]

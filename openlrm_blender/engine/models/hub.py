@@ -116,8 +116,9 @@ def download(
                 return filename, 0
         if offline:
             raise Offline(
-                f"{where}/{choices[0]}: not in the Hugging Face cache ({cache}) and downloads are off (Blender's Allow "
-                "Online Access, --offline or HF_HUB_OFFLINE); download it once while online, or use a local model folder"
+                f"{where}/{choices[0]}: not in the Hugging Face cache ({cache}) and downloads are off (Blender's "
+                "Allow Online Access, --offline or HF_HUB_OFFLINE); download it once while online, or use a local "
+                "model folder"
             )
         raise WeightsError(f"{where}: the repository has no {' or '.join(choices)}")
 
@@ -134,8 +135,8 @@ def download(
 
         try:
             path = hf_hub_download(
-                repo_id, filename, revision=revision, token=token or None, cache_dir=cache_dir, local_files_only=offline,
-                tqdm_class=_progress_class(tell, filename) if progress and size else None,
+                repo_id, filename, revision=revision, token=token or None, cache_dir=cache_dir,
+                local_files_only=offline, tqdm_class=_progress_class(tell, filename) if progress and size else None,
             )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 (the Hub's errors, told apart by _hub_failure)
             failure = _hub_failure(exc, where, filename)

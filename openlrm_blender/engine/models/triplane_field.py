@@ -57,7 +57,8 @@ class TriplaneGridValues(GridValues):
         # Each table indexed by its plane's two coordinates in increasing order: [i, j], [i, k], [j, k],
         # its rows in that order in memory (``rows`` reads them through one flat index).
         xy, xz, yz = (
-            t if axes[0] < axes[1] else t.transpose(0, 1).contiguous() for t, axes in zip(tables, decoder.plane_axes)
+            t if axes[0] < axes[1] else t.transpose(0, 1).contiguous()
+            for t, axes in zip(tables, decoder.plane_axes, strict=True)
         )
         self.tables = (xy + decoder.first_layer.bias.to(xy.dtype), xz, yz)
         self._tiles: dict[int, list[torch.Tensor]] = {}
@@ -77,8 +78,12 @@ class TriplaneGridValues(GridValues):
         per cube instead of per point (twice as fast). Anything else point by point."""
         if len(origins) == 1:
             starts = [int(start) for start in origins[0]]
-            ranges = [slice(start, start + step * (size - 1) + 1, step) for start, size in zip(starts, shape)]
-            xy, xz, yz = (table[ranges[a], ranges[b]] for table, (a, b) in zip(self.tables, ((0, 1), (0, 2), (1, 2))))
+            ranges = [
+                slice(start, start + step * (size - 1) + 1, step) for start, size in zip(starts, shape, strict=True)
+            ]
+            xy, xz, yz = (
+                table[ranges[a], ranges[b]] for table, (a, b) in zip(self.tables, ((0, 1), (0, 2), (1, 2)), strict=True)
+            )
             return self.density(xy[:, :, None] + xz[:, None] + yz[None])[None]
         side = shape[0]
         if step != 1 or shape != (side,) * 3 or bool((origins % side).any()):
