@@ -5,11 +5,12 @@ VAE's even says ``Tripo2VAEModel``): the numbers are."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ...errors import WeightsError
+from ..config_files import dataclass_from, read_json
+from ..dinov2 import Dinov2Config
 
 INDEX_FILE = "model_index.json"
 # Each component: its folder, its configuration file, its weights file.
@@ -20,54 +21,6 @@ COMPONENTS = {
     "feature_extractor_dinov2": ("preprocessor_config.json", None),
     "scheduler": ("scheduler_config.json", None),
 }
-
-
-def read_json(path: Path) -> dict:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise WeightsError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise WeightsError(f"{path}: expected a JSON object")
-    return raw
-
-
-def _numbers(cls, raw: dict, path: Path, required: tuple[str, ...]):
-    """The dataclass from ``raw``: every ``required`` key there, each value of its field's type."""
-    missing = [key for key in required if key not in raw]
-    if missing:
-        raise WeightsError(f"{path}: missing {', '.join(missing)}")
-    values = {}
-    for field in fields(cls):
-        if field.name not in raw:
-            continue
-        value, kind = raw[field.name], type(field.default)
-        if kind in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
-            values[field.name] = kind(value)
-        elif isinstance(value, kind):
-            values[field.name] = value
-        else:
-            raise WeightsError(f"{path}: {field.name} = {value!r} is not a {kind.__name__}")
-    return cls(**values)
-
-
-@dataclass(frozen=True)
-class Dinov2Config:
-    """The image encoder (transformers' Dinov2Model): DINOv2-L/14 in the real weights."""
-
-    hidden_size: int = 1024
-    num_hidden_layers: int = 24
-    num_attention_heads: int = 16
-    mlp_ratio: int = 4
-    patch_size: int = 14
-    image_size: int = 518  # the stored position table: (518 / 14)^2 patches plus the class token
-    layer_norm_eps: float = 1e-6
-    hidden_act: str = "gelu"
-    qkv_bias: bool = True
-    use_swiglu_ffn: bool = False
-    num_channels: int = 3
 
 
 @dataclass(frozen=True)
@@ -136,18 +89,13 @@ class TripoSGConfig:
             path = folder / name / COMPONENTS[name][0]
             return read_json(path), path
 
-        raw, path = component("image_encoder_dinov2")
-        encoder = _numbers(
-            Dinov2Config, raw, path, ("hidden_size", "num_hidden_layers", "num_attention_heads", "patch_size")
-        )
-        if encoder.hidden_act != "gelu" or encoder.use_swiglu_ffn or not encoder.qkv_bias:
-            raise WeightsError(
-                f"{path}: only DINOv2 with exact GELU, no SwiGLU and query/key/value biases is supported"
-            )
+        encoder = Dinov2Config.from_json(*component("image_encoder_dinov2"))
         raw, path = component("transformer")
-        transformer = _numbers(TransformerConfig, raw, path, tuple(field.name for field in fields(TransformerConfig)))
+        transformer = dataclass_from(
+            TransformerConfig, raw, path, tuple(field.name for field in fields(TransformerConfig))
+        )
         raw, path = component("vae")
-        vae = _numbers(
+        vae = dataclass_from(
             VAEConfig, raw, path, ("latent_channels", "num_attention_heads", "width_decoder", "num_layers_decoder")
         )
         if vae.embedding_type != "frequency" or vae.embed_include_pi:
@@ -165,18 +113,12 @@ class TripoSGConfig:
             image_std=tuple(float(value) for value in raw.get("image_std", PreprocessorConfig.image_std)),
         )
         raw, path = component("scheduler")
-        scheduler = _numbers(SchedulerConfig, raw, path, ())
+        scheduler = dataclass_from(SchedulerConfig, raw, path, ())
         if scheduler.use_dynamic_shifting:
             raise WeightsError(f"{path}: dynamic shifting is not supported (TripoSG's scheduler has none)")
         for width, heads, what, where in (
             (transformer.width, transformer.num_attention_heads, "width by num_attention_heads", "transformer"),
             (vae.width_decoder, vae.num_attention_heads, "width_decoder by num_attention_heads", "vae"),
-            (
-                encoder.hidden_size,
-                encoder.num_attention_heads,
-                "hidden_size by num_attention_heads",
-                "image_encoder_dinov2",
-            ),
         ):
             if heads <= 0 or width % heads:
                 raise WeightsError(f"{folder / where}: cannot divide {what} ({width} / {heads})")

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..dinov2 import Dinov2
 from .config import TripoSGConfig
-from .image_encoder import Dinov2
 from .transformer import FlowTransformer
 from .vae import ShapeDecoder
 
