@@ -51,8 +51,8 @@ from openlrm_blender.engine.models.openlrm.config import ModelConfig
 from openlrm_blender.engine.models.registry import family_of_folder
 from openlrm_blender.engine.models.triposg import work
 from openlrm_blender.engine.models.triposr.config import TripoSRConfig
-from openlrm_blender.engine.pipeline import generate
-from openlrm_blender.engine.runtime import DTYPES, get_model, pick_device, resolve_precision, synchronise
+from openlrm_blender.engine.pipeline import generate, model_output
+from openlrm_blender.engine.runtime import DTYPES, pick_device, resolve_precision, synchronise
 from tests.support import random_triposg as triposg_models
 from tests.support import random_triposr as triposr
 from tests.support.random_models import PUBLISHED_CONFIGS, object_model, save_model
@@ -120,20 +120,12 @@ def encoder_gflop(folder: Path, image: Path, options: Options) -> float:
     def cpu_attention(query, key, value, *args, out_shape=None, **kwargs) -> int:
         return sdpa_flop_count(query, key, value)
 
-    from openlrm_blender.engine.input.read import read_rgba
-
-    family = family_of_folder(folder)
-    recipe, options = family.recipe(), options.for_family(family.settings)
-    model = get_model(
-        folder, pick_device(options.device), resolve_precision(options.dtype, pick_device(options.device), family)
-    )
-    pixels = recipe.model_input(model, recipe.cut_out(read_rgba(image), None), options.input_size, options.recenter,
-                                options.foreground_ratio)  # fmt: skip
+    dtype = resolve_precision(options.dtype, pick_device(options.device), family_of_folder(folder))
     counter = FlopCounterMode(
         display=False, custom_mapping={torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_attention}
     )
-    with torch.inference_mode(), counter:
-        recipe.encode(model, pixels, options.encoding())
+    with counter:
+        model_output(image, dataclasses.replace(options, weights_dir=folder), dtype)
     return counter.get_total_flops() / 1e9
 
 
@@ -170,20 +162,15 @@ def mesh_distance(moved: np.ndarray, reference: np.ndarray, resolution: int) -> 
 def precision_effect(folder: Path, image: Path, options: Options, reduced_mesh) -> dict:
     """The reduced-precision run against float32 on the same image."""
     from openlrm_blender.engine.geometry.density_grid import dense_density_grid
-    from openlrm_blender.engine.input.read import read_rgba
 
     family = family_of_folder(folder)
-    recipe, options = family.recipe(), options.for_family(family.settings)
+    options = options.for_family(family.settings)
     reference = generate(image, dataclasses.replace(options, dtype="float32"))
     device = pick_device(options.device)
     grids = {}
-    with torch.inference_mode():
-        for dtype in (resolve_precision(options.dtype, device, family), "float32"):
-            model = get_model(folder, device, dtype)
-            pixels = recipe.model_input(model, recipe.cut_out(read_rgba(image), None), options.input_size, options.recenter,
-                                        options.foreground_ratio)  # fmt: skip
-            field = recipe.encode(model, pixels, options.encoding())
-            grids[dtype] = dense_density_grid(field, PRECISION_GRID.get(family.name, 128), lambda f, m: None).values
+    for dtype in (resolve_precision(options.dtype, device, family), "float32"):
+        field = model_output(image, options, dtype).surface
+        grids[dtype] = dense_density_grid(field, PRECISION_GRID.get(family.name, 128), lambda f, m: None).values
     reduced, exact = grids[resolve_precision(options.dtype, device, family)], grids["float32"]
     return {
         "max_density_difference": float(np.abs(reduced - exact).max()),
@@ -197,7 +184,7 @@ def timed_run(image: Path, options: Options):
     """One run with the weights loaded, and when each flow step began (TripoSG)."""
     steps_done: list[float] = []
     result = generate(image, options, progress=lambda stage, fraction, message: (
-        steps_done.append(time.perf_counter()) if stage == "encode" and message.startswith("step ") else None
+        steps_done.append(time.perf_counter()) if stage == "sample" and message.startswith("step ") else None
     ))  # fmt: skip
     return result, steps_done
 
@@ -371,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                 command += ["--faces", str(args.faces), "--steps", str(args.steps)]
                 command += ["--compare-dense"] if args.compare_dense else []
                 print(f"{size} at grid {resolution}, texture {texture_size or 'none'} ...", file=sys.stderr)
-                run = subprocess.run(command, capture_output=True, text=True)
+                run = subprocess.run(command, check=False, capture_output=True, text=True)
                 if run.returncode:
                     print(run.stderr, file=sys.stderr)
                     return run.returncode

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import bpy
 import bpy.utils.previews
+
 import numpy as np
 
 from ..engine import PyTorchMissing, torch_available
 from ..engine.models.triposg import work
 from ..engine.options import SETTINGS
+from ..engine.progress import duration
 from .preferences import get_preferences
 from .state import Runtime
 
@@ -141,10 +143,10 @@ def cpu_estimate(settings, precision: str) -> str:
     draft = work.run_flop(draft_steps, settings.guidance, SETTINGS["tokens"].default, draft_resolution)
     in_bfloat16 = ", bfloat16" if precision == "bfloat16" else ""
     text = (
-        f"On this CPU about {work.duration(full / rate)} ({settings.steps} steps, {settings.resolution}^3{in_bfloat16})"
+        f"On this CPU about {duration(full / rate)} ({settings.steps} steps, {settings.resolution}^3{in_bfloat16})"
     )
     if (draft_steps, draft_resolution) != (settings.steps, settings.resolution):
-        text += f"; a draft of {draft_steps} steps at {draft_resolution}^3 about {work.duration(draft / rate)}"
+        text += f"; a draft of {draft_steps} steps at {draft_resolution}^3 about {duration(draft / rate)}"
     return text + ". A GPU takes seconds"
 
 
@@ -182,7 +184,7 @@ def _wrap(text: str, width: int) -> list[str]:
             line = word
         else:
             line = f"{line} {word}".strip()
-    return lines + [line] if line else lines
+    return [*lines, line] if line else lines
 
 
 def register_previews() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import bpy
 
-from ..engine import DEFAULT_MODEL, WeightsError
+from ..engine import DEFAULT_MODEL
 from ..engine.input import background
-from ..engine.models.registry import FAMILIES, OPENLRM, Family, family_of_folder, family_of_name
+from ..engine.models.registry import FAMILIES, OPENLRM, Family, family_of, family_of_name
 from ..engine.pytorch import torch_found
 from ..jobs import pytorch_install
 from . import ADDON_PACKAGE
@@ -119,13 +119,9 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
     def family(self, model: str | None) -> Family:
         """The family a run of ``model`` (None: the default model) will use: the local
         folder's, told by its files, else the name's."""
-        folder = self.weights_folder()
-        if folder is not None:
-            try:
-                return family_of_folder(folder)
-            except WeightsError:
-                pass  # the run will say what is wrong with the folder
-        return family_of_name(model or self.default_model) or OPENLRM
+        name = model or self.default_model
+        # A folder that is not a model's: the run will say what is wrong with it.
+        return family_of(name, self.weights_folder()) or family_of_name(name) or OPENLRM
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from .batch.cluster import Event, run_on_ray
@@ -13,14 +14,15 @@ from .errors import EngineError
 from .export.mesh_files import FORMATS, check_writable
 from .input.background import DEFAULT_MODEL as BACKGROUND_DEFAULT
 from .input.background import MODELS as BACKGROUND_MODELS
-from .models.registry import DEFAULT_MODEL, FAMILIES, PUBLISHED_MODELS
+from .models.registry import DEFAULT_MODEL, FAMILIES, PUBLISHED_MODELS, family_of_folder, family_of_name
 from .options import DEVICES, PRECISIONS, SETTINGS, Options, Setting
 
 # The table's settings, grouped as --help shows them; the surface steps come after marching cubes.
 RECIPE = ("resolution", "threshold", "dense", "remove_background", "recenter", "foreground_ratio", "input_size",
           "camera_distance", "max_megapixels")  # fmt: skip
 SURFACE = ("textured", "texture_size", "faces", "min_piece", "smooth_iterations", "mirror_photo")
-SAMPLING = ("steps", "guidance", "seed", "tokens")  # a flow model's (TripoSG)
+SAMPLING = ("steps", "guidance", "seed", "tokens", "latent_steps", "latent_guidance", "view_mode")  # flow models
+COLOURS = ("colours",)
 
 
 def add_setting(group: argparse._ActionsContainer, setting: Setting) -> None:
@@ -29,9 +31,17 @@ def add_setting(group: argparse._ActionsContainer, setting: Setting) -> None:
         action = "store_false" if setting.default else "store_true"
         group.add_argument(*setting.command_line_flags, dest=setting.name, action=action, help=setting.help)
         return
+    if setting.choices:
+        group.add_argument(
+            *setting.command_line_flags, dest=setting.name, choices=setting.choices, default=setting.default,
+            help=f"{setting.help} (default {setting.default})",
+        )  # fmt: skip
+        return
     if setting.per_model:
         published = ", ".join(
-            f"{family.title} {family.settings.get(setting.name, setting.default):g}" for family in FAMILIES
+            f"{family.title} {family.settings.get(setting.name, setting.default):g}"
+            for family in FAMILIES
+            if setting.name in family.uses
         )
         default, said = None, f"default: the model's own, {published}"
     else:
@@ -48,7 +58,9 @@ def add_setting(group: argparse._ActionsContainer, setting: Setting) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m openlrm_blender.engine",
-        description="Turn one image (or a folder of images) into coloured meshes with OpenLRM v1.1, TripoSR or TripoSG.",
+        description=(
+            "Turn one image (or a folder of images) into coloured meshes with OpenLRM v1.1, TripoSR or TripoSG."
+        ),
     )
     parser.add_argument("image", type=Path, help="an image file, or a folder of images")
     parser.add_argument(
@@ -85,9 +97,28 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     for name in RECIPE:
         add_setting(parser, SETTINGS[name])
-    sampling = parser.add_argument_group("flow models", "TripoSG's sampling (the published values by default)")
+    sampling = parser.add_argument_group("flow models", "TripoSG's and TRELLIS's sampling (the published values by "
+                                         "default)")  # fmt: skip
     for name in SAMPLING:
         add_setting(sampling, SETTINGS[name])
+    trellis = parser.add_argument_group(
+        "TRELLIS",
+        "several photos of one object, a mesh painted from a photo, TRELLIS's colours on another model's shape",
+    )
+    trellis.add_argument(
+        "--view", dest="views", action="append", type=Path, default=[], metavar="IMAGE",
+        help="another photo of the same object (repeat for more); TRELLIS takes them all",
+    )  # fmt: skip
+    trellis.add_argument(
+        "--paint", type=Path, metavar="MESH",
+        help="paint this mesh (PLY, OBJ or GLB) from the photo instead of making one: the output has its vertices "
+        "and faces as they are, coloured by TRELLIS (the photo's own pixels only with --photo-texture)",
+    )  # fmt: skip
+    add_setting(trellis, SETTINGS["colours"])
+    trellis.add_argument(
+        "--painter-weights", type=Path, metavar="DIR",
+        help="with --colours trellis: a local TRELLIS folder (default: TRELLIS from the Hugging Face Hub)",
+    )  # fmt: skip
     surface = parser.add_argument_group(
         "surface", "after marching cubes; GLB output is always textured (OBJ: .mtl and .png)"
     )
@@ -154,10 +185,39 @@ def options_from(args: argparse.Namespace) -> Options:
         dtype=args.dtype,
         background_model=args.background_model,
         photo_texture=args.photo_texture,
-        **{name: getattr(args, name) for name in (*RECIPE, *SAMPLING, *SURFACE)},
+        painter_weights=args.painter_weights,
+        **{name: getattr(args, name) for name in (*RECIPE, *SAMPLING, *SURFACE, *COLOURS)},
     )
-    options.textured = options.textured or suffix == ".glb"
+    options.textured = options.textured or (suffix == ".glb" and args.paint is None)  # a painted mesh keeps no UVs
     return options
+
+
+def check_family_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """A model setting given that the model's family does not use is refused in words, not
+    ignored (where the family is known before any download)."""
+    family = family_of_folder(args.weights) if args.weights else family_of_name(args.model)
+    if family is None:
+        return
+    model_settings = {name for each in FAMILIES for name in each.uses}
+    unused = [
+        SETTINGS[name].command_line_flags[0]
+        for name in sorted(model_settings - set(family.uses))
+        if getattr(args, name) != parser.get_default(name)
+    ]
+    if unused:
+        raise EngineError(f"{family.title} does not use {' or '.join(unused)}: leave it out")
+
+
+def one_object(jobs: list[Job], args: argparse.Namespace) -> Job:
+    """The one job of several photos of one object, or of a mesh to paint: a folder of images
+    is many objects, and a cluster spreads those."""
+    what = "--view" if args.views else "--paint"
+    if len(jobs) != 1 or args.ray:
+        raise EngineError(f"{what} goes with one image and no --ray: {args.image} is a folder of images")
+    missing = [path for path in (*args.views, args.paint) if path is not None and not path.is_file()]
+    if missing:
+        raise EngineError(f"{missing[0]}: file not found")
+    return replace(jobs[0], views=tuple(args.views), paint=args.paint)
 
 
 def check_ray_arguments(args: argparse.Namespace) -> None:
@@ -218,13 +278,17 @@ def convert_on_ray(jobs: list[Job], options: Options, args: argparse.Namespace) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     options = options_from(args)
     try:
         options.validate()
         check_ray_arguments(args)
         jobs = plan_outputs(args.image, args.output, args.format)
+        if args.views or args.paint:
+            jobs = [one_object(jobs, args)]
         check_writable(sorted({job.output.parent for job in jobs}))
+        check_family_settings(args, parser)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -25,6 +25,10 @@ class ImageError(EngineError):
     """The input image cannot be used."""
 
 
+class MeshFileError(EngineError):
+    """The mesh to paint cannot be read, or cannot be painted."""
+
+
 class BackgroundModelError(EngineError):
     """The background-removal model is not available."""
 

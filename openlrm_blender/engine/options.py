@@ -14,13 +14,14 @@ from pathlib import Path
 from .errors import EngineError
 from .input import background
 from .input.read import MAX_MEGAPIXELS
-from .models.encoding import Encoding
-from .models.registry import DEFAULT_MODEL
+from .models.registry import DEFAULT_MODEL, Family
+from .models.settings import Settings
+from .surface.finish import Finish
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 # torch dtype names, and "auto": float32, but on a GPU what the family's published code runs there
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-_PATHS = ("weights_dir", "cache_dir")
+_PATHS = ("weights_dir", "cache_dir", "painter_weights")
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,15 @@ class Setting:
     """One setting people choose, the same in the operator, the sidebar and the command line."""
 
     name: str  # the Options field, the operator's property
-    default: bool | int | float
+    default: bool | int | float | str
     label: str  # Blender's
     help: str  # Blender's tooltip and the command line's help
     minimum: float | None = None  # valid range, both ends included
     maximum: float | None = None
     flags: tuple[str, ...] = ()  # the command line's (default: --name-with-dashes; a bool: what flips it)
     blender_default: bool | int | float | None = None  # where Blender's sidebar starts elsewhere
-    per_model: bool = False  # each model family publishes its own value (``default`` is OpenLRM's)
+    per_model: bool = False  # each model family publishes its own value (``default``: where it publishes none)
+    choices: tuple[str, ...] = ()  # a word setting's words, ``default`` the first
 
     @property
     def command_line_flags(self) -> tuple[str, ...]:
@@ -44,7 +46,9 @@ class Setting:
         dashed = self.name.replace("_", "-")
         return (f"--no-{dashed}",) if self.default is True else (f"--{dashed}",)
 
-    def check(self, value: float) -> None:
+    def check(self, value: float | str) -> None:
+        if self.choices and value not in self.choices:
+            raise EngineError(f"{self.name} = {value!r} is not one of {', '.join(self.choices)}")
         if self.minimum is not None and not self.minimum <= value <= self.maximum:
             raise EngineError(f"{self.name} = {value:g} is out of range: use {self.minimum:g} to {self.maximum:g}")
 
@@ -65,9 +69,20 @@ SETTINGS = {
         Setting("threshold", 3.0, "Density Threshold", "The density at which the surface lies (TripoSG: the logit, "
                 "whose 0 is the published surface)", -100.0, 100.0, per_model=True),
         Setting("dense", False, "Dense", "Evaluate the density on every grid point (the published recipe; slow)"),
-        Setting("steps", 50, "Steps", "Flow steps (TripoSG): fewer make a quicker draft", 1, 200),
-        Setting("guidance", 7.0, "Guidance", "How closely the shape follows the image (TripoSG's classifier-free "
-                "guidance; 1: none, one pass per step)", 1.0, 20.0),
+        Setting("steps", 50, "Steps", "Flow steps (TripoSG; TRELLIS's structure stage): fewer make a quicker draft", 1,
+                200, per_model=True),
+        Setting("guidance", 7.0, "Guidance", "How closely the shape follows the image (classifier-free guidance; "
+                "TripoSG: 1 or less is none, one pass per step; TRELLIS: 0 is none)", 0.0, 20.0, per_model=True),
+        Setting("latent_steps", 25, "Latent Steps", "TRELLIS's second stage's flow steps (the surface's detail and "
+                "its colours): fewer make a quicker draft", 1, 200, per_model=True),
+        Setting("latent_guidance", 3.0, "Latent Guidance", "How closely TRELLIS's second stage follows the image "
+                "(0: none)", 0.0, 20.0, per_model=True),
+        Setting("view_mode", "stochastic", "Views", "How TRELLIS takes several photos of one object: each step "
+                "another photo (stochastic), or every photo in every step (multidiffusion)",
+                choices=("stochastic", "multidiffusion")),
+        Setting("colours", "photo", "Colours", "Where a shape-only model's colours come from (TripoSG): the photo, "
+                "laid on and grown over the shape, or TRELLIS, a model of the whole object's appearance",
+                choices=("photo", "trellis")),
         Setting("seed", 42, "Seed", "The noise the shape grows from (TripoSG): the same seed makes the same shape on "
                 "any device", 0, 2**31 - 1),
         Setting("tokens", 2048, "Latent Tokens", "The shape's latent tokens (TripoSG; published 2048)", 16, 8192),
@@ -115,8 +130,13 @@ class Options:
     resolution: int | None = _default("resolution")
     threshold: float | None = _default("threshold")
     dense: bool = _default("dense")
-    steps: int = _default("steps")  # a flow model's sampling (TripoSG)
-    guidance: float = _default("guidance")
+    steps: int | None = _default("steps")  # a flow model's sampling (TripoSG, TRELLIS's first stage)
+    guidance: float | None = _default("guidance")
+    latent_steps: int | None = _default("latent_steps")  # TRELLIS's second stage
+    latent_guidance: float | None = _default("latent_guidance")
+    view_mode: str = _default("view_mode")  # several photos of one object (TRELLIS)
+    colours: str = _default("colours")  # a shape-only model's colours: "photo", or "trellis" ...
+    painter_weights: Path | None = None  # ... from this TRELLIS folder (None: TRELLIS from the Hub)
     seed: int = _default("seed")
     tokens: int = _default("tokens")
     max_megapixels: float = _default("max_megapixels")  # larger image files are refused before decoding
@@ -151,9 +171,9 @@ class Options:
         }
         return replace(self, **unset)
 
-    def encoding(self) -> Encoding:
-        """What the model's encoder is told besides the image."""
-        return Encoding(self.camera_distance, self.steps, self.guidance, self.seed, self.tokens)
+    def settings_for(self, family: Family) -> Settings:
+        """The settings ``family`` uses, and only those, for its recipe."""
+        return Settings(family.title, {name: getattr(self, name) for name in family.uses})
 
     @property
     def uses_photo(self) -> bool:
@@ -161,10 +181,9 @@ class Options:
         vertex-colour mesh stays the published one)."""
         return self.textured if self.photo_texture is None else self.photo_texture
 
-    @property
-    def finishes_surface(self) -> bool:
-        """Whether any step after marching cubes is asked for."""
-        return bool(self.min_piece or self.smooth_iterations or self.faces or self.textured)
+    def finish(self) -> Finish:
+        """What the surface stage is asked for."""
+        return Finish(self.min_piece, self.smooth_iterations, self.faces, self.textured, self.texture_size)
 
     def validate(self) -> None:
         if self.device not in DEVICES:

@@ -1,93 +1,152 @@
-"""One call from an image to mesh arrays, with progress, cancellation and a model cache."""
+"""One call from photos of an object to mesh arrays (``generate``), or from photos and a mesh
+to its colours (``paint``), with progress, cancellation and a model cache.
+
+Both read every photo first (a bad one fails before any model work, named), find the
+background remover and the model, prepare the photos the family's way, and finish with the
+surface stage; every step between works in the model's own frame, turned into ours at the end.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
 import numpy as np
 import torch
+from torch import nn
 
-from .geometry.extraction import extract_mesh
-from .geometry.normals import own_and_neighbourhood_normals, vertex_normals
+from .errors import EngineError
+from .geometry.extraction import extract
 from .input.background import get_background_remover
-from .input.prepare import has_mask
+from .input.mesh_file import read_mesh
+from .input.prepare import MaskFunction, has_mask
 from .input.read import ImageSource, read_rgba
 from .models.hub import offline_default
-from .models.registry import resolve_model_dir
+from .models.recipe import ColourField, ModelOutput, Prepared, Recipe, Settings, Turn
+from .models.registry import TRELLIS, Family, family_of_folder, resolve_model_dir
 from .options import Options
 from .progress import CancelToken, ProgressCallback, Reporter, Stopwatch
 from .result import Mesh, Result
 from .runtime import check_precision, get_model, keep_float32_exact, pick_device, resolve_precision, synchronise
-from .surface.bake import bake_texture
-from .surface.cleanup import remove_small_pieces, taubin_smooth
-from .surface.colouring import Colouring, model_colouring, shape_colouring
-from .surface.simplify import simplify
-from .surface.uv import unwrap
+from .surface.colouring import Colouring, surface_colouring
+from .surface.finish import bake_on_uvs, finish_surface
 
 
-def finish_surface(
-    mesh: Mesh, options: Options, colouring: Colouring, report: Reporter, timings: dict[str, float]
-) -> Mesh:
-    """Clean-up, simplification, then either a baked texture on UVs or the vertices
-    coloured again (simplifying moves them), with the photo where asked: what ``options``
-    asks for."""
-    stopwatch = Stopwatch(timings)
-    report("surface", 0.0, "removing small pieces")
-    vertices, faces, kept = remove_small_pieces(mesh.vertices, mesh.faces, options.min_piece)
-    vertices = taubin_smooth(vertices, faces, options.smooth_iterations)
-    stopwatch.lap("cleanup")
-    report("surface", 0.1, f"simplifying {len(faces):,} faces to {options.faces:,}" if options.faces else "")
-    simplified = simplify(vertices, faces, options.faces)
-    moved = simplified[0] is not vertices
-    vertices, faces = simplified
-    stopwatch.lap("simplify")
+@dataclass
+class PaintMesh:
+    """A mesh to paint: vertices and faces as given (their order is kept), and where it has
+    them, UVs per face corner (F, 3, 2) to bake a texture onto."""
 
-    # Vertices that moved are coloured anew; a textured mesh keeps them too (a PLY, the viewport).
-    moved_or_smoothed = moved or options.smooth_iterations
-    colours = colouring.base(vertices, report.span("surface", 0.2, 0.3)) if moved_or_smoothed else mesh.colours[kept]
-    if not options.textured:
-        finished = Mesh(vertices=vertices, faces=faces, colours=colours, rounding=mesh.rounding)
-        if colouring.photo is not None:
-            report("surface", 0.3, "the photo on the front")
-            finished.colours = colouring.vertex_colours(finished, colours)
-            stopwatch.lap("photo")
-        return finished
-    report("surface", 0.3, "unwrapping UVs")
-    unwrapped = unwrap(vertices, faces, options.texture_size)
-    stopwatch.lap("unwrap")
-    report("surface", 0.5, f"baking a {options.texture_size} px texture")
+    vertices: np.ndarray
+    faces: np.ndarray
+    corner_uvs: np.ndarray | None = None
 
-    photo_seconds = Stopwatch({})
 
-    def texel_colours(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
-        base = colouring.base(points, report.span("surface", 0.5, 0.9))
-        if colouring.photo is None:
-            return base
-        report("surface", 0.9, "the photo on the front")
-        photo_seconds.lap("start")
-        colours = colouring.photographed(unwrapped.vertices, unwrapped.faces, points, normals, base)
-        photo_seconds.lap("photo")
-        return colours
+@dataclass
+class _Model:
+    family: Family
+    folder: Path
+    recipe: Recipe
+    network: nn.Module
+    settings: Settings
 
-    # Normals of the surface before it was cut into charts: a chart's border faces the way
-    # the surface there does (the photo's judgement), and the seams never show in light.
-    texture = bake_texture(
-        unwrapped.vertices, unwrapped.faces, unwrapped.uvs, own_and_neighbourhood_normals(vertices, faces)[unwrapped.source],
-        options.texture_size, texel_colours, rounding=mesh.rounding,
-    )  # fmt: skip
-    stopwatch.lap("bake")
-    report("surface", 1.0, f"a {options.texture_size} px texture baked")
-    if "photo" in photo_seconds.laps:  # the photo's share of the bake, told apart
-        timings["photo"] = photo_seconds.laps["photo"]
-        timings["bake"] -= timings["photo"]
-    colours = colours[unwrapped.source]  # the vertices split along the charts' seams are copies
-    return Mesh(
-        unwrapped.vertices,
-        unwrapped.faces,
-        colours,
-        uvs=unwrapped.uvs,
-        texture=texture,
-        rounding=mesh.rounding,
-        normals=vertex_normals(vertices, faces)[unwrapped.source],
-    )
+
+class _Run:
+    """What every entry shares: the options checked, progress and cancel, the device, a
+    stopwatch, the photos and the background remover they need."""
+
+    def __init__(self, options: Options | None, progress: ProgressCallback | None, cancel: CancelToken | None):
+        self.options = options or Options()
+        self.options.validate()
+        self.report = Reporter(progress, cancel)
+        self.timings: dict[str, float] = {}
+        self.facts: dict[str, float] = {}
+        self.device = pick_device(self.options.device)
+        self.stopwatch = Stopwatch(self.timings, lambda: synchronise(self.device))
+        self.offline = offline_default() if self.options.offline is None else self.options.offline
+        self.remover: MaskFunction | None = None
+
+    def photos(self, images: Sequence[ImageSource]) -> list[np.ndarray]:
+        """Every photo read (a photo given as pixels is named by its place), and the background
+        remover fetched first where one of them has no mask of its own."""
+        photos = []
+        for place, image in enumerate(images):
+            try:
+                photos.append(read_rgba(image, self.options.max_megapixels))
+            except EngineError as exc:
+                named = isinstance(image, (str, Path)) or len(images) == 1
+                raise type(exc)(str(exc) if named else f"photo {place + 1} of {len(images)}: {exc}") from None
+        if self.options.remove_background and not all(has_mask(photo) for photo in photos):
+            self.report("model", 0.0, f"finding the background removal model {self.options.background_model}")
+            self.remover = get_background_remover(
+                self.options.background_model,
+                self.offline,
+                lambda done, total: self.report(
+                    "model", 0.2 * done / max(total, 1),
+                    f"downloading the background removal model: {done / 2**20:.0f} of {total / 2**20:.0f} MB",
+                ),
+            )  # fmt: skip
+        return photos
+
+    def model(self, name: str, weights_dir: Path | None) -> _Model:
+        """The model's family and folder (downloaded where it must be), its published settings
+        for what the run leaves unset, loaded on the run's device."""
+        start = 0.2 if self.remover is not None else 0.0  # of the model stage: the remover's share
+        where = f"the folder {weights_dir}" if weights_dir else f"{name} on the Hugging Face Hub"
+        self.report("model", start, f"finding {where}")
+        options = self.options
+        family, folder = resolve_model_dir(
+            name, weights_dir, revision=options.revision, token=options.token, cache_dir=options.cache_dir,
+            offline=self.offline,
+            progress=lambda done, total, file: self.report(
+                "model", start + (1 - start) * done / max(total, 1), f"downloading {file}"
+            ),
+        )  # fmt: skip
+        recipe = family.recipe()
+        self.options = options.for_family(family.settings | recipe.published_settings(folder))
+        dtype = resolve_precision(options.dtype, self.device, family)
+        check_precision(self.device, dtype)
+        keep_float32_exact(self.device, dtype)
+        self.report("model", 1.0, f"loading the {family.title} weights from {folder.name}")
+        network = get_model(folder, self.device, dtype)
+        self.stopwatch.lap("load")
+        return _Model(family, folder, recipe, network, self.options.settings_for(family))
+
+    def prepare(self, model: _Model, photos: list[np.ndarray], canvas: bool) -> Prepared:
+        if len(photos) > 1 and not model.family.views:
+            raise EngineError(f"{model.family.title} takes one photo: several photos of one object need TRELLIS")
+        self.report("preprocess", 0.0, "preparing the image" if len(photos) == 1 else f"preparing {len(photos)} photos")
+        prepared = model.recipe.prepare(
+            model.network, [model.recipe.cut_out(photo, self.remover) for photo in photos], model.settings, canvas
+        )
+        self.report("preprocess", 1.0, "image ready")
+        self.stopwatch.lap("preprocess")
+        return prepared
+
+    def model_work(self, work):
+        """``work(report)`` with the model's own reporter: each report waits for the device, and
+        each of its stages is timed."""
+        report = self.report.timed(self.stopwatch, lambda: synchronise(self.device))
+        done = work(report)
+        report.end()
+        return done
+
+    def finish(self, mesh: Mesh, colouring: Colouring, turn: Turn, model: _Model) -> Result:
+        """The surface stage as asked, then the mesh turned into our frame."""
+        finish = self.options.finish()
+        if finish.any:
+            mesh = finish_surface(mesh, finish, colouring, self.report, self.timings)
+            self.stopwatch.lap("surface")
+        elif colouring.photo is not None:
+            self.report("surface", 0.0, "the photo on the front")
+            mesh.colours = colouring.vertex_colours(mesh, mesh.colours)
+            self.stopwatch.lap("photo")
+        mesh.vertices = turn(mesh.vertices)
+        if mesh.normals is not None:
+            mesh.normals = turn(mesh.normals)
+        self.timings["total"] = self.stopwatch.total()
+        return Result(mesh, model.folder, str(self.device), self.timings, self.facts)
 
 
 @torch.inference_mode()
@@ -96,94 +155,111 @@ def generate(
     options: Options | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
+    views: Sequence[ImageSource] = (),
 ) -> Result:
-    """Image -> coloured mesh. Raises ``EngineError`` subclasses with one-line messages."""
-    options = options or Options()
-    options.validate()
-    report = Reporter(progress, cancel)
-    timings: dict[str, float] = {}
-    device = pick_device(options.device)
-    stopwatch = Stopwatch(timings, lambda: synchronise(device))
-    rgba = read_rgba(image, options.max_megapixels)  # a bad image fails before any model work
-    needs_remover = options.remove_background and not has_mask(rgba)
-    offline = offline_default() if options.offline is None else options.offline
-    remover_share = 0.2 if needs_remover else 0.0  # of the model stage; the rest for the weights
-
-    remover = None
-    if needs_remover:  # first: smaller than the weights, and a missing one is known sooner
-        report("model", 0.0, f"finding the background removal model {options.background_model}")
-        remover = get_background_remover(
-            options.background_model,
-            offline,
-            lambda done, total: report(
-                "model",
-                remover_share * done / max(total, 1),
-                f"downloading the background removal model: {done / 2**20:.0f} of {total / 2**20:.0f} MB",
-            ),
-        )
-    where = f"the folder {options.weights_dir}" if options.weights_dir else f"{options.model} on the Hugging Face Hub"
-    report("model", remover_share, f"finding {where}")
-    family, folder = resolve_model_dir(
-        options.model,
-        options.weights_dir,
-        revision=options.revision,
-        token=options.token,
-        cache_dir=options.cache_dir,
-        offline=offline,
-        progress=lambda done, total, name: report(
-            "model", remover_share + (1 - remover_share) * done / max(total, 1), f"downloading {name}"
-        ),
-    )
-    options = options.for_family(family.settings)  # what the user left unset: the family's published settings
-    dtype = resolve_precision(options.dtype, device, family)
-    check_precision(device, dtype)
-    keep_float32_exact(device, dtype)
-    recipe = family.recipe()
-    report("model", 1.0, f"loading the {family.title} weights from {folder.name}")
-    model = get_model(folder, device, dtype)
-    stopwatch.lap("load")
-
-    report("preprocess", 0.0, "preparing the image")
-    cut = recipe.cut_out(rgba, remover)
-    pixels = recipe.model_input(model, cut, options.input_size, options.recenter, options.foreground_ratio)
-    needs_photo = options.uses_photo or not family.makes_colours
-    canvas = recipe.photo_canvas(cut, options.recenter, options.foreground_ratio) if needs_photo else None
-    report("preprocess", 1.0, "image ready")
-    stopwatch.lap("preprocess")
-
-    report("encode", 0.0, "encoding the image")
-
-    def encode_step(fraction: float, message: str) -> None:
-        synchronise(device)  # the work done, not only queued
-        report("encode", fraction, message)
-
-    field = recipe.encode(model, pixels, options.encoding(), encode_step)
-    stopwatch.lap("encode")
-
-    facts: dict[str, float] = {}
-    mesh = extract_mesh(field, options.resolution, options.threshold, options.dense, report, timings, facts)
-    mesh.rounding = recipe.ROUNDING
-    stopwatch.lap("mesh")
-    turn = recipe.to_output_frame
-    if family.makes_colours:
-        camera = recipe.photo_camera(options.camera_distance)
-        colouring = model_colouring(field.colours, canvas, camera, turn, options.mirror_photo)
-    else:  # a shape only: coloured from the photo through a camera fitted to it
-        report("surface", 0.0, "fitting a camera to the photo")
-        colouring = shape_colouring(mesh, canvas, turn, options.photo_texture is not False, options.mirror_photo)
-        facts["camera_overlap"], facts["photo_laid"] = colouring.overlap, float(colouring.photo is not None)
-        report("surface", 0.0, f"the photo fits the shape with an overlap of {colouring.overlap:.2f}")
+    """Photo -> coloured mesh; ``views``: more photos of the same object (TRELLIS). Raises
+    ``EngineError`` subclasses with one-line messages."""
+    run = _Run(options, progress, cancel)
+    photos = run.photos([image, *views])
+    model = run.model(run.options.model, run.options.weights_dir)
+    options = run.options
+    painter = options.colours == "trellis" and not model.family.makes_colours
+    canvas = options.uses_photo or not model.family.makes_colours
+    prepared = run.prepare(model, photos, canvas)
+    made = run.model_work(lambda report: model.recipe.make(model.network, prepared, model.settings, report))
+    report = run.report
+    mesh = extract(made.surface, made.colours, options.resolution, options.threshold, options.dense, report,
+                   run.timings, run.facts)  # fmt: skip
+    mesh.rounding = model.recipe.rounding
+    run.stopwatch.lap("mesh")
+    turn = model.recipe.to_output_frame
+    if painter:  # the shape's colours from TRELLIS, painted in our frame
+        made = replace(made, colours=_painted_by_trellis(run, photos, mesh, turn))
+        mesh.colours = made.colours(mesh.vertices, report.span("surface", 0.0, 0.0))
+    colouring = surface_colouring(made, mesh, prepared.canvas, turn, options.photo_texture, options.mirror_photo,
+                                  report, run.facts)  # fmt: skip
+    if colouring.base is not made.colours:  # grown from the photo: the mesh's first colours too
         mesh.colours = colouring.base(mesh.vertices, report.span("surface", 0.0, 0.0))
-        stopwatch.lap("fill")
-    if options.finishes_surface:
-        mesh = finish_surface(mesh, options, colouring, report, timings)
-        stopwatch.lap("surface")
+        run.stopwatch.lap("fill")
+    return run.finish(mesh, colouring, turn, model)
+
+
+def _painted_by_trellis(run: _Run, photos: list[np.ndarray], mesh: Mesh, turn: Turn) -> ColourField:
+    """TRELLIS's colours for a shape another model made (in that model's frame)."""
+    painter = run.model(TRELLIS.published[0], run.options.painter_weights)
+    if not painter.family.paints:
+        raise EngineError(f"{painter.family.title} cannot paint a mesh: the colours from a model need TRELLIS")
+    prepared = run.prepare(painter, photos, canvas=False)
+    vertices = turn(mesh.vertices)
+    field = run.model_work(
+        lambda report: painter.recipe.paint(painter.network, prepared, vertices, mesh.faces, painter.settings, report)
+    )
+    return lambda points, step: field(turn(points), step)
+
+
+@torch.inference_mode()
+def paint(
+    image: ImageSource,
+    mesh: PaintMesh | str | Path,
+    options: Options | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    views: Sequence[ImageSource] = (),
+) -> Result:
+    """A mesh the model did not make (a PLY, OBJ or GLB file, or arrays), its vertices and faces
+    kept as they are and in their order, coloured by the model (TRELLIS) from the photos; the
+    photo itself laid on the front only where ``photo_texture`` asks; a texture baked where
+    ``textured`` asks, onto the mesh's own UVs."""
+    run = _Run(options, progress, cancel)
+    given = mesh if isinstance(mesh, PaintMesh) else _read(mesh)
+    textured = run.options.textured
+    if textured and given.corner_uvs is None:
+        raise EngineError(
+            "painting keeps the mesh as it is, and a texture needs UVs this mesh has none of: paint vertex colours, "
+            "or bake in Blender, which adds UVs where a mesh has none"
+        )
+    photos = run.photos([image, *views])
+    model = run.model(run.options.model, run.options.weights_dir)
+    if not model.family.paints:
+        raise EngineError(f"{model.family.title} cannot paint a mesh: painting needs TRELLIS")
+    options = run.options
+    prepared = run.prepare(model, photos, canvas=options.photo_texture is True)
+    vertices = np.asarray(given.vertices, dtype=np.float32)
+    faces = np.asarray(given.faces, dtype=np.int32)
+    field = run.model_work(
+        lambda report: model.recipe.paint(model.network, prepared, vertices, faces, model.settings, report)
+    )
+    run.report("mesh", 0.0, f"colours of {len(vertices):,} vertices")
+    colours = field(vertices, run.report.span("mesh", 0.0, 1.0))
+    painted = Mesh(np.asarray(given.vertices), faces, colours, rounding=model.recipe.rounding)  # as given
+    run.stopwatch.lap("colours")
+    made = ModelOutput(None, field)
+    colouring = surface_colouring(made, painted, prepared.canvas, model.recipe.to_output_frame, options.photo_texture,
+                                  options.mirror_photo, run.report, run.facts)  # fmt: skip
+    if textured:
+        painted = bake_on_uvs(painted, given.corner_uvs, options.texture_size, colouring, run.report, run.timings)
+        run.stopwatch.lap("surface")
     elif colouring.photo is not None:
-        report("surface", 0.0, "the photo on the front")
-        mesh.colours = colouring.vertex_colours(mesh, mesh.colours)
-        stopwatch.lap("photo")
-    mesh.vertices = turn(mesh.vertices)  # every step above works in the model's own frame
-    if mesh.normals is not None:
-        mesh.normals = turn(mesh.normals)
-    timings["total"] = stopwatch.total()
-    return Result(mesh=mesh, model_dir=folder, device=str(device), timings=timings, facts=facts)
+        run.report("surface", 0.0, "the photo on the front")
+        painted.colours = colouring.vertex_colours(painted, painted.colours)
+        run.stopwatch.lap("photo")
+    run.timings["total"] = run.stopwatch.total()
+    return Result(painted, model.folder, str(run.device), run.timings, run.facts)
+
+
+def _read(path: str | Path) -> PaintMesh:
+    read = read_mesh(path)
+    return PaintMesh(read.vertices, read.faces)
+
+
+@torch.inference_mode()
+def model_output(image: ImageSource, options: Options, dtype: str) -> ModelOutput:
+    """One photo with its own mask through the model of ``options.weights_dir``, no
+    progress: what the benchmark counts and the device check compares across devices."""
+    family = family_of_folder(options.weights_dir)
+    recipe = family.recipe()
+    options = options.for_family(family.settings | recipe.published_settings(options.weights_dir))
+    model = get_model(options.weights_dir, pick_device(options.device), dtype)
+    settings = options.settings_for(family)
+    prepared = recipe.prepare(model, [recipe.cut_out(read_rgba(image), None)], settings, canvas=False)
+    return recipe.make(model, prepared, settings, Reporter())

@@ -23,6 +23,7 @@ import numpy as np
 from ..engine import Cancelled, CancelToken, EngineError, Mesh, Options, Result, require_torch, torch_available
 from ..engine.errors import error_of_kind, kind_of
 from ..engine.input.read import ImageSource
+from ..engine.models.registry import family_of
 from ..engine.progress import STAGE, overall_fraction
 from ..worker.client import Worker, keep_idle, take_worker
 from . import windows_paths
@@ -88,6 +89,8 @@ class Job:
         self._low_priority = low_priority
         self._quads = quads
         self._token = CancelToken()
+        family = family_of(options.model, options.weights_dir)
+        self._skipped = ("sample",) if family is not None and not family.sampled else ()  # a bar without a gap
         self._lock = threading.Lock()
         self._status = Status()
         self._thread: threading.Thread | None = None
@@ -97,7 +100,7 @@ class Job:
         """A progress report: the worker's, or Blender's own for the last stage ("import")."""
         with self._lock:
             self._status.stage = stage
-            self._status.fraction = max(self._status.fraction, overall_fraction(stage, fraction))
+            self._status.fraction = max(self._status.fraction, overall_fraction(stage, fraction, self._skipped))
             self._status.message = message
             snapshot = Status(**vars(self._status))
         if self._listener is not None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import ClassVar
 
 import bpy
 
 from ...engine import EngineError, Options
 from ...engine.errors import kind_of
 from ...engine.input.read import IMAGE_SUFFIXES
-from ...engine.models.registry import Family, family_of_folder, family_of_name
+from ...engine.models.registry import Family, family_of
 from ...engine.options import SETTINGS
 from ...jobs.job import Job, Status
 from ...jobs.quads import DEFAULT_FACES, QuadRequest
@@ -34,7 +35,7 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
 
     bl_idname = "openlrm.image_to_3d"
     bl_label = "Generate 3D Mesh"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options: ClassVar[set[str]] = {"REGISTER", "UNDO"}
 
     filepath: bpy.props.StringProperty(name="Image File", subtype="FILE_PATH", options={"SKIP_SAVE"})
     # Blender's import convention: the file browser's (or a drop's) folder and chosen files;
@@ -149,7 +150,7 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
         )
         # Per-model numbers: the caller's, else the sidebar's where they were set for this
         # model's family, else (None) the family's published values.
-        family = family_of_folder(Path(weights_dir)) if weights_dir else family_of_name(model)
+        family = family_of(model, weights_dir)
         sidebar_fits = family is not None and settings.settings_family == family.name
         for key, setting in SETTINGS.items():
             if setting.per_model:
@@ -252,7 +253,7 @@ class OPENLRM_OT_new_seed(bpy.types.Operator):
 
     bl_idname = "openlrm.new_seed"
     bl_label = "New Seed"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options: ClassVar[set[str]] = {"REGISTER", "UNDO"}
 
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = context.scene.openlrm
@@ -265,7 +266,7 @@ class OPENLRM_OT_report(bpy.types.Operator):
 
     bl_idname = "openlrm.report"
     bl_label = "OpenLRM Report"
-    bl_options = {"INTERNAL"}
+    bl_options: ClassVar[set[str]] = {"INTERNAL"}
 
     level: bpy.props.EnumProperty(items=[(name, name, "") for name in ("INFO", "WARNING", "ERROR")])
     message: bpy.props.StringProperty()

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import EngineError, out_of_memory_message
 from ..export.mesh_files import write_mesh
 from ..options import Options
-from ..pipeline import generate
+from ..pipeline import generate, paint
 from ..progress import ProgressCallback
 from ..runtime import free_cached_memory
 from .plan import Job
@@ -43,7 +43,10 @@ def convert(job: Job, options: Options, progress: ProgressCallback | None = None
     """Generate the mesh and write it atomically; KeyboardInterrupt and the engine's own
     bugs go up, everything that is the image's fault comes back as the outcome's error."""
     try:
-        result = generate(job.image, options, progress=progress)
+        if job.paint is not None:
+            result = paint(job.image, job.paint, options, progress=progress, views=job.views)
+        else:
+            result = generate(job.image, options, progress=progress, views=job.views)
     except EngineError as exc:
         return Outcome(job, naming(job.image, str(exc)))
     except (MemoryError, RuntimeError) as exc:  # PyTorch's allocators raise RuntimeError

@@ -13,10 +13,13 @@ from ..input.read import IMAGE_SUFFIXES, open_image
 
 @dataclass(frozen=True)
 class Job:
-    """One image and the mesh file it becomes."""
+    """One image and the mesh file it becomes; with ``views``, more photos of the same object;
+    with ``paint``, the mesh file it paints instead of making one."""
 
     image: Path
     output: Path
+    views: tuple[Path, ...] = ()
+    paint: Path | None = None
 
 
 def plan_outputs(image: Path, output: Path, format: str | None) -> list[Job]:

@@ -25,10 +25,12 @@ os.umask(_UMASK)  # ... and put back
 
 
 def write_ply(mesh: Mesh, path: Path) -> None:
-    """Binary little-endian PLY in the engine's frame (+Z up), unrotated."""
+    """Binary little-endian PLY in the engine's frame (+Z up), unrotated; coordinates in double
+    precision where the mesh has them (a painted mesh read from doubles stays as it was)."""
+    coordinate, word = ("<f8", "double") if mesh.vertices.dtype == np.float64 else ("<f4", "float")
     vertices = np.empty(
         len(mesh.vertices),
-        dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")],
+        dtype=[("x", coordinate), ("y", coordinate), ("z", coordinate), ("red", "u1"), ("green", "u1"), ("blue", "u1")],
     )
     for axis, name in enumerate("xyz"):
         vertices[name] = mesh.vertices[:, axis]
@@ -40,7 +42,7 @@ def write_ply(mesh: Mesh, path: Path) -> None:
     header = (
         "ply\nformat binary_little_endian 1.0\ncomment made by OpenLRM for Blender\n"
         f"element vertex {len(vertices)}\n"
-        "property float x\nproperty float y\nproperty float z\n"
+        f"property {word} x\nproperty {word} y\nproperty {word} z\n"
         "property uchar red\nproperty uchar green\nproperty uchar blue\n"
         f"element face {len(faces)}\nproperty list uchar int vertex_indices\nend_header\n"
     )
@@ -57,7 +59,12 @@ def write_obj(mesh: Mesh, path: Path, material_library: str = "") -> None:
         file.write("# made by OpenLRM for Blender\n")
         if mesh.textured:
             file.write(f"mtllib {material_library}\nusemtl baked\n")
-        np.savetxt(file, np.hstack([mesh.vertices, mesh.colours_u8 / 255.0]), fmt="v %.6f %.6f %.6f %.4f %.4f %.4f")
+        digits = "%.17g" if mesh.vertices.dtype == np.float64 else "%.6f"  # doubles as they were read
+        np.savetxt(
+            file,
+            np.hstack([mesh.vertices, mesh.colours_u8 / 255.0]),
+            fmt=f"v {digits} {digits} {digits} %.4f %.4f %.4f",
+        )
         if mesh.textured:
             np.savetxt(file, mesh.uvs, fmt="vt %.6f %.6f")
             np.savetxt(file, np.repeat(mesh.faces + 1, 2, axis=1), fmt="f %d/%d %d/%d %d/%d")

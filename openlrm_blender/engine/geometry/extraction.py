@@ -1,14 +1,19 @@
-"""A model's field -> triangle mesh: marching cubes on the density grid (``density_grid``), then
-each vertex's colour from the same model where it makes colours."""
+"""What a model made -> triangle mesh: a field by marching cubes on its density grid
+(``density_grid``), a cube grid by FlexiCubes; then each vertex's colour from the same model
+where it makes colours."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from ..errors import EmptyMeshError
+from ..models.cube_grid import CubeGrid
 from ..models.field import Field
+from ..models.recipe import ColourField
 from ..progress import Reporter, Stopwatch
 from ..result import Mesh
+from . import flexicubes
 from . import marching_cubes as mc
 from .density_grid import DensityGrid, dense_density_grid, no_surface, surface_density_grid
 
@@ -56,3 +61,37 @@ def extract_mesh(
     colours = field.colours(vertices, report.span("mesh", 0.85, 1.0))
     stopwatch.lap("colours")
     return Mesh(vertices=vertices, faces=faces, colours=colours)
+
+
+@torch.no_grad()
+def cube_grid_mesh(grid: CubeGrid, colours: ColourField | None, report: Reporter, timings: dict[str, float]) -> Mesh:
+    """FlexiCubes' mesh of a model's cube grid ("flexicubes" in ``timings``), each vertex
+    coloured by the model where it makes colours ("colours")."""
+    stopwatch = Stopwatch(timings)
+    report("mesh", 0.0, f"FlexiCubes on a {grid.resolution}^3 grid")
+    vertices, faces, _ = flexicubes.extract(grid)
+    if len(faces) == 0:
+        raise EmptyMeshError("no surface: the model's grid holds no cube the surface crosses")
+    vertices, faces = vertices.float().cpu().numpy(), faces.int().cpu().numpy()
+    stopwatch.lap("flexicubes")
+    report("mesh", 0.5, f"{len(vertices):,} vertices, {len(faces):,} faces")
+    mesh_colours = None if colours is None else colours(vertices, report.span("mesh", 0.5, 1.0))
+    stopwatch.lap("colours")
+    return Mesh(vertices=vertices, faces=faces, colours=mesh_colours)
+
+
+def extract(
+    surface: Field | CubeGrid,
+    colours: ColourField | None,
+    resolution: int,
+    threshold: float,
+    dense: bool,
+    report: Reporter,
+    timings: dict[str, float],
+    facts: dict[str, float],
+) -> Mesh:
+    """The mesh of whatever surface a model made: a field's at ``resolution`` and
+    ``threshold`` (its own colours), a cube grid's at its own resolution (``colours``)."""
+    if isinstance(surface, Field):
+        return extract_mesh(surface, resolution, threshold, dense, report, timings, facts)
+    return cube_grid_mesh(surface, colours, report, timings)

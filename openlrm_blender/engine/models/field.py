@@ -12,12 +12,11 @@ beyond it; those values never reach the mesh).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
-StepCallback = Callable[[float, str], None]  # fraction of a step done, message (``progress``'s)
+from ..progress import StepCallback
 
 FIRST_LOOK_STEPS = 4  # grid steps between the points of the coarse-to-fine evaluation's first lattice
 
@@ -26,17 +25,19 @@ class GridValues(ABC):
     """The field's values at the points of one grid."""
 
     points_per_chunk: int  # how many points one call should take (a CPU's caches, a GPU's launches)
+    device: torch.device = torch.device("cpu")  # where the values are computed and returned
 
     @abstractmethod
     def values(self, i: torch.Tensor, j: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """Float32 values on the CPU at grid points (i, j, k): int64 index tensors that
-        broadcast against each other, the result of their broadcast shape."""
+        """Float32 values on ``device`` at grid points (i, j, k): int64 index tensors on
+        ``device`` that broadcast against each other, the result of their broadcast shape."""
 
     def block(self, origins: torch.Tensor, shape: tuple[int, int, int], step: int) -> torch.Tensor:
         """(M, a, b, c): the values at origin + step * (p, q, r) for each of ``origins`` (M, 3),
         p < a, q < b, r < c."""
         i, j, k = (
-            origins[:, axis, None, None, None] + step * torch.arange(size).view(shape_of(axis, size))
+            origins[:, axis, None, None, None]
+            + step * torch.arange(size, device=origins.device).view(shape_of(axis, size))
             for axis, size in enumerate(shape)
         )
         return self.values(i, j, k)
@@ -74,8 +75,8 @@ class Field(ABC):
         slabs = max(1, grid.points_per_chunk // resolution**2)
         for start in range(0, resolution, slabs):
             rows = min(slabs, resolution - start)
-            origin = torch.tensor([[start, 0, 0]])
-            values[start : start + rows] = grid.block(origin, (rows, resolution, resolution), 1)[0].numpy()
+            origin = torch.tensor([[start, 0, 0]], device=grid.device)
+            values[start : start + rows] = grid.block(origin, (rows, resolution, resolution), 1)[0].cpu().numpy()
             step((start + rows) / resolution, "field (dense)")
         return values
 

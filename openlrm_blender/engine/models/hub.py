@@ -87,15 +87,31 @@ def download(
     the repository has (``model.safetensors`` before ``model.ckpt``, say). What must be
     fetched is sized first, refused if the disk lacks room, and its progress told over all
     the files together."""
+    return download_repositories([(repo_id, files, revision)], token, cache_dir, offline, progress)[0]
+
+
+Repository = tuple[str, Sequence[str | tuple[str, ...]], str | None]  # repo id, files, revision
+
+
+def download_repositories(
+    repositories: Sequence[Repository],
+    token: str | None = None,
+    cache_dir: Path | None = None,
+    offline: bool | None = None,
+    progress: ByteProgress | None = None,
+) -> list[Path]:
+    """``download`` for a model whose files live in several repositories (TRELLIS and its
+    image encoder): all of them sized together before any byte is fetched, one progress over
+    them all; each repository's folder in the cache."""
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
     from huggingface_hub import errors as hub_errors
 
     offline = offline_default() if offline is None else offline
     cache = Path(cache_dir) if cache_dir else Path(constants.HF_HUB_CACHE)
-    where = f"{repo_id}" + (f"@{revision}" if revision else "")
 
-    def choose(choices: tuple[str, ...]) -> tuple[str, int]:
+    def choose(repo_id: str, revision: str | None, choices: tuple[str, ...]) -> tuple[str, int]:
         """The first of ``choices`` the cache or the repository has, and the bytes to fetch."""
+        where = repo_id + (f"@{revision}" if revision else "")
         for filename in choices:
             if isinstance(try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir, revision=revision), str):
                 return filename, 0
@@ -122,13 +138,18 @@ def download(
             )
         raise WeightsError(f"{where}: the repository has no {' or '.join(choices)}")
 
-    chosen = [choose((wanted,) if isinstance(wanted, str) else wanted) for wanted in files]
-    total = sum(size for _, size in chosen)
+    chosen = [
+        (repo_id, revision, *choose(repo_id, revision, (wanted,) if isinstance(wanted, str) else wanted))
+        for repo_id, files, revision in repositories
+        for wanted in files
+    ]
+    total = sum(size for *_, size in chosen)
     if total:
-        check_room(cache, total, where)
+        check_room(cache, total, ", ".join(repo_id for repo_id, *_ in repositories))
     done = 0
-    path = None
-    for filename, size in chosen:
+    folders = {}
+    for repo_id, revision, filename, size in chosen:
+        where = repo_id + (f"@{revision}" if revision else "")
 
         def tell(file_done: int, file_total: int, name: str, before: int = done) -> None:
             progress(before + file_done, total, f"{name}: {_gigabytes(before + file_done)} of {_gigabytes(total)}")
@@ -150,4 +171,5 @@ def download(
                 "download it once while online, or use a local model folder"
             ) from None
         done += size
-    return Path(path).parents[len(Path(chosen[-1][0]).parts) - 1]
+        folders[repo_id] = Path(path).parents[len(Path(filename).parts) - 1]
+    return [folders[repo_id] for repo_id, *_ in repositories]

@@ -1,10 +1,11 @@
 """Where a surface's colours come from, for vertices and texels alike.
 
 A model that makes colours: its colour field, with the photo on the part it shows (through
-the camera the model assumes). A model that makes none (TripoSG): the photo laid on the shape
-through a camera fitted to its silhouette, continued over the rest of the shape by diffusion
-(``fill``); where the fit is poor, the photo would land on the wrong parts, so the shape takes
-the photo's colours by height instead.
+the camera the model assumes, or one fitted to the shape's silhouette where it assumes none:
+TRELLIS). A model that makes none (TripoSG): the photo laid on the shape through a camera
+fitted to its silhouette, continued over the rest of the shape by diffusion (``fill``);
+where the fit is poor, the photo would land on the wrong parts, so the shape takes the
+photo's colours by height instead.
 
 The surface stages work in the model's own frame; the photo in ours (``turn`` maps one to the
 other).
@@ -12,22 +13,19 @@ other).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..camera import Camera
 from ..geometry.normals import own_and_neighbourhood_normals
-from ..progress import StepCallback
+from ..models.recipe import ColourField, ModelOutput, Turn
+from ..progress import Reporter
 from ..result import Mesh
 from .camera_fit import fit_camera
 from .fill import HeightColours, photo_fill
 from .photo import Photo, Visibility
 
-# Base colours at points of the model's frame (None: the model makes none).
-ColourField = Callable[[np.ndarray, StepCallback], "np.ndarray | None"]
-Turn = Callable[[np.ndarray], np.ndarray]
 MIN_OVERLAP = 0.8  # a fitted camera whose silhouette overlaps the mask less is not trusted
 
 
@@ -84,3 +82,32 @@ def shape_colouring(mesh: Mesh, canvas: np.ndarray, turn: Turn, project: bool, m
         return colouring
     heights = HeightColours(canvas, vertices)
     return Colouring(lambda points, step: heights.colours_at(turn(points)), None, turn, overlap=overlap)
+
+
+def surface_colouring(
+    made: ModelOutput,
+    mesh: Mesh,
+    canvas: np.ndarray | None,
+    turn: Turn,
+    photo: bool | None,
+    mirror: bool,
+    report: Reporter,
+    facts: dict[str, float],
+) -> Colouring:
+    """Where a model's mesh takes its colours: the model's own with the photo (``canvas``;
+    None: not asked for) through the model's camera or one fitted to the shape, or the photo
+    alone for a shape. ``photo`` False: never the photo's pixels (a shape then takes its
+    colours by height). What a fit found goes into ``facts``."""
+    if made.camera is not None or (canvas is None and made.colours is not None):
+        return model_colouring(made.colours, canvas, made.camera, turn, mirror)
+    report("surface", 0.0, "fitting a camera to the photo")
+    if made.colours is None:
+        colouring = shape_colouring(mesh, canvas, turn, photo is not False, mirror)
+    else:
+        camera, overlap = fit_camera(turn(mesh.vertices), mesh.faces, canvas[..., 3])
+        laid = overlap >= MIN_OVERLAP and photo is not False
+        colouring = model_colouring(made.colours, canvas if laid else None, camera, turn, mirror)
+        colouring.overlap = overlap
+    facts["camera_overlap"], facts["photo_laid"] = colouring.overlap, float(colouring.photo is not None)
+    report("surface", 0.0, f"the photo fits the shape with an overlap of {colouring.overlap:.2f}")
+    return colouring

@@ -4,37 +4,56 @@ floored to 8 bits as published)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
-import torch
 
 from ...camera import SourceCamera
 from ...errors import EngineError
 from ...input import prepare
-from ...input.prepare import CutOut, cut_out, photo_canvas
-from ..encoding import Encoding
-from ..field import StepCallback
+from ...input.prepare import CutOut
+from ...progress import Reporter
+from ..recipe import ModelOutput, Prepared, Recipe, Settings
 from ..triplane_field import TriplaneField
+from . import weights
 from .camera import SOURCE_INTRINSICS, source_camera
 from .model import OpenLRM
-from .weights import check_model_dir, download_model, load_model
 
-ROUNDING = "floor"
 PATCH = 14
 
-__all__ = ["ROUNDING", "check_model_dir", "cut_out", "download_model", "encode", "load_model", "model_input",
-           "photo_camera", "photo_canvas", "to_output_frame"]  # fmt: skip
 
+class OpenLRMRecipe(Recipe):
+    rounding = "floor"
 
-def photo_camera(camera_distance: float) -> SourceCamera:
-    """The source camera the model is conditioned on (its focal length, normalised, is fx)."""
-    return SourceCamera(camera_distance, SOURCE_INTRINSICS[0])
+    check_model_dir = staticmethod(weights.check_model_dir)
+    download_model = staticmethod(weights.download_model)
+    load_model = staticmethod(weights.load_model)
+    cut_out = staticmethod(prepare.cut_out)
 
+    def prepare(self, model: OpenLRM, cuts: Sequence[CutOut], settings: Settings, canvas: bool) -> Prepared:
+        """The cut-out on white, recentred, resized to the input size (0: the model's published size)."""
+        (cut,) = cuts
+        size = _input_size(model, settings.input_size)
+        pixels = prepare.model_input(cut, size, settings.recenter, settings.foreground_ratio)
+        photo = prepare.photo_canvas(cut, settings.recenter, settings.foreground_ratio) if canvas else None
+        return Prepared(pixels, photo)
 
-def model_input(
-    model: OpenLRM, cut: CutOut, input_size: int = 0, recenter_object: bool = True, foreground_ratio: float = 0.8
-) -> torch.Tensor:
-    """The cut-out on white, recentred, resized to ``input_size`` (0: the model's published size)."""
-    return prepare.model_input(cut, _input_size(model, input_size), recenter_object, foreground_ratio)
+    def make(self, model: OpenLRM, prepared: Prepared, settings: Settings, report: Reporter) -> ModelOutput:
+        """The image seen from the source camera at the run's distance -> its triplanes' field."""
+        parameter = next(model.parameters())
+        camera = source_camera(settings.camera_distance).to(parameter.device, parameter.dtype)
+        planes = model(
+            prepared.pixels.to(parameter.device, parameter.dtype),
+            camera,
+            after_layer=lambda done, total: report("encode", done / total, f"transformer layer {done}/{total}"),
+        )
+        field = TriplaneField(model.decoder, planes)
+        # The source camera the model is conditioned on (its focal length, normalised, is fx).
+        return ModelOutput(field, field.colours, SourceCamera(settings.camera_distance, SOURCE_INTRINSICS[0]))
+
+    def to_output_frame(self, vertices: np.ndarray) -> np.ndarray:
+        """OpenLRM's frame is ours already: +Z up, the input view looking from -Y."""
+        return vertices
 
 
 def _input_size(model: OpenLRM, asked: int) -> int:
@@ -55,15 +74,4 @@ def _input_size(model: OpenLRM, asked: int) -> int:
     return size
 
 
-def encode(model: OpenLRM, pixels: torch.Tensor, settings: Encoding, step: StepCallback | None = None) -> TriplaneField:
-    """The image seen from the source camera at the run's distance -> its triplanes' field."""
-    parameter = next(model.parameters())
-    camera = source_camera(settings.camera_distance).to(parameter.device, parameter.dtype)
-    after_layer = None if step is None else lambda done, total: step(done / total, f"transformer layer {done}/{total}")
-    planes = model(pixels.to(parameter.device, parameter.dtype), camera, after_layer=after_layer)
-    return TriplaneField(model.decoder, planes)
-
-
-def to_output_frame(vertices: np.ndarray) -> np.ndarray:
-    """OpenLRM's frame is ours already: +Z up, the input view looking from -Y."""
-    return vertices
+RECIPE = OpenLRMRecipe()

@@ -5,71 +5,47 @@ the shape and colours it from the photo."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 
-import numpy as np
-import torch
-
-from ...errors import EngineError
 from ...input.prepare import CutOut
-from ..encoding import Encoding
-from ..field import StepCallback
-from . import image
+from ...progress import Reporter, StepsLeft
+from ..recipe import ModelOutput, Prepared, Recipe, Settings
+from . import image, weights
 from .field import LogitField
-from .image import cut_out
 from .model import TripoSG, to_output_frame
 from .sampler import initial_noise, sample
-from .weights import check_model_dir, download_model, load_model
-from .work import duration
-
-ROUNDING = "round"
-
-__all__ = ["ROUNDING", "check_model_dir", "cut_out", "download_model", "encode", "load_model", "model_input",
-           "photo_camera", "photo_canvas", "to_output_frame"]  # fmt: skip
 
 
-def model_input(
-    model: TripoSG,
-    cut: CutOut,
-    input_size: int = 0,
-    recenter_object: bool = True,
-    foreground_ratio: float | None = None,
-) -> torch.Tensor:
-    """The published framing (the object cropped with a 10% margin, whatever recentring and
-    foreground ratio say: the network was trained on it) and the feature extractor's crop (so
-    another input size is refused)."""
-    preprocessor = model.config.preprocessor
-    if input_size and input_size != preprocessor.crop_size:
-        raise EngineError(f"TripoSG takes {preprocessor.crop_size} px images (its feature extractor's crop), not "
-                          f"{input_size}: give 0")  # fmt: skip
-    return image.model_input(cut, preprocessor)
+class TripoSGRecipe(Recipe):
+    rounding = "round"
+    check_model_dir = staticmethod(weights.check_model_dir)
+    download_model = staticmethod(weights.download_model)
+    load_model = staticmethod(weights.load_model)
+    cut_out = staticmethod(image.cut_out)
+    to_output_frame = staticmethod(to_output_frame)
+
+    def prepare(self, model: TripoSG, cuts: Sequence[CutOut], settings: Settings, canvas: bool) -> Prepared:
+        """The published framing (the object cropped with a 10% margin: the network was
+        trained on it) and the feature extractor's crop; the photo in the same framing at
+        the image's own resolution."""
+        (cut,) = cuts
+        pixels = image.model_input(cut, model.config.preprocessor)
+        return Prepared(pixels, image.photo_canvas(cut) if canvas else None)
+
+    def make(self, model: TripoSG, prepared: Prepared, settings: Settings, report: Reporter) -> ModelOutput:
+        """The image's tokens, then the flow from the seed's noise, a step at a time, with the
+        time left from the second step on; the shape's field."""
+        report("encode", 0.0, "image tokens")
+        tokens = model.image_tokens(prepared.pixels)
+        report("encode", 1.0, "image tokens")
+        noise = initial_noise(settings.seed, settings.tokens, model.config.transformer.in_channels)
+        steps_left = StepsLeft(settings.steps)
+        report("sample", 0.0, steps_left.after(0))
+        latents = sample(
+            model.transformer, tokens, noise, settings.steps, settings.guidance, model.config.scheduler,
+            lambda done: report("sample", done / settings.steps, steps_left.after(done)),
+        )  # fmt: skip
+        return ModelOutput(LogitField(model.vae, latents))
 
 
-def photo_canvas(cut: CutOut, recenter_object: bool = True, foreground_ratio: float | None = None) -> np.ndarray:
-    """The published framing at the image's own resolution, the mask as alpha."""
-    return image.photo_canvas(cut)
-
-
-def photo_camera(camera_distance: float) -> None:
-    """None: TripoSG's input is the cropped object, with no camera; the photo stage fits one."""
-    return None
-
-
-def encode(model: TripoSG, pixels: torch.Tensor, settings: Encoding, step: StepCallback | None = None) -> LogitField:
-    """The image's tokens, then the flow from the seed's noise, a step at a time; the shape's
-    field. Progress says each step, and from the second on the time left."""
-    tokens = model.image_tokens(pixels)
-    noise = initial_noise(settings.seed, settings.tokens, model.config.transformer.in_channels)
-    started = time.perf_counter()
-
-    def after_step(done: int, total: int) -> None:
-        if step is None:
-            return
-        per_step = (time.perf_counter() - started) / done
-        left = f", about {duration(per_step * (total - done))} left" if done < total else ""
-        step(done / total, f"step {done} of {total}{left}")
-
-    latents = sample(
-        model.transformer, tokens, noise, settings.steps, settings.guidance, model.config.scheduler, after_step
-    )
-    return LogitField(model.vae, latents)
+RECIPE = TripoSGRecipe()

@@ -12,8 +12,6 @@ from .config import SchedulerConfig
 from .scheduler import euler_step, flow_schedule
 from .transformer import FlowTransformer
 
-StepCallback = Callable[[int, int], None]  # steps done, steps in all
-
 
 def initial_noise(seed: int, tokens: int, channels: int) -> torch.Tensor:
     """(1, tokens, channels) float32, from a CPU generator: the published pipeline's noise."""
@@ -36,7 +34,7 @@ def velocity(
 
 def sample(
     transformer: FlowTransformer, image_tokens: torch.Tensor, noise: torch.Tensor, steps: int, guidance: float,
-    config: SchedulerConfig, after_step: StepCallback | None = None,
+    config: SchedulerConfig, after_step: Callable[[int], None] | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """Latents (1, T, C) float32 from ``noise`` after ``steps`` guided Euler steps."""
     sigmas, times = flow_schedule(steps, config)
@@ -46,5 +44,5 @@ def sample(
         v = velocity(transformer, latents, times[index].to(device), image_tokens, guidance)
         latents = euler_step(latents, v, sigmas[index].to(device), sigmas[index + 1].to(device))
         if after_step is not None:
-            after_step(index + 1, steps)
+            after_step(index + 1)
     return latents

@@ -14,9 +14,13 @@ QUERIES_PER_SQUARE = 5.2
 # a flow step took 38.7 s against 74.2, the grid at 256 38.6 s against 58.9 (a 2-core Zen 4,
 # AVX-512 BF16), so 1.9x for the published 50 steps at 512 and for the draft alike.
 CPU_BFLOAT16_SPEED_UP = 1.9
+# The published model's configurations, the defaults below.
+PUBLISHED_TRANSFORMER = TransformerConfig()
+PUBLISHED_VAE = VAEConfig()
+PUBLISHED_ENCODER = Dinov2Config()
 
 
-def step_flop(tokens: int, guidance: float, config: TransformerConfig = TransformerConfig()) -> float:
+def step_flop(tokens: int, guidance: float, config: TransformerConfig = PUBLISHED_TRANSFORMER) -> float:
     """One flow step: the transformer over the latents and the time token, twice where
     guidance asks for the unconditional prediction too."""
     width, n = config.width, tokens + 1
@@ -37,7 +41,7 @@ def step_flop(tokens: int, guidance: float, config: TransformerConfig = Transfor
     return (total + time) * (2 if guidance > 1 else 1)
 
 
-def query_flop(tokens: int, config: VAEConfig = VAEConfig()) -> float:
+def query_flop(tokens: int, config: VAEConfig = PUBLISHED_VAE) -> float:
     """One point of the field: its query's projections, its attention over the latent tokens,
     the feed-forward."""
     width = config.width_decoder
@@ -45,7 +49,7 @@ def query_flop(tokens: int, config: VAEConfig = VAEConfig()) -> float:
     return 2 * features * width + 2 * 2 * width * width + 2 * 2 * tokens * width + 2 * 2 * width * 4 * width + 2 * width
 
 
-def shape_flop(tokens: int, config: VAEConfig = VAEConfig()) -> float:
+def shape_flop(tokens: int, config: VAEConfig = PUBLISHED_VAE) -> float:
     """Once per shape: the decoder's self-attention blocks over the latent tokens, and the keys
     and values every point's query attends to."""
     width = config.width_decoder
@@ -54,7 +58,7 @@ def shape_flop(tokens: int, config: VAEConfig = VAEConfig()) -> float:
     return config.num_layers_decoder * per_block + 2 * tokens * config.latent_channels * width + keys_values
 
 
-def encoder_flop(config: Dinov2Config = Dinov2Config()) -> float:
+def encoder_flop(config: Dinov2Config = PUBLISHED_ENCODER) -> float:
     """The image's tokens: the patches' projection, then the ViT's layers."""
     width, patches = config.hidden_size, IMAGE_TOKENS - 1
     per_layer = (
@@ -69,8 +73,3 @@ def run_flop(steps: int, guidance: float, tokens: int, resolution: int) -> float
     """A whole run of the published model, a compact object's grid at ``resolution``."""
     queries = QUERIES_PER_SQUARE * resolution**2
     return encoder_flop() + steps * step_flop(tokens, guidance) + shape_flop(tokens) + queries * query_flop(tokens)
-
-
-def duration(seconds: float) -> str:
-    """A time for people to read: seconds, or minutes from a minute and a half."""
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

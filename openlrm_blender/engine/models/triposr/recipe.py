@@ -5,39 +5,49 @@ rounded to 8 bits as its export does."""
 from __future__ import annotations
 
 import math
-
-import torch
+from collections.abc import Sequence
 
 from ...camera import SourceCamera
 from ...errors import EngineError
 from ...input.prepare import CutOut
-from ..encoding import Encoding
-from ..field import StepCallback
+from ...progress import Reporter
+from ..recipe import ModelOutput, Prepared, Recipe, Settings
 from ..triplane_field import TriplaneField
-from . import image
-from .image import cut_out, photo_canvas
+from . import image, weights
 from .model import TripoSR, to_output_frame
-from .weights import check_model_dir, download_model, load_model
 
-ROUNDING = "round"
 # Its renderer's azimuth-0 camera: 1.9 from the centre, a vertical field of view of 40 degrees.
 CAMERA_DISTANCE = 1.9
 FOVY_DEGREES = 40.0
 
-__all__ = ["ROUNDING", "check_model_dir", "cut_out", "download_model", "encode", "load_model", "model_input",
-           "photo_camera", "photo_canvas", "to_output_frame"]  # fmt: skip
 
+class TripoSRRecipe(Recipe):
+    rounding = "round"
+    check_model_dir = staticmethod(weights.check_model_dir)
+    download_model = staticmethod(weights.download_model)
+    load_model = staticmethod(weights.load_model)
+    cut_out = staticmethod(image.cut_out)
+    to_output_frame = staticmethod(to_output_frame)
 
-def photo_camera(camera_distance: float) -> SourceCamera:
-    """TripoSR's input view, whatever ``camera_distance`` says (the model takes no camera)."""
-    return SourceCamera(CAMERA_DISTANCE, 0.5 / math.tan(math.radians(FOVY_DEGREES / 2)))
+    def prepare(self, model: TripoSR, cuts: Sequence[CutOut], settings: Settings, canvas: bool) -> Prepared:
+        """The published preparation at the input size (0: the model's ``cond_image_size``)."""
+        (cut,) = cuts
+        size = _input_size(model, settings.input_size)
+        pixels = image.model_input(cut, size, settings.recenter, settings.foreground_ratio)
+        photo = image.photo_canvas(cut, settings.recenter, settings.foreground_ratio) if canvas else None
+        return Prepared(pixels, photo)
 
-
-def model_input(
-    model: TripoSR, cut: CutOut, input_size: int = 0, recenter_object: bool = True, foreground_ratio: float = 0.85
-) -> torch.Tensor:
-    """The published preparation at ``input_size`` (0: the model's ``cond_image_size``)."""
-    return image.model_input(cut, _input_size(model, input_size), recenter_object, foreground_ratio)
+    def make(self, model: TripoSR, prepared: Prepared, settings: Settings, report: Reporter) -> ModelOutput:
+        """The image -> its triplanes' field, seen by its renderer's azimuth-0 camera (the
+        model takes no camera)."""
+        parameter = next(model.parameters())
+        planes = model(
+            prepared.pixels.to(parameter.device, parameter.dtype),
+            after_layer=lambda done, total: report("encode", done / total, f"transformer layer {done}/{total}"),
+        )
+        field = TriplaneField(model.decoder, planes)
+        camera = SourceCamera(CAMERA_DISTANCE, 0.5 / math.tan(math.radians(FOVY_DEGREES / 2)))
+        return ModelOutput(field, field.colours, camera)
 
 
 def _input_size(model: TripoSR, asked: int) -> int:
@@ -50,10 +60,4 @@ def _input_size(model: TripoSR, asked: int) -> int:
     return asked or model.config.cond_image_size
 
 
-def encode(model: TripoSR, pixels: torch.Tensor, settings: Encoding, step: StepCallback | None = None) -> TriplaneField:
-    """The image -> its triplanes' field. TripoSR takes no camera: the run's camera distance
-    matters only to the photo texture."""
-    parameter = next(model.parameters())
-    after_layer = None if step is None else lambda done, total: step(done / total, f"transformer layer {done}/{total}")
-    planes = model(pixels.to(parameter.device, parameter.dtype), after_layer=after_layer)
-    return TriplaneField(model.decoder, planes)
+RECIPE = TripoSRRecipe()
