@@ -1,0 +1,82 @@
+"""How much arithmetic a TRELLIS run is, from its configuration's numbers (no PyTorch): the
+time left while sampling, the sidebar's estimate before a run and the benchmark's floor.
+A multiply-add is two floating-point operations; only matrix products, attention and
+convolutions count.
+
+Stage 2's work depends on the object: its voxels, their neighbours (a sparse convolution
+touches only the neighbours present) and the tokens left after halving them. Before stage 1
+has run, a typical object stands in (``TYPICAL_*``: measured on the published model's
+objects, see docs/models.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import FlowConfig, SamplerConfig
+
+IMAGE_TOKENS = 1374  # DINOv2's class token, 4 registers and 37 x 37 patches at 518 px
+# A typical object at the real latent resolution of 64: occupied voxels, the neighbours a
+# voxel has of its 27 (itself included), and voxels per token once halved.
+TYPICAL_VOXELS = 20_000
+TYPICAL_NEIGHBOURS = 9.0
+TYPICAL_VOXELS_PER_TOKEN = 3.5
+
+
+@dataclass(frozen=True)
+class Voxels:
+    """What stage 2's cost depends on."""
+
+    count: int
+    neighbour_pairs: int  # (voxel, neighbour) pairs over the 27 offsets, at full resolution
+    tokens: int  # after the res-blocks halved them
+    token_pairs: int  # the same at the tokens' resolution
+
+    @classmethod
+    def typical(cls, count: int = TYPICAL_VOXELS) -> Voxels:
+        tokens = round(count / TYPICAL_VOXELS_PER_TOKEN)
+        return cls(count, round(count * TYPICAL_NEIGHBOURS), tokens, round(tokens * TYPICAL_NEIGHBOURS))
+
+
+def _transformer_block(tokens: int, width: int, context: int, context_width: int, mlp_ratio: float) -> float:
+    """One modulated cross block: self-attention, cross-attention to the image, feed-forward."""
+    self_attention = 2 * tokens * width * 3 * width + 2 * 2 * tokens * tokens * width + 2 * tokens * width * width
+    cross = (
+        2 * tokens * width * width  # queries
+        + 2 * context * context_width * 2 * width  # the image's keys and values
+        + 2 * 2 * tokens * context * width  # scores and weighted values
+        + 2 * tokens * width * width  # output
+    )
+    return self_attention + cross + 2 * 2 * tokens * width * mlp_ratio * width
+
+
+def structure_call_flop(config: FlowConfig) -> float:
+    """One call of the structure flow: a dense DiT over (res / patch)^3 tokens."""
+    tokens = (config.resolution // config.patch_size) ** 3
+    width = config.model_channels
+    block = _transformer_block(tokens, width, IMAGE_TOKENS, config.cond_channels, config.mlp_ratio)
+    io = 2 * tokens * config.in_channels * config.patch_size**3 * width * 2
+    return config.num_blocks * block + io
+
+
+def latent_call_flop(config: FlowConfig, voxels: Voxels) -> float:
+    """One call of the latent flow on an object's voxels: the res-blocks' sparse convolutions
+    at both resolutions, and the DiT over its tokens."""
+    width, widths = config.model_channels, list(config.io_block_channels)
+    convolutions = 0.0
+    if widths:
+        fine, coarse = widths[0], width
+        # In: a block at the voxels' resolution, then one that halves them and widens to the DiT's.
+        convolutions += 2 * 2 * voxels.neighbour_pairs * fine * fine
+        convolutions += 2 * voxels.token_pairs * fine * coarse + 2 * voxels.token_pairs * coarse * coarse
+        # Out: one that doubles back from the skip-joined tokens, one more at the voxels' resolution.
+        convolutions += 2 * voxels.neighbour_pairs * 2 * coarse * fine + 2 * voxels.neighbour_pairs * fine * fine
+        convolutions += 2 * voxels.neighbour_pairs * 2 * fine * fine + 2 * voxels.neighbour_pairs * fine * fine
+    block = _transformer_block(voxels.tokens, width, IMAGE_TOKENS, config.cond_channels, config.mlp_ratio)
+    return config.num_blocks * block + convolutions
+
+
+def calls(sampler: SamplerConfig, steps: int, guidance: float, views: int = 1, mode: str = "stochastic") -> list[int]:
+    """Model calls in each step: two inside the guidance interval (one without guidance),
+    every photo's in each call in "multidiffusion" mode."""
+    conditional = views if mode == "multidiffusion" else 1
+    return [conditional + sampler.guided(t, guidance) for t in sampler.times(steps)[:-1]]
