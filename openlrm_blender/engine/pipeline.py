@@ -19,7 +19,7 @@ from torch import nn
 from .errors import EngineError
 from .geometry.extraction import extract
 from .input.background import get_background_remover
-from .input.mesh_file import read_mesh
+from .input.mesh_file import PaintMesh, read_mesh
 from .input.prepare import MaskFunction, has_mask
 from .input.read import ImageSource, read_rgba
 from .models.hub import offline_default
@@ -31,16 +31,6 @@ from .result import Mesh, Result
 from .runtime import check_precision, get_model, keep_float32_exact, pick_device, resolve_precision, synchronise
 from .surface.colouring import Colouring, surface_colouring
 from .surface.finish import bake_on_uvs, finish_surface
-
-
-@dataclass
-class PaintMesh:
-    """A mesh to paint: vertices and faces as given (their order is kept), and where it has
-    them, UVs per face corner (F, 3, 2) to bake a texture onto."""
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    corner_uvs: np.ndarray | None = None
 
 
 @dataclass

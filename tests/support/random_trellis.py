@@ -92,12 +92,12 @@ def save_random_model(folder: Path, depth: int | None = None, seed: int = 0) -> 
     encoder_config = Dinov2Config.from_json(json.loads((folder / "dinov2" / "config.json").read_text()), folder)
     generator = torch.Generator().manual_seed(seed)
     model = Trellis(config, encoder_config)
-    for name, tensor in model.state_dict().items():
+    for tensor in model.state_dict().values():
         if tensor.is_floating_point():
             fan_in = tensor.shape[-1] if tensor.ndim > 1 else 1
             tensor.copy_(torch.randn(tensor.shape, generator=generator) / max(fan_in, 1) ** 0.5 * 0.5)
     save_file(dict(model.image_encoder.state_dict()), folder / "dinov2" / "model.safetensors")
-    for role, name in NETWORKS.items():
+    for role, name in NETWORKS.items():  # the radiance field's decoder is never fetched nor run: none
         network = getattr(model, name)
         half = {
             f"{part}.{layer}.{key}"
@@ -106,6 +106,7 @@ def save_random_model(folder: Path, depth: int | None = None, seed: int = 0) -> 
             if isinstance(module, HALF_LAYERS)
             for key, _ in module.named_parameters(recurse=False)
         }
-        state = {key: (value.half() if key in half else value).contiguous() for key, value in network.state_dict().items()}
+        state = {key: value.half() if key in half else value for key, value in network.state_dict().items()}
+        state = {key: value.contiguous() for key, value in state.items()}
         save_file(state, folder / f"{config.checkpoints[role]}.safetensors")
     return folder

@@ -16,16 +16,18 @@ from ..config_files import dataclass_from, read_json
 
 PIPELINE_FILE = "pipeline.json"
 HEAD_CHANNELS = 64  # a head's width where a network's file gives no number of heads
-# Each network's role in pipeline.json, and the classes its checkpoint may name (the published
-# "Elastic" variants are the same networks with a training-time memory manager).
+# Each network a run uses, by its role in pipeline.json, and the classes its checkpoint may name
+# (the published "Elastic" variants are the same networks with a training-time memory manager).
+# The radiance field's decoder (role "slat_decoder_rf") makes nothing a mesh needs: it is
+# neither fetched nor loaded.
 ROLES = {
     "sparse_structure_flow_model": ("SparseStructureFlowModel",),
     "sparse_structure_decoder": ("SparseStructureDecoder",),
     "slat_flow_model": ("SLatFlowModel", "ElasticSLatFlowModel"),
     "slat_decoder_gs": ("SLatGaussianDecoder", "ElasticSLatGaussianDecoder"),
-    "slat_decoder_rf": ("SLatRadianceFieldDecoder", "ElasticSLatRadianceFieldDecoder"),
     "slat_decoder_mesh": ("SLatMeshDecoder", "ElasticSLatMeshDecoder"),
 }
+RADIANCE = ("slat_decoder_rf", ("SLatRadianceFieldDecoder", "ElasticSLatRadianceFieldDecoder"))
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,6 @@ class TrellisConfig:
     structure_decoder: StructureDecoderConfig
     latent_flow: FlowConfig
     gaussian_decoder: LatentDecoderConfig
-    radiance_decoder: LatentDecoderConfig
     mesh_decoder: LatentDecoderConfig
     structure_sampler: SamplerConfig
     latent_sampler: SamplerConfig
@@ -147,7 +148,6 @@ class TrellisConfig:
             structure_decoder=dataclass_from(StructureDecoderConfig, networks["sparse_structure_decoder"], path),
             latent_flow=dataclass_from(FlowConfig, networks["slat_flow_model"], path),
             gaussian_decoder=dataclass_from(LatentDecoderConfig, networks["slat_decoder_gs"], path),
-            radiance_decoder=dataclass_from(LatentDecoderConfig, networks["slat_decoder_rf"], path),
             mesh_decoder=dataclass_from(LatentDecoderConfig, networks["slat_decoder_mesh"], path),
             structure_sampler=_sampler(args, "sparse_structure_sampler", path),
             latent_sampler=_sampler(args, "slat_sampler", path),
@@ -161,8 +161,9 @@ def _network_args(folder: Path, role: str, stem: str) -> dict:
     """A checkpoint's ``args``, once its ``name`` is one of the classes the role takes."""
     path = folder / f"{stem}.json"
     raw = read_json(path)
-    if raw.get("name") not in ROLES[role]:
-        raise WeightsError(f"{path}: a {raw.get('name')!r}, where {role} is a {ROLES[role][0]}")
+    classes = dict([*ROLES.items(), RADIANCE])[role]
+    if raw.get("name") not in classes:
+        raise WeightsError(f"{path}: a {raw.get('name')!r}, where {role} is a {classes[0]}")
     if not isinstance(raw.get("args"), dict):
         raise WeightsError(f"{path}: no args")
     return raw["args"]
@@ -181,3 +182,11 @@ def _sampler(args: dict, role: str, path: Path) -> SamplerConfig:
             raise WeightsError(f"{path}: args.{role}.params.cfg_interval = {interval!r} is not a [low, high] pair")
         params["cfg_interval"] = (float(interval[0]), float(interval[1]))
     return dataclass_from(SamplerConfig, params, path, required=("steps", "cfg_strength"))
+
+
+def radiance_decoder_config(folder: Path) -> LatentDecoderConfig:
+    """The radiance field decoder's numbers, where a folder has its checkpoint (checked
+    against the published list, never run)."""
+    path = folder / PIPELINE_FILE
+    stem = read_json(path)["args"]["models"][RADIANCE[0]]
+    return dataclass_from(LatentDecoderConfig, _network_args(folder, RADIANCE[0], stem), path)

@@ -12,14 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import FlowConfig, SamplerConfig
+from .config import FlowConfig, LatentDecoderConfig, SamplerConfig
 
 IMAGE_TOKENS = 1374  # DINOv2's class token, 4 registers and 37 x 37 patches at 518 px
+ENCODER = (1024, 24, 4, 14)  # DINOv2-L/14's width, layers, MLP ratio and patch side
 # A typical object at the real latent resolution of 64: occupied voxels, the neighbours a
 # voxel has of its 27 (itself included), and voxels per token once halved.
 TYPICAL_VOXELS = 20_000
 TYPICAL_NEIGHBOURS = 9.0
 TYPICAL_VOXELS_PER_TOKEN = 3.5
+# The neighbours a voxel has once the mesh decoder has made each voxel eight (a 2x2x2 block
+# of its own and parts of its neighbours' blocks): 17.4 and 17.8 at the two finer levels of
+# the benchmark's object (benchmarks/trellis_object.py).
+TYPICAL_CHILD_NEIGHBOURS = 17.6
 
 
 @dataclass(frozen=True)
@@ -80,3 +85,35 @@ def calls(sampler: SamplerConfig, steps: int, guidance: float, views: int = 1, m
     every photo's in each call in "multidiffusion" mode."""
     conditional = views if mode == "multidiffusion" else 1
     return [conditional + sampler.guided(t, guidance) for t in sampler.times(steps)[:-1]]
+
+
+def encoder_flop(width: int = ENCODER[0], layers: int = ENCODER[1], mlp_ratio: int = ENCODER[2]) -> float:
+    """The photo's tokens: the patches' projection, then the ViT's layers over them."""
+    patches, patch = IMAGE_TOKENS - 5, ENCODER[3]
+    per_layer = (
+        2 * IMAGE_TOKENS * width * 4 * width + 2 * 2 * IMAGE_TOKENS**2 * width
+        + 2 * 2 * IMAGE_TOKENS * width * mlp_ratio * width
+    )  # fmt: skip
+    return 2 * patches * 3 * patch**2 * width + layers * per_layer
+
+
+def _decoder_torso(config: LatentDecoderConfig, voxels: int, out_channels: int) -> float:
+    """A latent decoder's transformer over the voxels (its window attention, a few percent
+    of it, left out) and its output layer."""
+    width = config.model_channels
+    block = 2 * voxels * width * 4 * width + 2 * 2 * voxels * width * config.mlp_ratio * width
+    return config.num_blocks * block + 2 * voxels * width * out_channels
+
+
+def decoders_flop(gaussian: LatentDecoderConfig, mesh: LatentDecoderConfig, voxels: Voxels) -> float:
+    """After sampling: the Gaussian decoder, and the mesh decoder with its two subdivisions
+    (each voxel eight, then each of those eight, through sparse convolutions)."""
+    gaussians = _decoder_torso(gaussian, voxels.count, gaussian.representation_config.get("num_gaussians", 32) * 14)
+    width = mesh.model_channels
+    total = gaussians + _decoder_torso(mesh, voxels.count, 0)
+    rows = voxels.count
+    for channels, out in ((width, width // 4), (width // 4, width // 8)):
+        rows *= 8
+        pairs = rows * TYPICAL_CHILD_NEIGHBOURS
+        total += 2 * pairs * (channels * out + out * out) + 2 * rows * channels * out
+    return total + 2 * rows * (width // 8) * 101

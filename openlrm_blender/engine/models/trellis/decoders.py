@@ -2,8 +2,8 @@
 over the object's voxels (shifted-window attention), then each its own head.
 
 - ``GaussianDecoder``: 32 Gaussians per voxel, their raw parameters (``gaussians`` activates them).
-- ``RadianceDecoder``: a radiance field's vectors per voxel (not used for a mesh; built so the
-  published checkpoints load whole).
+- ``RadianceDecoder``: a radiance field's vectors per voxel: a mesh needs nothing of it, so a
+  run neither fetches nor loads it; it is here to check its checkpoint's published layout.
 - ``MeshDecoder``: the voxels subdivided twice (4x the resolution) through sparse res-blocks,
   then per cube the features FlexiCubes takes (signed distances, deformations and colours at
   its corners, its weights).

@@ -24,7 +24,8 @@ from ...progress import StepCallback
 SH0 = 0.28209479177387814  # the degree-0 spherical harmonic: colour = 0.5 + SH0 * feature
 REACH = 1.5  # voxels, along every axis
 NO_WEIGHT = 1e-12
-POINTS_PER_CHUNK = 1 << 16
+POINTS_PER_CHUNK = 1 << 18
+HOME_POINTS = 1 << 21  # point-Gaussian pairs in one block of homes, per voxel offset
 NEAREST_PAIRS_PER_CHUNK = 1 << 24  # point-Gaussian distances one chunk of the nearest search holds
 
 
@@ -94,11 +95,16 @@ class Gaussians:
 
 @dataclass
 class _Shapes:
-    """What the colour rule reads of every Gaussian, laid out once: each one's whitening
-    (diag(1/s) R', so d' S^-1 d = |W d|^2), and a table from voxel to row."""
+    """What the colour rule reads of every Gaussian, laid out once in one row each (its centre,
+    the six numbers of its inverse covariance, its opacity and colour), and a table from voxel
+    to row.
+
+    Points are grouped by the voxel nearest them (their home); a home's points meet the 32
+    Gaussians of each occupied voxel within reach of it together, as a block, so each
+    Gaussian is read once per home rather than once per point."""
 
     gaussians: Gaussians
-    whitening: torch.Tensor  # (G, 3, 3)
+    packed: torch.Tensor  # (G, 13): centre (3), S^-1's xx yy zz xy xz yz, opacity, colour (3)
     table: torch.Tensor  # (R + 2P)^3 rows, -1 where no voxel; P voxels of padding round the grid
     padding: int
 
@@ -110,45 +116,64 @@ class _Shapes:
             2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
             2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
         ], dim=1).reshape(-1, 3, 3)  # fmt: skip
-        whitening = rotation.transpose(1, 2) / gaussians.scaling[:, :, None]
-        padding = math.ceil(REACH + gaussians.voxel_size / 2) + 1
+        whitening = rotation.transpose(1, 2) / gaussians.scaling[:, :, None]  # diag(1/s) R': S^-1 = W' W
+        inverse = whitening.transpose(1, 2) @ whitening
+        quadratic = inverse[:, [0, 1, 2, 0, 0, 1], [0, 1, 2, 1, 2, 2]]
+        packed = torch.cat([gaussians.xyz, quadratic, gaussians.opacity, gaussians.colour], dim=1).contiguous()
+        padding = math.ceil(REACH + gaussians.voxel_size / 2) + 2
         side = gaussians.resolution + 2 * padding
         table = torch.full((side**3,), -1, dtype=torch.long, device=gaussians.xyz.device)
         cells = gaussians.coords.long() + padding
         table[(cells[:, 0] * side + cells[:, 1]) * side + cells[:, 2]] = torch.arange(len(cells), device=cells.device)
-        return cls(gaussians, whitening, table, padding)
+        return cls(gaussians, packed, table, padding)
 
     def colours(self, points: torch.Tensor) -> torch.Tensor:
         gaussians, resolution, count = self.gaussians, self.gaussians.resolution, self.gaussians.count
-        reach = REACH / resolution
-        # A point's position in voxels; the voxels whose Gaussians can reach it lie within
-        # REACH plus half the stray of its own voxel's centre.
-        position = (points + 0.5) * resolution - 0.5
-        around = REACH + gaussians.voxel_size / 2
-        low = torch.ceil(position - around).long()
-        span = math.floor(2 * around) + 1
+        device = points.device
         side = resolution + 2 * self.padding
-        weight_sum = torch.zeros(len(points), device=points.device)
-        colour_sum = torch.zeros(len(points), 3, device=points.device)
+        # A point's home voxel is within half a voxel of it; a Gaussian reaching the point
+        # strays at most voxel_size / 2 from its voxel: so its voxel is within ``span`` of home.
+        span = math.floor(REACH + gaussians.voxel_size / 2 + 0.5)
+        home = torch.round((points + 0.5) * resolution - 0.5).long().clamp(-span, resolution - 1 + span)
+        homes, slot = torch.unique(home, dim=0, return_inverse=True)
+        order = torch.argsort(slot)
+        counts = torch.bincount(slot, minlength=len(homes))
+        starts = torch.cumsum(counts, 0) - counts
+        weight_sum = torch.zeros(len(points), device=device)
+        colour_sum = torch.zeros(len(points), 3, device=device)
         colours = gaussians.colour
-        for dx in range(span):
-            for dy in range(span):
-                for dz in range(span):
-                    voxel = low + torch.tensor([dx, dy, dz], device=points.device)
-                    near = ((voxel - position).abs() <= around).all(dim=1)
-                    cells = (voxel + self.padding).clamp(0, side - 1)
-                    rows = self.table[(cells[:, 0] * side + cells[:, 1]) * side + cells[:, 2]]
-                    which = torch.nonzero(near & (rows >= 0)).squeeze(1)
-                    if not len(which):
-                        continue
-                    members = (rows[which, None] * count + torch.arange(count, device=points.device)).reshape(-1)
-                    d = points[which].repeat_interleave(count, dim=0) - gaussians.xyz[members]
-                    inside = (d.abs() <= reach).all(dim=1)
-                    whitened = torch.einsum("gij,gj->gi", self.whitening[members], d)
-                    weight = gaussians.opacity[members, 0] * torch.exp(-0.5 * (whitened**2).sum(dim=1)) * inside
-                    target = which.repeat_interleave(count)
-                    weight_sum.index_add_(0, target, weight)
-                    colour_sum.index_add_(0, target, weight[:, None] * colours[members])
+        reach = REACH / resolution
+        members = torch.arange(count, device=device)
+        offsets = torch.arange(-span, span + 1, device=device)
+        offsets = torch.stack(torch.meshgrid(offsets, offsets, offsets, indexing="ij"), dim=-1).reshape(-1, 3)
+        by_count = torch.argsort(counts, descending=True)
+        first = 0
+        while first < len(by_count):  # homes of similar point counts together, padded to the largest
+            most = int(counts[by_count[first]])
+            group = by_count[first : first + max(1, HOME_POINTS // (most * count))]
+            first += len(group)
+            slots = torch.arange(most, device=device)
+            valid = slots[None] < counts[group, None]  # (H, most)
+            rows = order[torch.where(valid, starts[group, None] + slots[None], 0)]  # each home's points
+            home_points = points[rows]  # (H, most, 3)
+            px, py, pz = (home_points[..., axis, None] for axis in range(3))  # (H, most, 1) each
+            for offset in offsets:
+                cells = (homes[group] + offset + self.padding).clamp(0, side - 1)
+                voxel = self.table[(cells[:, 0] * side + cells[:, 1]) * side + cells[:, 2]]
+                present = torch.nonzero(voxel >= 0).squeeze(1)
+                if not len(present):
+                    continue
+                near = (voxel[present, None] * count + members).reshape(-1)
+                g = self.packed[near].reshape(len(present), 1, count, -1).unbind(dim=-1)  # (V, 1, count) each
+                dx, dy, dz = px[present] - g[0], py[present] - g[1], pz[present] - g[2]  # (V, most, count)
+                form = g[3] * dx * dx + g[4] * dy * dy + g[5] * dz * dz
+                form = form + 2 * (g[6] * dx * dy + g[7] * dx * dz + g[8] * dy * dz)
+                inside = (dx.abs() <= reach) & (dy.abs() <= reach) & (dz.abs() <= reach) & valid[present, :, None]
+                weight = torch.where(inside, g[9] * torch.exp(-0.5 * form), 0.0)
+                target = rows[present].reshape(-1)
+                weight_sum.index_add_(0, target, weight.sum(dim=-1).reshape(-1))
+                colour = torch.stack(g[10:13], dim=-1)[:, 0]  # (V, count, 3)
+                colour_sum.index_add_(0, target, torch.bmm(weight, colour).reshape(-1, 3))
         result = colour_sum / weight_sum.clamp(min=NO_WEIGHT)[:, None]
         lonely = torch.nonzero(weight_sum < NO_WEIGHT).squeeze(1)
         if len(lonely):

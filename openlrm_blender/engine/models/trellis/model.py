@@ -18,7 +18,7 @@ from ..cube_grid import CubeGrid
 from ..dinov2 import Dinov2, Dinov2Config
 from .config import TrellisConfig
 from .cube_features import cube_grid_from_features
-from .decoders import GaussianDecoder, MeshDecoder, RadianceDecoder
+from .decoders import GaussianDecoder, MeshDecoder
 from .gaussians import Gaussians
 from .image_encoder import image_condition, negative_condition
 from .latent_flow import LatentFlow
@@ -32,7 +32,6 @@ NETWORKS = {
     "sparse_structure_decoder": "structure_decoder",
     "slat_flow_model": "latent_flow",
     "slat_decoder_gs": "gaussian_decoder",
-    "slat_decoder_rf": "radiance_decoder",
     "slat_decoder_mesh": "mesh_decoder",
 }
 StepDone = Callable[[int], None]
@@ -47,7 +46,6 @@ class Trellis(nn.Module):
         self.structure_decoder = StructureDecoder(config.structure_decoder)
         self.latent_flow = LatentFlow(config.latent_flow)
         self.gaussian_decoder = GaussianDecoder(config.gaussian_decoder)
-        self.radiance_decoder = RadianceDecoder(config.radiance_decoder)
         self.mesh_decoder = MeshDecoder(config.mesh_decoder)
 
     @property

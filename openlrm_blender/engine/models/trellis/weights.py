@@ -36,7 +36,6 @@ TORSOS = {
     "structure_decoder": ("blocks", "middle_block"),
     "latent_flow": ("input_blocks", "blocks", "out_blocks"),
     "gaussian_decoder": ("blocks",),
-    "radiance_decoder": ("blocks",),
     "mesh_decoder": ("blocks", "upsample"),
 }
 HALF_LAYERS = (nn.Linear, nn.Conv3d, SubMConv)
