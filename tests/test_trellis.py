@@ -7,6 +7,10 @@ every tensor."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +23,8 @@ from openlrm_blender.engine.models.trellis.gaussians import NO_WEIGHT, REACH, SH
 from openlrm_blender.engine.models.trellis.model import Trellis, latent_noise, seeded_noise
 from openlrm_blender.engine.models.trellis.sparse import Level
 from openlrm_blender.engine.models.trellis.weights import load_model
-from tests.conftest import SHARED, SPEC
+from tests.conftest import REPO, SHARED, SPEC
+from tests.support.hub import HubServer
 from tests.support.random_trellis import REAL_ENCODER, write_configs
 
 VECTOR = SHARED / "vectors" / "trellis-tiny"
@@ -328,3 +333,48 @@ def test_the_command_line_takes_several_photos_of_one_object(tmp_path, tiny):
     vertices, faces, _ = read_ply(run_cli(tmp_path, *views))
     np.testing.assert_allclose(vertices, multi["mesh_vertices"], atol=1e-4, rtol=0)
     assert (faces == multi["mesh_faces"]).all(axis=1).mean() > 0.9999
+
+
+@pytest.fixture(scope="module")
+def hub_repositories(tmp_path_factory) -> dict[str, Path]:
+    """The tiny model as the Hub holds it: TRELLIS's repository and the encoder's own."""
+    root = tmp_path_factory.mktemp("hub-repositories")
+    trellis, encoder = root / "trellis", root / "encoder"
+    shutil.copytree(VECTOR, trellis, ignore=shutil.ignore_patterns("dinov2", "*.npz", "*.png", "*.ply"))
+    shutil.copytree(VECTOR / "dinov2", encoder)
+    return {"microsoft/TRELLIS-image-large": trellis, "facebook/dinov2-with-registers-large": encoder}
+
+
+def test_from_the_hub_both_repositories_sized_together_with_progress(hub_repositories, tmp_path):
+    """`--model trellis` over HTTP from a stand-in hub: pipeline.json first, then the
+    checkpoints and the encoder's files in one download told in GB; the mesh is the folder's."""
+    with HubServer(tmp_path, hub_repositories) as endpoint:
+        env = dict(os.environ, HF_HOME=str(tmp_path / "home"), HF_ENDPOINT=endpoint)
+        for name in ("HF_HUB_OFFLINE", "HF_HUB_CACHE"):
+            env.pop(name, None)
+        output = tmp_path / "out.ply"
+        command = [sys.executable, "-m", "openlrm_blender.engine", str(VECTOR / "input.png"), "-o", str(output),
+                   "--model", "trellis", "--seed", str(SEED), "--no-photo-texture", "--device", "cpu"]  # fmt: skip
+        done = subprocess.run(command, check=False, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "model: downloading" in done.stderr and " GB of " in done.stderr
+    cache = tmp_path / "home" / "hub"
+    assert (cache / "models--facebook--dinov2-with-registers-large").is_dir()
+    assert not list(cache.rglob("slat_dec_rf_*"))  # the radiance field's decoder is never fetched
+    vertices, _, _ = read_ply(output)
+    assert vertices.shape == load("expected.npz")["mesh_vertices"].shape
+
+
+def test_a_folder_without_its_encoder_or_a_checkpoint_is_named(tmp_path):
+    from openlrm_blender.engine.errors import WeightsError
+    from openlrm_blender.engine.models.trellis.weights import check_model_dir
+
+    folder = tmp_path / "trellis"
+    shutil.copytree(VECTOR, folder, ignore=shutil.ignore_patterns("*.npz", "*.png", "*.ply"))
+    shutil.rmtree(folder / "dinov2")
+    with pytest.raises(WeightsError, match=r"needs dinov2/config\.json, dinov2/model\.safetensors \(its image encoder: facebook"):
+        check_model_dir(folder)
+    shutil.copytree(VECTOR / "dinov2", folder / "dinov2")
+    next((folder / "ckpts").glob("ss_flow*.safetensors")).unlink()
+    with pytest.raises(WeightsError, match=r"a TRELLIS folder needs ckpts/ss_flow_img_dit_T_8l8_fp32\.safetensors"):
+        check_model_dir(folder)

@@ -10,21 +10,26 @@ import shutil
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import ClassVar
 
 CHUNK = 1 << 22
 
 
 class FakeHub(http.server.BaseHTTPRequestHandler):
-    """Serves ``folder``'s files as any repository's, at ``commit``."""
+    """Serves ``folder``'s files as any repository's (or ``repositories``' folders as those
+    repositories'), at ``commit``."""
 
     folder: Path
+    repositories: ClassVar[dict[str, Path]] = {}
     commit = "b" * 40
 
     def _file(self) -> Path | None:
         parts = self.path.split("?")[0].strip("/").split("/")  # owner, name, "resolve", revision, path...
-        if len(parts) >= 5 and parts[2] == "resolve" and (self.folder / "/".join(parts[4:])).is_file():
-            return self.folder / "/".join(parts[4:])
-        return None
+        if len(parts) < 5 or parts[2] != "resolve":
+            return None
+        folder = self.repositories.get(f"{parts[0]}/{parts[1]}", self.folder)
+        path = folder / "/".join(parts[4:])
+        return path if path.is_file() else None
 
     def _headers(self, path: Path) -> None:
         stat = path.stat()
@@ -56,10 +61,11 @@ class FakeHub(http.server.BaseHTTPRequestHandler):
 
 
 class HubServer:
-    """``with HubServer(folder) as endpoint:``, an ``HF_ENDPOINT`` on 127.0.0.1."""
+    """``with HubServer(folder) as endpoint:``, an ``HF_ENDPOINT`` on 127.0.0.1 (``repositories``:
+    repository id -> folder, for a model whose files come from several)."""
 
-    def __init__(self, folder: Path) -> None:
-        handler = type("Handler", (FakeHub,), {"folder": folder})
+    def __init__(self, folder: Path, repositories: dict[str, Path] | None = None) -> None:
+        handler = type("Handler", (FakeHub,), {"folder": folder, "repositories": repositories or {}})
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
 
     def __enter__(self) -> str:

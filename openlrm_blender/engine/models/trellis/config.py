@@ -131,13 +131,8 @@ class TrellisConfig:
     @classmethod
     def load(cls, folder: Path) -> TrellisConfig:
         path = folder / PIPELINE_FILE
-        args = read_json(path).get("args")
-        if not isinstance(args, dict) or not isinstance(args.get("models"), dict):
-            raise WeightsError(f"{path}: no args.models: not a TRELLIS pipeline")
-        missing = [role for role in ROLES if role not in args["models"]]
-        if missing:
-            raise WeightsError(f"{path}: args.models has no {', '.join(missing)}")
-        checkpoints = {role: str(args["models"][role]) for role in ROLES}
+        args = read_json(path)["args"]
+        checkpoints = checkpoint_stems(folder)
         networks = {role: _network_args(folder, role, checkpoints[role]) for role in ROLES}
         normalisation = args.get("slat_normalization") or {}
         mean, std = normalisation.get("mean"), normalisation.get("std")
@@ -155,6 +150,18 @@ class TrellisConfig:
             latent_std=tuple(float(value) for value in std),
             checkpoints=checkpoints,
         )
+
+
+def checkpoint_stems(folder: Path) -> dict[str, str]:
+    """Each network's checkpoint ("ckpts/<stem>", relative to the folder) as pipeline.json names it."""
+    path = folder / PIPELINE_FILE
+    args = read_json(path).get("args")
+    if not isinstance(args, dict) or not isinstance(args.get("models"), dict):
+        raise WeightsError(f"{path}: no args.models: not a TRELLIS pipeline")
+    missing = [role for role in ROLES if role not in args["models"]]
+    if missing:
+        raise WeightsError(f"{path}: args.models has no {', '.join(missing)}")
+    return {role: str(args["models"][role]) for role in ROLES}
 
 
 def _network_args(folder: Path, role: str, stem: str) -> dict:

@@ -22,7 +22,7 @@ from torch import nn
 from ...errors import WeightsError
 from .. import hub
 from ..checkpoint import check_state_dict, read_safetensors
-from .config import PIPELINE_FILE, ROLES, TrellisConfig
+from .config import PIPELINE_FILE, ROLES, TrellisConfig, checkpoint_stems
 from .image_encoder import CONFIG_FILE, FOLDER, WEIGHTS_FILE, load_image_encoder
 from .model import NETWORKS, Trellis
 from .sparse import SubMConv
@@ -41,9 +41,11 @@ TORSOS = {
 HALF_LAYERS = (nn.Linear, nn.Conv3d, SubMConv)
 
 
-def checkpoint_files(config: TrellisConfig) -> list[str]:
-    """The checkpoint files of every network, relative to the folder (pipeline.json names them)."""
-    return [f"{config.checkpoints[role]}{suffix}" for role in ROLES for suffix in (".json", ".safetensors")]
+def checkpoint_files(folder: Path) -> list[str]:
+    """The checkpoint files of every network a run loads, relative to the folder (its
+    pipeline.json names them)."""
+    stems = checkpoint_stems(folder)
+    return [f"{stems[role]}{suffix}" for role in ROLES for suffix in (".json", ".safetensors")]
 
 
 def encoder_folder(folder: Path) -> Path:
@@ -63,7 +65,7 @@ def check_model_dir(folder: Path) -> Path:
     folder = Path(folder)
     if not (folder / PIPELINE_FILE).is_file():
         raise WeightsError(f"{folder}: not a TRELLIS folder: it has no {PIPELINE_FILE}")
-    missing = [name for name in checkpoint_files(TrellisConfig.load(folder)) if not (folder / name).is_file()]
+    missing = [name for name in checkpoint_files(folder) if not (folder / name).is_file()]
     encoder = encoder_folder(folder)
     missing += [f"{FOLDER}/{name}" for name in ENCODER_FILES if not (encoder / name).is_file()]
     if missing:
@@ -85,7 +87,7 @@ def download_model(name: str = "trellis", **hub_options) -> Path:
     revision = hub_options.pop("revision", None)
     progress = hub_options.pop("progress", None)
     folder = hub.download(repo_id, [PIPELINE_FILE], revision=revision, **hub_options)
-    files = checkpoint_files(TrellisConfig.load(folder))
+    files = checkpoint_files(folder)
     hub.download_repositories(
         [(repo_id, files, revision), (ENCODER_REPO_ID, ENCODER_FILES, None)], progress=progress, **hub_options
     )
