@@ -372,9 +372,69 @@ def test_a_folder_without_its_encoder_or_a_checkpoint_is_named(tmp_path):
     folder = tmp_path / "trellis"
     shutil.copytree(VECTOR, folder, ignore=shutil.ignore_patterns("*.npz", "*.png", "*.ply"))
     shutil.rmtree(folder / "dinov2")
-    with pytest.raises(WeightsError, match=r"needs dinov2/config\.json, dinov2/model\.safetensors \(its image encoder: facebook"):
+    with pytest.raises(
+        WeightsError, match=r"needs dinov2/config\.json, dinov2/model\.safetensors \(its image encoder: facebook"
+    ):
         check_model_dir(folder)
     shutil.copytree(VECTOR / "dinov2", folder / "dinov2")
     next((folder / "ckpts").glob("ss_flow*.safetensors")).unlink()
     with pytest.raises(WeightsError, match=r"a TRELLIS folder needs ckpts/ss_flow_img_dit_T_8l8_fp32\.safetensors"):
         check_model_dir(folder)
+
+
+def test_triposgs_shapes_take_their_colours_from_trellis(tmp_path, tiny):
+    """--colours trellis: TripoSG's mesh (its vertices as without), every vertex coloured by the
+    Gaussians TRELLIS's second stage makes on that mesh's voxels (in our frame)."""
+    from openlrm_blender.engine.cli import main
+    from openlrm_blender.engine.input.voxelise import voxelise
+    from openlrm_blender.engine.pipeline import PaintMesh, paint
+
+    shape = SHARED / "vectors" / "triposg-tiny"
+    common = [str(shape / "input.png"), "--weights", str(shape), "--steps", "2", "--resolution", "32", "--seed",
+              str(SEED), "--no-photo-texture", "--device", "cpu", "-q"]  # fmt: skip
+    assert main([*common, "-o", str(tmp_path / "photo.ply")]) == 0
+    assert main([*common, "-o", str(tmp_path / "trellis.ply"), "--colours", "trellis", "--painter-weights",
+                 str(VECTOR)]) == 0  # fmt: skip
+    photo_vertices, photo_faces, photo_colours = read_ply(tmp_path / "photo.ply")
+    vertices, faces, colours = read_ply(tmp_path / "trellis.ply")
+    np.testing.assert_array_equal(vertices, photo_vertices)
+    np.testing.assert_array_equal(faces, photo_faces)
+    assert np.abs(colours.astype(int) - photo_colours).max() > 10  # not the photo's
+    # The same as painting that mesh with TRELLIS from TripoSG's photo.
+    from openlrm_blender.engine import Options
+
+    options = Options(weights_dir=VECTOR, seed=SEED, photo_texture=False, device="cpu", remove_background=False)
+    painted = paint(shape / "input.png", PaintMesh(vertices, faces), options).mesh
+    assert np.abs(painted.colours_u8.astype(int) - colours).max() <= 1
+    assert len(voxelise(vertices, faces, tiny.config.latent_flow.resolution).coords) > 0
+
+
+def test_a_photo_that_cannot_be_read_is_named_and_nothing_is_written(tmp_path):
+    from openlrm_blender.engine.cli import main
+
+    broken = tmp_path / "side.png"
+    broken.write_bytes(b"not a png")
+    output = tmp_path / "out.ply"
+    assert (
+        main([str(VECTOR / "input.png"), "-o", str(output), "--weights", str(VECTOR), "--view", str(broken), "-q"]) == 1
+    )
+    assert not output.exists()
+
+
+def test_several_photos_need_a_family_that_takes_them(tmp_path, capsys):
+    from openlrm_blender.engine.cli import main
+
+    shape = SHARED / "vectors" / "triposg-tiny"
+    output = tmp_path / "out.ply"
+    arguments = [
+        str(shape / "input.png"),
+        "-o",
+        str(output),
+        "--weights",
+        str(shape),
+        "--view",
+        str(VECTOR / "view1.png"),
+    ]
+    assert main([*arguments, "-q"]) == 1
+    assert "TripoSG takes one photo: several photos of one object need TRELLIS" in capsys.readouterr().err
+    assert not output.exists()

@@ -47,8 +47,9 @@ class _Run:
     stopwatch, the photos and the background remover they need."""
 
     def __init__(self, options: Options | None, progress: ProgressCallback | None, cancel: CancelToken | None):
-        self.options = options or Options()
-        self.options.validate()
+        self.requested = options or Options()  # each model fills what is unset from its own published values
+        self.requested.validate()
+        self.options = self.requested
         self.report = Reporter(progress, cancel)
         self.timings: dict[str, float] = {}
         self.facts: dict[str, float] = {}
@@ -94,7 +95,7 @@ class _Run:
             ),
         )  # fmt: skip
         recipe = family.recipe()
-        self.options = options.for_family(family.settings | recipe.published_settings(folder))
+        self.options = self.requested.for_family(family.settings | recipe.published_settings(folder))
         dtype = resolve_precision(options.dtype, self.device, family)
         check_precision(self.device, dtype)
         keep_float32_exact(self.device, dtype)
