@@ -438,3 +438,21 @@ def test_several_photos_need_a_family_that_takes_them(tmp_path, capsys):
     assert main([*arguments, "-q"]) == 1
     assert "TripoSG takes one photo: several photos of one object need TRELLIS" in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_half_precision_keeps_the_published_torsos_in_half_and_the_rest_in_float32():
+    """What a GPU's "auto" precision loads (float16, as published): only the torsos' linear
+    layers and convolutions in half precision; norms, embeddings, input and output layers, and
+    the image encoder in float32. (Loaded on the CPU: nothing runs.)"""
+    model = load_model(VECTOR, "cpu", torch.float16)
+    flow = model.latent_flow
+    assert flow.blocks[0].self_attn.to_qkv.weight.dtype == torch.float16
+    assert flow.input_blocks[0].conv1.conv.weight.dtype == torch.float16
+    assert flow.blocks[0].norm2.weight.dtype == torch.float32  # the cross-attention's affine norm
+    assert flow.blocks[0].self_attn.q_rms_norm.gamma.dtype == torch.float32
+    assert flow.input_layer.weight.dtype == flow.out_layer.weight.dtype == torch.float32
+    assert model.structure_decoder.middle_block[0].conv1.weight.dtype == torch.float16
+    assert model.structure_decoder.input_layer.weight.dtype == torch.float32
+    assert model.mesh_decoder.upsample[0].out_layers[0].conv.weight.dtype == torch.float16
+    assert model.mesh_decoder.upsample[0].act_layers[0].weight.dtype == torch.float32
+    assert all(parameter.dtype == torch.float32 for parameter in model.image_encoder.parameters())
