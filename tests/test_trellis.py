@@ -456,3 +456,47 @@ def test_half_precision_keeps_the_published_torsos_in_half_and_the_rest_in_float
     assert model.mesh_decoder.upsample[0].out_layers[0].conv.weight.dtype == torch.float16
     assert model.mesh_decoder.upsample[0].act_layers[0].weight.dtype == torch.float32
     assert all(parameter.dtype == torch.float32 for parameter in model.image_encoder.parameters())
+
+
+def test_with_one_photo_both_view_modes_are_the_ordinary_run(tmp_path):
+    """multidiffusion averages the photos' velocities: of one photo, that is its own."""
+    stochastic = read_ply(run_cli(tmp_path))
+    multidiffusion = read_ply(run_cli(tmp_path, "--view-mode", "multidiffusion"))
+    for ours, theirs in zip(stochastic, multidiffusion, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_textured_glb_carries_the_gaussians_colours_baked(tmp_path):
+    """GLB output is textured: the mesh simplified to its face budget, UVs in the unit square,
+    a texture baked from the Gaussians (not a flat colour)."""
+    from openlrm_blender.engine.cli import main
+    from tests.support.glb import textured_mesh
+
+    output = tmp_path / "out.glb"
+    arguments = ["--weights", str(VECTOR), "--seed", str(SEED), "--faces", "5000", "--texture-size", "256",
+                 "--no-photo-texture", "--device", "cpu", "-q"]  # fmt: skip
+    assert main([str(VECTOR / "input.png"), "-o", str(output), *arguments]) == 0
+    mesh = textured_mesh(output)
+    assert len(mesh["faces"]) <= 5000 * 1.05
+    assert mesh["uvs"].min() >= 0.0 and mesh["uvs"].max() <= 1.0
+    assert mesh["texture"].shape == (256, 256, 3) and mesh["texture"].reshape(-1, 3).std(axis=0).min() > 0.02
+
+
+def test_a_glb_is_painted_and_written_back_with_its_vertices(tmp_path):
+    """A mesh read from a GLB (turned from glTF's +Y up into ours) painted, written as GLB: its
+    positions and triangles come back as they were, with vertex colours."""
+    from openlrm_blender.engine.export.mesh_files import write_mesh
+    from openlrm_blender.engine.input.mesh_file import read_mesh
+    from openlrm_blender.engine.result import Mesh
+
+    source = read_mesh(VECTOR / "paint.ply")
+    given = tmp_path / "given.glb"
+    write_mesh(Mesh(source.vertices.astype(np.float32), source.faces, np.full(source.vertices.shape, 0.5)), given)
+    output = tmp_path / "painted.glb"
+    arguments = ["--weights", str(VECTOR), "--seed", str(SEED), "--paint", str(given), "--device", "cpu", "-q"]
+    from openlrm_blender.engine.cli import main
+
+    assert main([str(VECTOR / "input.png"), "-o", str(output), *arguments]) == 0
+    before, after = read_mesh(given), read_mesh(output)
+    np.testing.assert_allclose(after.vertices, before.vertices, atol=1e-7, rtol=0)
+    np.testing.assert_array_equal(after.faces, before.faces)
