@@ -84,7 +84,7 @@ def layout_calls() -> list[tuple[str, str, dict]]:
     """Every UILayout method the sidebar and the preferences call, with their keywords (and
     the keywords' values where they are constants)."""
     calls = []
-    for module in ("panel.py", "preferences.py"):
+    for module in ("panel.py", "paint_panel.py", "preferences.py"):
         tree = ast.parse((Path(openlrm_blender.__file__).parent / "addon" / module).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
@@ -218,6 +218,10 @@ def test_the_operator_and_the_sidebar_take_the_engines_table(addon):
             if name not in properties:
                 continue
             prop = properties[name]
+            if setting.choices:  # a word setting: a menu of the engine's words
+                assert [item.identifier for item in prop.enum_items] == list(setting.choices), name
+                assert prop.default == setting.default and prop.name == setting.label, name
+                continue
             if prop.type == "ENUM":  # the sidebar's texture sizes: a menu within the range
                 sizes = [int(item.identifier) for item in prop.enum_items]
                 assert prop.default == str(default) and setting.minimum <= min(sizes) <= max(sizes) <= setting.maximum
@@ -226,8 +230,11 @@ def test_the_operator_and_the_sidebar_take_the_engines_table(addon):
             if setting.minimum is not None:
                 limits = (getattr(prop, low), getattr(prop, high))
                 assert limits == pytest.approx((setting.minimum, setting.maximum)), (name, limits)
-    assert {"foreground_ratio", "resolution", "threshold", "faces", "texture_size"} <= set(operator.keys())
-    assert {"foreground_ratio", "resolution", "threshold", "faces"} <= set(sidebar.keys())
+    assert {"foreground_ratio", "resolution", "threshold", "faces", "texture_size", "latent_steps", "view_mode",
+            "colours"} <= set(operator.keys())  # fmt: skip
+    assert {"foreground_ratio", "resolution", "threshold", "faces", "latent_guidance", "view_mode", "colours"} <= set(
+        sidebar.keys()
+    )
 
 
 def test_enabling_imports_neither_pytorch_nor_model_code():
@@ -248,10 +255,14 @@ def test_enabling_imports_neither_pytorch_nor_model_code():
     report = json.loads(next(line[7:] for line in done.stdout.splitlines() if line.startswith("RESULT ")))
     print(f"enabling the add-on took {report['seconds'] * 1000:.0f} ms")
     assert report["enabled"]
+    # What the options and the mesh readers need: NumPy only.
     torch_free = {
-        "errors", "input", "input.background", "input.read", "models", "models.openlrm", "models.openlrm.config",
+        "errors", "input", "input.background", "input.read", "input.mesh_file", "input.mesh_size", "input.ply_reader",
+        "input.obj_reader", "input.glb_reader", "models", "models.openlrm", "models.openlrm.config",
         "models.registry", "models.encoding", "models.triposg", "models.triposg.config", "models.triposg.work",
-        "options", "progress", "pytorch", "result", "surface", "surface.uv",
+        "models.config_files", "models.dinov2_config", "models.settings", "options", "progress", "pytorch", "result",
+        "surface", "surface.uv", "surface.finish", "surface.bake", "surface.cleanup", "surface.simplify", "geometry",
+        "geometry.normals", "geometry.raster",
     }  # fmt: skip
     assert set(report["loaded"]) <= {f"openlrm_blender.engine.{name}" for name in torch_free}, report["loaded"]
 

@@ -43,16 +43,25 @@ def build_mesh(name: str, mesh: PolygonMesh, smooth_shading: bool = False) -> bp
     data.polygons.foreach_set("loop_start", (np.cumsum(mesh.sizes) - mesh.sizes).astype(np.int32))
     data.polygons.foreach_set("loop_total", np.ascontiguousarray(mesh.sizes, dtype=np.int32))
     data.polygons.foreach_set("use_smooth", np.full(len(mesh.sizes), smooth_shading, dtype=bool))
-    # Byte colours are stored as sRGB: writing the model's 8-bit values through
-    # ``color_srgb`` keeps them exactly, and Blender shows them as the image showed them.
+    set_colours(data, colours)
+    data.update()
+    return data
+
+
+def set_colours(data: bpy.types.Mesh, colours: np.ndarray) -> None:
+    """8-bit colours (V, 3) as the mesh's point colour attribute, shown and rendered (one of
+    the same name goes first). Byte colours are stored as sRGB: writing the model's 8-bit
+    values through ``color_srgb`` keeps them exactly, and Blender shows them as the image
+    showed them."""
+    existing = data.attributes.get(COLOR_ATTRIBUTE)
+    if existing is not None:
+        data.attributes.remove(existing)
     attribute = data.color_attributes.new(COLOR_ATTRIBUTE, "BYTE_COLOR", "POINT")
-    rgba = np.ones((len(vertices), 4), dtype=np.float32)
+    rgba = np.ones((len(colours), 4), dtype=np.float32)
     rgba[:, :3] = colours / np.float32(255.0)
     attribute.data.foreach_set("color_srgb", rgba.ravel())
     data.color_attributes.active_color = attribute
     data.color_attributes.render_color_index = data.color_attributes.active_color_index
-    data.update()
-    return data
 
 
 def base_colour_material(name: str, node_type: str) -> tuple[bpy.types.Material, bpy.types.ShaderNode]:

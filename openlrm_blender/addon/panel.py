@@ -14,10 +14,14 @@ from ..engine import PyTorchMissing, torch_available
 from ..engine.models.triposg import work
 from ..engine.options import SETTINGS
 from ..engine.progress import duration
+from .paint_panel import OPENLRM_PT_paint
 from .preferences import get_preferences
 from .state import Runtime
 
 _previews = None
+# The Advanced settings the sidebar has, in its order, each shown where the model uses it.
+ADVANCED = ("recenter", "foreground_ratio", "camera_distance", "steps", "guidance", "latent_steps", "latent_guidance",
+            "seed", "view_mode", "resolution", "threshold")  # fmt: skip
 DRAFT_STEPS, DRAFT_RESOLUTION = 10, 256  # what the estimate offers as a quick first look
 
 
@@ -49,6 +53,8 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         settings = context.scene.openlrm
+        preferences = get_preferences(context)
+        family = preferences.family(None if settings.model == "DEFAULT" else settings.model)
         layout.row().prop(settings, "source", expand=True)
         if settings.source == "FILE":
             layout.prop(settings, "filepath", text="")
@@ -56,7 +62,11 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         elif settings.source == "IMAGES":
             layout.template_list("OPENLRM_UL_images", "", bpy.data, "images", settings, "image_index", rows=4)
             chosen = sum(image.openlrm_chosen for image in bpy.data.images)
-            layout.label(text=f"{chosen} of {len(bpy.data.images)} ticked: one object each")
+            each = "one object" if settings.one_object and family.views else "one object each"
+            layout.label(text=f"{chosen} of {len(bpy.data.images)} ticked: {each}")
+            row = layout.row()
+            row.enabled = family.views  # greyed out for a model of one photo; its tooltip says why
+            row.prop(settings, "one_object")
             icon = 0
         else:
             layout.template_ID(settings, "image", open="image.open")
@@ -65,8 +75,6 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
             layout.template_icon(icon_value=icon, scale=6.0)
 
         layout.prop(settings, "model")
-        preferences = get_preferences(context)
-        family = preferences.family(None if settings.model == "DEFAULT" else settings.model)
         for index, line in enumerate(_wrap(family.licence, _line_width(context))):
             layout.label(text=line, icon="INFO" if index == 0 else "BLANK1")
         if family.sampled and on_the_cpu(preferences.device):
@@ -84,22 +92,19 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
             if settings.output == "TEXTURED":
                 column.prop(settings, "texture_size", text="")
                 column.prop(settings, "photo_texture")
+        if not family.makes_colours:
+            _colours_choice(context, layout, settings, preferences.painter_missing())
         header, body = layout.panel_prop(settings, "show_advanced")  # a property: scripts can open it too
         header.label(text="Advanced")
         if body is not None:
             column = body.column(align=True)
-            if family.sampled:  # a flow model: its sampling; it frames the image itself and takes no camera
-                column.prop(settings, "steps")
-                column.prop(settings, "guidance")
-                row = column.row(align=True)
-                row.prop(settings, "seed")
-                row.operator("openlrm.new_seed", text="", icon="FILE_REFRESH")
-            else:
-                column.prop(settings, "recenter")
-                column.prop(settings, "foreground_ratio")
-                column.prop(settings, "camera_distance")
-            column.prop(settings, "resolution")
-            column.prop(settings, "threshold")
+            for name in ADVANCED:  # what the model reads: a flow model its sampling, no camera
+                if name == "seed" and name in family.uses:
+                    row = column.row(align=True)
+                    row.prop(settings, "seed")
+                    row.operator("openlrm.new_seed", text="", icon="FILE_REFRESH")
+                elif name in family.uses:
+                    column.prop(settings, name)
             column.prop(settings, "smooth_shading")
             column.prop(settings, "remove_floaters")
             column.prop(settings, "mirror_photo")
@@ -115,7 +120,8 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         if Runtime.last_error and Runtime.last_error_kind != PyTorchMissing.__name__:  # that one has its box
             _message_box(context, layout, Runtime.last_error)
         elif Runtime.last_info:
-            layout.label(text=Runtime.last_info, icon="CHECKMARK")
+            for index, line in enumerate(_wrap(Runtime.last_info, _line_width(context))):
+                layout.label(text=line, icon="CHECKMARK" if index == 0 else "BLANK1")
 
 
 def on_the_cpu(device: str) -> bool:
@@ -148,6 +154,17 @@ def cpu_estimate(settings, precision: str) -> str:
     if (draft_steps, draft_resolution) != (settings.steps, settings.resolution):
         text += f"; a draft of {draft_steps} steps at {draft_resolution}^3 about {duration(draft / rate)}"
     return text + ". A GPU takes seconds"
+
+
+def _colours_choice(context: bpy.types.Context, layout: bpy.types.UILayout, settings, missing: str) -> None:
+    """A shape-only model's colours: the photo's, or TRELLIS's where its weights are here."""
+    row = layout.row(align=True)
+    row.enabled = not missing
+    row.label(text="Colours")
+    row.prop(settings, "colours", expand=True)
+    if missing:
+        for index, line in enumerate(_wrap(f"Colours from the photo: {missing}", _line_width(context))):
+            layout.label(text=line, icon="INFO" if index == 0 else "BLANK1")
 
 
 def _line_width(context: bpy.types.Context) -> int:
@@ -202,4 +219,4 @@ def unregister_previews() -> None:
 DRAFT_STEPS, DRAFT_RESOLUTION = 10, 256  # what the estimate offers as a quick first look
 
 
-classes = (OPENLRM_UL_images, OPENLRM_PT_image_to_3d)
+classes = (OPENLRM_UL_images, OPENLRM_PT_image_to_3d, OPENLRM_PT_paint)

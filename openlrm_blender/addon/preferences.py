@@ -11,7 +11,7 @@ import bpy
 
 from ..engine import DEFAULT_MODEL
 from ..engine.input import background
-from ..engine.models.registry import FAMILIES, OPENLRM, Family, family_of, family_of_name
+from ..engine.models.registry import FAMILIES, OPENLRM, TRELLIS, Family, family_of, family_of_name
 from ..engine.pytorch import torch_found
 from ..jobs import pytorch_install
 from . import ADDON_PACKAGE
@@ -73,7 +73,8 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
             (
                 "FOLDER",
                 "Local Folder",
-                "A model folder: OpenLRM's config.json, or TripoSR's config.yaml, with its weights",
+                "A model folder with its weights: OpenLRM's config.json, TripoSR's config.yaml, TripoSG's "
+                "model_index.json or TRELLIS's pipeline.json (and dinov2/)",
             ),
         ],
         default="HUB",
@@ -86,6 +87,12 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
     cache_dir: bpy.props.StringProperty(
         name="Cache Folder",
         description="Hugging Face cache (empty: HF_HOME or ~/.cache/huggingface)",
+        subtype="DIR_PATH",
+    )
+    painter_dir: bpy.props.StringProperty(
+        name="TRELLIS Folder",
+        description="A local TRELLIS folder (pipeline.json, ckpts/ and dinov2/) for Paint from Photo and TripoSG's "
+        "colours from TRELLIS (empty: TRELLIS from the Hugging Face Hub)",
         subtype="DIR_PATH",
     )
     device: bpy.props.EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")
@@ -116,6 +123,31 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
             Path(bpy.path.abspath(self.weights_dir)) if self.weights_source == "FOLDER" and self.weights_dir else None
         )
 
+    def painter_folder(self) -> Path | None:
+        """The TRELLIS folder that paints (Paint from Photo, TripoSG's colours): the one set for
+        painting, else the model folder where it is TRELLIS's; None: TRELLIS from the Hub."""
+        if self.painter_dir:
+            return Path(bpy.path.abspath(self.painter_dir))
+        folder = self.weights_folder()
+        return folder if folder is not None and family_of("", folder) is TRELLIS else None
+
+    def painter_missing(self) -> str:
+        """Why TRELLIS cannot paint without a download ("" where it can): its folder is here,
+        or the Hugging Face cache holds it. Looked at in the cache only, never online."""
+        folder = self.painter_folder()
+        if folder is not None:
+            found = family_of("", folder)
+            return "" if found is TRELLIS else f"the TRELLIS folder in the preferences is {_not_trellis(found)}"
+        from huggingface_hub import try_to_load_from_cache
+
+        cache_dir = bpy.path.abspath(self.cache_dir) if self.cache_dir else None
+        if isinstance(try_to_load_from_cache(TRELLIS.repo_ids[0], TRELLIS.config_file, cache_dir=cache_dir), str):
+            return ""
+        return (
+            "TRELLIS is not on this machine: paint or generate with it once (a 4.2 GB download), or set its folder in "
+            "the preferences"
+        )
+
     def family(self, model: str | None) -> Family:
         """The family a run of ``model`` (None: the default model) will use: the local
         folder's, told by its files, else the name's."""
@@ -133,6 +165,7 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
             layout.prop(self, "cache_dir")
         else:
             layout.prop(self, "weights_dir")
+        layout.prop(self, "painter_dir")
         layout.prop(self, "device")
         layout.prop(self, "precision")
         layout.prop(self, "background_model_name")
@@ -206,6 +239,10 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
             if self.background_model_name == "FILE"
             else self.background_model_name
         )
+
+
+def _not_trellis(family: Family | None) -> str:
+    return f"{family.title}'s, not TRELLIS's" if family is not None else "not a model folder"
 
 
 @functools.cache  # fixed for the session; the preferences draw it on every redraw

@@ -6,7 +6,7 @@ from __future__ import annotations
 import bpy
 
 from ..engine import PUBLISHED_MODELS
-from ..engine.models.registry import TRIPOSG, TRIPOSR, Family, family_of_name
+from ..engine.models.registry import TRELLIS, TRIPOSG, TRIPOSR, Family, family_of_name
 from ..engine.options import SETTINGS, Options
 from ..jobs.quads import DEFAULT_FACES
 from . import ADDON_PACKAGE
@@ -26,6 +26,16 @@ def _model_item(name: str) -> tuple[str, str, str]:
             (
                 f"VAST-AI/TripoSG: 7.9 GB, a flow model with detailed shapes, coloured from the photo: seconds on a "
                 f"GPU, most of an hour on a CPU. {family.licence}"
+            ),
+        )
+    if family is TRELLIS:  # 3.0 GB of float16 checkpoints, and DINOv2-L/14's 304 M float32 values
+        return (
+            name,
+            "TRELLIS",
+            (
+                "microsoft/TRELLIS-image-large: 4.2 GB with its image encoder, two flow models that make the whole "
+                "object's shape and colours, from one photo or several of one object; it also paints your meshes. "
+                f"Seconds on a GPU, an hour or more on a CPU. {family.licence}"
             ),
         )
     data, size = name.split("-")[1:3]
@@ -81,13 +91,26 @@ TEXTURE_SIZE_ITEMS = [(str(size), f"{size} px", f"A {size} x {size} texture") fo
 FLOATER_SHARE = 0.01  # Remove Floaters drops pieces with less than this share of the faces
 
 
+# A word setting's words as a menu shows them: each word's label and tooltip.
+CHOICE_WORDS = {
+    "stochastic": ("Stochastic", "Each step takes the next photo in turn (the published default)"),
+    "multidiffusion": ("Multidiffusion", "Every step takes every photo (slower, one model call per photo a step)"),
+    "photo": ("Photo", "The photo laid on the shape, and its colours grown over the sides it does not show"),
+    "trellis": ("TRELLIS", "TRELLIS paints the whole object from the photo, every side (needs TRELLIS's weights)"),
+}
+
+
 def setting_property(name: str, *, hard_limits: bool, **extra) -> bpy.props._PropertyDeferred:
     """One of the engine's settings (``options.SETTINGS``) as a Blender property: the sidebar
     clamps to the valid range (hard limits); the operator only suggests it (soft limits),
-    so a value from Python outside it is reported by ``Options.validate``, not clamped."""
+    so a value from Python outside it is reported by ``Options.validate``, not clamped. A
+    word setting is a menu of its words, which are the engine's own."""
     setting = SETTINGS[name]
     default = setting.default if setting.blender_default is None else setting.blender_default
     common = dict(name=setting.label, description=setting.help, default=default, **extra)
+    if setting.choices:
+        items = [(word, *CHOICE_WORDS[word]) for word in setting.choices]
+        return bpy.props.EnumProperty(items=items, **common)
     if isinstance(setting.default, bool):
         return bpy.props.BoolProperty(**common)
     kind = bpy.props.IntProperty if isinstance(setting.default, int) else bpy.props.FloatProperty
@@ -101,9 +124,20 @@ class OpenLRMSettings(bpy.types.PropertyGroup):
         items=[
             ("FILE", "File", "An image file on disk"),
             ("IMAGE", "Image", "An image already in Blender"),
-            ("IMAGES", "Images", "Several images already in Blender, each its own object: tick them in the list"),
+            (
+                "IMAGES",
+                "Images",
+                "Several images already in Blender, each its own object (or, with TRELLIS, photos of one object): "
+                "tick them in the list",
+            ),
         ],
         default="FILE",
+    )
+    one_object: bpy.props.BoolProperty(
+        name="Views of One Object",
+        description="The ticked images are photos of one object from several sides: they make one object, the first "
+        "ticked the main photo (TRELLIS only: the other models take one photo)",
+        default=False,
     )
     image_index: bpy.props.IntProperty(name="Active Image", options={"HIDDEN"})  # the list's highlighted row
     filepath: bpy.props.StringProperty(name="Image File", subtype="FILE_PATH")
@@ -145,7 +179,17 @@ class OpenLRMSettings(bpy.types.PropertyGroup):
     show_advanced: bpy.props.BoolProperty(name="Advanced", description="Show the less everyday settings", default=False)
     steps: setting_property("steps", hard_limits=True)
     guidance: setting_property("guidance", hard_limits=True)
+    latent_steps: setting_property("latent_steps", hard_limits=True)
+    latent_guidance: setting_property("latent_guidance", hard_limits=True)
+    view_mode: setting_property("view_mode", hard_limits=True)
+    colours: setting_property("colours", hard_limits=True)
     seed: setting_property("seed", hard_limits=True)
+    paint_photo: bpy.props.BoolProperty(
+        name="Photo on the Front",
+        description="Paint from Photo lays the photo's own pixels on the side it shows (sharper, where the mesh "
+        "matches the photo's view; off: TRELLIS's colours alone)",
+        default=False,
+    )
     mirror_photo: setting_property("mirror_photo", hard_limits=True)
     remove_floaters: bpy.props.BoolProperty(
         name="Remove Floaters",

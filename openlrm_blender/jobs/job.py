@@ -1,5 +1,6 @@
-"""A generation run as the add-on sees it, off Blender's main thread and never touching
-``bpy``: computed in the model's own process (``worker.server``, through ``worker.client``).
+"""A run as the add-on sees it (a mesh made from photos, or a mesh painted from them), off
+Blender's main thread and never touching ``bpy``: computed in the model's own process
+(``worker.server``, through ``worker.client``).
 
 A thread of Blender's process sends the run to the worker and reads its replies;
 Blender's main thread asks ``poll()`` on each timer tick for the latest progress and, at
@@ -22,6 +23,7 @@ import numpy as np
 
 from ..engine import Cancelled, CancelToken, EngineError, Mesh, Options, Result, require_torch, torch_available
 from ..engine.errors import error_of_kind, kind_of
+from ..engine.input.mesh_file import PaintMesh
 from ..engine.input.read import ImageSource
 from ..engine.models.registry import family_of
 from ..engine.progress import STAGE, overall_fraction
@@ -49,6 +51,7 @@ class Status:
     quads_error: str | None = None  # why there are none, when asked for (the triangles stay)
     error: str | None = None  # one line for the status bar
     error_kind: str | None = None  # the EngineError subclass it came as (errors.kind_of)
+    settings: dict = field(default_factory=dict)  # the per-model numbers the run used, given or published
     cancelled: bool = False
     batch: str = ""  # where a batch is, "image 3 of 12" (the add-on's Run sets it)
 
@@ -65,7 +68,8 @@ class Status:
 
 
 class Job:
-    """Runs one image through the worker and keeps the run's status."""
+    """Runs one image (with more photos of the same object, or a mesh to paint) through the
+    worker and keeps the run's status."""
 
     def __init__(
         self,
@@ -76,12 +80,17 @@ class Job:
         keep_worker: bool = True,
         low_priority: bool = False,
         quads: QuadRequest | None = None,
+        views: tuple[ImageSource, ...] = (),
+        paint: PaintMesh | None = None,
     ) -> None:
         """``image`` is a file or RGBA pixels; ``listener`` hears each status change in the
         running thread (for printing); ``keep_worker`` keeps the worker, and the model in
         it, for the next run; ``low_priority`` lets Blender's interface go first; ``quads``
-        asks for the mesh as quads too."""
+        asks for the mesh as quads too; ``views`` are more photos of the same object (files or
+        pixels); ``paint`` is a mesh to colour (the engine's ``paint``) instead of making one."""
         self.image = image
+        self.views = tuple(views)
+        self.paint = paint
         self.options = options
         self.engine = engine
         self._listener = listener
@@ -100,7 +109,9 @@ class Job:
         """A progress report: the worker's, or Blender's own for the last stage ("import")."""
         with self._lock:
             self._status.stage = stage
-            self._status.fraction = max(self._status.fraction, overall_fraction(stage, fraction, self._skipped))
+            # At most 1: Python 3.13's sum() rounds the stages' shares otherwise than adding them up does.
+            done = min(1.0, overall_fraction(stage, fraction, self._skipped))
+            self._status.fraction = max(self._status.fraction, done)
             self._status.message = message
             snapshot = Status(**vars(self._status))
         if self._listener is not None:
@@ -113,17 +124,31 @@ class Job:
             self._status.finished = True
 
     def _request(self) -> tuple[dict, dict[str, np.ndarray]]:
-        image = self.image
-        arrays = {"image": np.asarray(image)} if not isinstance(image, (str, Path)) else {}
+        """The run as the worker reads it: each photo a path, or pixels among the arrays (the
+        main one "image", the others "view0", "view1"...); a mesh to paint as arrays."""
+        arrays: dict[str, np.ndarray] = {}
+
+        def photo(name: str, source: ImageSource) -> str | None:
+            if isinstance(source, (str, Path)):
+                return str(source)
+            arrays[name] = np.asarray(source)
+            return None
+
         fields = dict(
-            image=None if arrays else str(image),
+            task="generate" if self.paint is None else "paint",
+            image=photo("image", self.image),
+            views=[photo(f"view{index}", view) for index, view in enumerate(self.views)],
             options=self.options.to_fields(),
             engine=self.engine.target,
             engine_arguments=self.engine.arguments,
         )
+        if self.paint is not None:
+            arrays.update(paint_vertices=self.paint.vertices, paint_faces=self.paint.faces)
+            if self.paint.corner_uvs is not None:
+                arrays["paint_corner_uvs"] = self.paint.corner_uvs
         return fields, arrays
 
-    def _compute(self) -> Result:
+    def _compute(self) -> tuple[Result, dict]:
         if self.engine.target is None and not torch_available():
             require_torch(windows_paths.unpack_problem(Path(__file__).parent))
         fields, arrays = self._request()
@@ -141,7 +166,8 @@ class Job:
                     raise error_of_kind(reply["error_kind"], reply["message"])
                 elif kind == "result":
                     mesh = Mesh(**arrays, rounding=reply["rounding"])
-                    return Result(mesh, Path(reply["model_dir"]), reply["device"], reply["timings"], reply["facts"])
+                    result = Result(mesh, Path(reply["model_dir"]), reply["device"], reply["timings"], reply["facts"])
+                    return result, reply.get("settings", {})
             self._token.check()
             raise worker.death()
         finally:
@@ -177,14 +203,14 @@ class Job:
     def run(self) -> None:
         """Run to the end in this thread; the outcome is in ``poll()``."""
         try:
-            result = self._compute()
+            result, settings = self._compute()
             quads = self._make_quads(result)
         except Cancelled:
             self._finish(cancelled=True)
         except EngineError as exc:
             self._finish(error=str(exc), error_kind=kind_of(exc))
         else:
-            self._finish(result=result, **quads)
+            self._finish(result=result, settings=settings, **quads)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="openlrm-job", daemon=True)

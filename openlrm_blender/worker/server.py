@@ -16,6 +16,8 @@ import traceback
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 from ..engine.errors import (
     DeviceFailure,
     EngineError,
@@ -25,24 +27,30 @@ from ..engine.errors import (
     kind_of,
     out_of_memory_message,
 )
-from ..engine.options import Options
+from ..engine.input.mesh_file import PaintMesh
+from ..engine.models.registry import family_of_folder
+from ..engine.options import SETTINGS, Options
 from ..engine.progress import CancelToken
 from .protocol import read_message, write_message
 
 
-def _engine(target: str | None, progress):
-    """The function a run calls: the real pipeline (PyTorch loads here, on the process's
-    first run), or one named "module:function" (tests)."""
+def _engine(target: str | None, task: str, progress):
+    """The function a run calls: the real pipeline's ``task`` ("generate" or "paint"; PyTorch
+    loads here, on the process's first run), or one named "module:function" (tests)."""
     if target:
         module, name = target.split(":")
         return getattr(importlib.import_module(module), name)
     if "torch" not in sys.modules:
         progress("startup", 0.0, "first run of this session (longest after installing)")
-    from ..engine.pipeline import generate
+    from ..engine import pipeline
     from ..engine.runtime import torch_summary
 
     progress("startup", 1.0, torch_summary())
-    return generate
+    return getattr(pipeline, task)
+
+
+def _photo(path: str | None, arrays: dict, name: str) -> Path | np.ndarray:
+    return arrays[name] if path is None else Path(path)
 
 
 def run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
@@ -62,10 +70,19 @@ def _run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
         write_message(replies, "progress", stage=stage, fraction=fraction, message=message)
 
     try:
-        engine = _engine(fields["engine"], progress)
-        image = arrays["image"] if "image" in arrays else Path(fields["image"])
+        task = fields.get("task", "generate")  # a request of one photo names neither
+        engine = _engine(fields["engine"], task, progress)
+        image = _photo(fields["image"], arrays, "image")
         options = Options.from_fields(fields["options"])
-        result = engine(image, options, progress=progress, cancel=CancelToken(), **fields["engine_arguments"])
+        arguments = dict(progress=progress, cancel=CancelToken(), **fields["engine_arguments"])
+        views = [_photo(path, arrays, f"view{index}") for index, path in enumerate(fields.get("views", ()))]
+        if views:  # only then: an engine of one photo (a test's) need not take them
+            arguments["views"] = views
+        if task == "paint":
+            mesh = PaintMesh(arrays["paint_vertices"], arrays["paint_faces"], arrays.get("paint_corner_uvs"))
+            result = engine(image, mesh, options, **arguments)
+        else:
+            result = engine(image, options, **arguments)
     except EngineError as error:
         write_message(replies, "error", error_kind=kind_of(error), message=str(error))
         return True
@@ -85,9 +102,9 @@ def _run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
         write_message(replies, "error", error_kind=InternalError.__name__, message=message)
         return True
     mesh = result.mesh
-    arrays = {"vertices": mesh.vertices, "faces": mesh.faces, "colours": mesh.colours}
-    if mesh.textured:
-        arrays.update(uvs=mesh.uvs, texture=mesh.texture)
+    # A painted mesh's texture comes without UVs: they are the caller's own.
+    arrays = {name: getattr(mesh, name) for name in ("vertices", "faces", "colours", "uvs", "texture")}
+    arrays = {name: array for name, array in arrays.items() if array is not None}
     write_message(
         replies,
         "result",
@@ -97,8 +114,22 @@ def _run(fields: dict, arrays: dict, replies: BinaryIO) -> bool:
         device=result.device,
         timings=result.timings,
         facts=result.facts,
+        settings=_settings_used(options, result.model_dir),
     )
     return True
+
+
+def _settings_used(options: Options, model_dir: Path) -> dict:
+    """The per-model numbers the run used, the unset ones as the pipeline takes them (the
+    family's published values, then its folder's), so that Blender can record them."""
+    if "torch" not in sys.modules:  # no model ran (a test's engine)
+        return {}
+    try:
+        family = family_of_folder(Path(model_dir))
+    except EngineError:
+        return {}
+    used = options.for_family(family.settings | family.recipe().published_settings(Path(model_dir)))
+    return {name: getattr(used, name) for name in family.uses if name in SETTINGS and SETTINGS[name].per_model}
 
 
 def _first_to_go() -> None:

@@ -148,3 +148,41 @@ def shape(image, options, progress, cancel, flat: bool = False) -> Result:
         )  # fmt: skip
         mesh = Mesh(layout.vertices, layout.faces, mesh.colours[layout.source], layout.uvs, texture)
     return Result(mesh=mesh, model_dir=Path("."), device="cpu", timings={"total": 0.1})
+
+
+def paints(
+    image, mesh, options, progress, cancel, views=(), steps: int = 8, delay: float = 0.01, path: str | None = None
+) -> Result:
+    """Paint's stand-in: reads every photo as the real pipeline does first (a missing one fails
+    the same way), goes through the stages, and colours the mesh by ``shape_colours`` of its
+    vertices as given (so a test can tell the frame it was sent in), with a texture of the
+    UVs' own colours (red: u, green: v) when asked; ``path`` records what it was given."""
+    from openlrm_blender.engine.input.read import read_rgba
+
+    for photo in (image, *views):
+        read_rgba(photo)
+    if path:
+        Path(path).write_text(json.dumps({
+            "vertices": np.asarray(mesh.vertices).tolist(), "faces": len(mesh.faces), "views": len(views),
+            "uvs": mesh.corner_uvs is not None, "options": options.to_fields(),
+        }))  # fmt: skip
+    for step in range(steps):
+        time.sleep(delay)
+        progress(STAGES[step * 4 // steps], (step % (steps // 4) + 1) / (steps // 4), f"step {step}")
+    vertices = np.asarray(mesh.vertices, dtype=np.float32)
+    texture = None
+    if options.textured:
+        size = options.texture_size
+        u, v = np.meshgrid(np.linspace(0, 1, size), np.linspace(1, 0, size))  # row 0 at the top: v = 1
+        texture = np.round(np.stack([u, v, np.full_like(u, 0.5)], axis=-1) * 255).astype(np.uint8)
+    painted = Mesh(vertices, np.asarray(mesh.faces, dtype=np.int32), shape_colours(vertices).astype(np.float32),
+                   texture=texture, rounding="round")  # fmt: skip
+    return Result(painted, Path("."), "cpu", {"total": 0.1})
+
+
+def record_views(image, options, progress, cancel, path: str, views=()) -> Result:
+    """Generate's stand-in that writes how many photos it was given and their shapes."""
+    shapes = [list(np.asarray(photo).shape) if not isinstance(photo, (str, Path)) else str(photo)
+              for photo in (image, *views)]  # fmt: skip
+    Path(path).write_text(json.dumps({"photos": shapes}))
+    return triangle(options)

@@ -1,4 +1,5 @@
-"""Every operator the add-on registers, the drop of image files on the 3D viewport, and Esc."""
+"""Every operator the add-on registers (Generate, Paint from Photo and their helpers), the drop of
+image files on the 3D viewport, and Esc."""
 
 import bpy
 
@@ -11,6 +12,7 @@ from .generate import (
     OPENLRM_OT_new_seed,
     OPENLRM_OT_report,
 )
+from .paint import OPENLRM_OT_paint_from_photo
 from .pytorch import (
     OPENLRM_OT_check_torch,
     OPENLRM_OT_copy_torch_command,
@@ -22,6 +24,7 @@ from .tasks import OPENLRM_OT_cancel_task
 
 classes = (
     OPENLRM_OT_image_to_3d,
+    OPENLRM_OT_paint_from_photo,
     OPENLRM_OT_cancel,
     OPENLRM_OT_free_model,
     OPENLRM_OT_show_pytorch_preferences,

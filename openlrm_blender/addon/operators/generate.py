@@ -1,5 +1,6 @@
-"""Generate: images to mesh objects, interactive (the run looked at on a timer) or
-synchronous headless; Cancel (also Esc while a run is under way); Free Model Memory."""
+"""Generate: images to mesh objects (several photos of one object to one, with TRELLIS),
+interactive (the run looked at on a timer) or synchronous headless; Cancel (also Esc while a
+run is under way); Free Model Memory."""
 
 from __future__ import annotations
 
@@ -10,32 +11,33 @@ from typing import ClassVar
 import bpy
 
 from ...engine import EngineError, Options
-from ...engine.errors import kind_of
-from ...engine.input.read import IMAGE_SUFFIXES
+from ...engine.input.read import IMAGE_SUFFIXES, ImageSource
 from ...engine.models.registry import Family, family_of
 from ...engine.options import SETTINGS
-from ...jobs.job import Job, Status
+from ...jobs.job import Job
 from ...jobs.quads import DEFAULT_FACES, QuadRequest
 from ...worker.client import free_models
-from .. import remesh_command, ticker
-from ..blender_image import image_pixels
-from ..lifecycle import stop_running_job
-from ..preferences import DEVICE_ITEMS, get_preferences, torch_in_use
+from .. import remesh_command
+from ..preferences import DEVICE_ITEMS, get_preferences
 from ..properties import FLOATER_SHARE, MODEL_ITEMS, OUTPUT_ITEMS, TOPOLOGY_ITEMS, setting_property
-from ..run import Outcome, Run
+from ..run import Run
 from ..state import Runtime
+from .engine_run import EngineRunOperator
 
 # A textured run's triangles, for quads: this many per quad of the budget, so the remesh
 # and the new texture take their shape and colours from a finer surface than their own.
 TRIANGLES_PER_QUAD = 4
+# What an object keeps of how it was made, where its family uses it (besides the model).
+RECORDED = ("seed", "steps", "guidance", "tokens", "latent_steps", "latent_guidance", "view_mode")
 
 
-class OPENLRM_OT_image_to_3d(bpy.types.Operator):
-    """Turn an image (or several: each its own object) into a coloured 3D mesh"""
+class OPENLRM_OT_image_to_3d(EngineRunOperator, bpy.types.Operator):
+    """Turn an image (or several: each its own object, or with TRELLIS photos of one object) into a coloured 3D mesh"""
 
     bl_idname = "openlrm.image_to_3d"
     bl_label = "Generate 3D Mesh"
     bl_options: ClassVar[set[str]] = {"REGISTER", "UNDO"}
+    undo_label = "Image to 3D"
 
     filepath: bpy.props.StringProperty(name="Image File", subtype="FILE_PATH", options={"SKIP_SAVE"})
     # Blender's import convention: the file browser's (or a drop's) folder and chosen files;
@@ -59,6 +61,10 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
     threshold: setting_property("threshold", hard_limits=False, options={"SKIP_SAVE"})
     steps: setting_property("steps", hard_limits=False, options={"SKIP_SAVE"})
     guidance: setting_property("guidance", hard_limits=False, options={"SKIP_SAVE"})
+    latent_steps: setting_property("latent_steps", hard_limits=False, options={"SKIP_SAVE"})
+    latent_guidance: setting_property("latent_guidance", hard_limits=False, options={"SKIP_SAVE"})
+    view_mode: setting_property("view_mode", hard_limits=False, options={"SKIP_SAVE"})
+    colours: setting_property("colours", hard_limits=False, options={"SKIP_SAVE"})
     seed: setting_property("seed", hard_limits=False, options={"SKIP_SAVE"})
     tokens: setting_property("tokens", hard_limits=False, options={"SKIP_SAVE"})
     mirror_photo: setting_property("mirror_photo", hard_limits=False, options={"SKIP_SAVE"})
@@ -68,25 +74,18 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
     faces: setting_property("faces", hard_limits=False, options={"SKIP_SAVE"})
     texture_size: setting_property("texture_size", hard_limits=False, options={"SKIP_SAVE"})
     remove_floaters: bpy.props.BoolProperty(name="Remove Floaters", default=False, options={"SKIP_SAVE"})
+    one_object: bpy.props.BoolProperty(
+        name="Views of One Object", description="The images (files, or the sidebar's ticked images) are photos of one "
+        "object: they make one object, the first the main photo (TRELLIS only)", options={"SKIP_SAVE"},
+    )  # fmt: skip
     photo_texture: bpy.props.BoolProperty(
         name="Photo Texture", description="The photo's own pixels where it shows the object (textured output: "
         "the sidebar's setting; vertex colours: only when given)", default=True, options={"SKIP_SAVE"},
     )  # fmt: skip
 
-    def _value(self, name: str, fallback):
-        """The operator's property when the caller set it, else the panel's or preferences' value."""
-        return getattr(self, name) if self.properties.is_property_set(name) else fallback
-
-    def _check_ranges(self) -> None:
-        """Each setting the caller gave within its valid range, before anything else is looked at."""
-        for name, setting in SETTINGS.items():
-            if hasattr(self.properties, name) and self.properties.is_property_set(name):
-                setting.check(getattr(self, name))
-
-    def _images(self, context: bpy.types.Context) -> list[tuple[object, str]]:
-        """Each image of this press and its object's name: the caller's files or folder, the
-        caller's or the sidebar's image datablock, else the sidebar's file."""
-        settings = context.scene.openlrm
+    def _images(self, context: bpy.types.Context, one_object: bool) -> list[tuple[ImageSource | tuple, str]]:
+        """Each image of this press and its object's name: the caller's files or folder, else
+        the caller's or the sidebar's choice; several photos of one object as one tuple."""
         if self.properties.is_property_set("directory"):
             folder = Path(bpy.path.abspath(self.directory))
             paths = [folder / item.name for item in self.files if item.name]
@@ -94,29 +93,12 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
                 paths = sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
             if not paths:
                 raise EngineError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) chosen or in this folder")
-            return [(path, path.stem) for path in paths]
-        if self.properties.is_property_set("image_name"):
-            image = bpy.data.images.get(self.image_name)
-            if image is None:
-                raise EngineError(f"there is no image named '{self.image_name}' in this file")
-            images = [image]
-        elif self.properties.is_property_set("filepath") or settings.source == "FILE":
-            images = []
-        elif settings.source == "IMAGES":
-            images = [image for image in bpy.data.images if image.openlrm_chosen]
-            if not images:
-                raise EngineError("tick the images to convert in the sidebar's list first")
+            images = [(path, path.stem) for path in paths]
         else:
-            if settings.image is None:
-                raise EngineError("choose an image first")
-            images = [settings.image]
-        if images:
-            return [(image_pixels(image), Path(image.name).stem or "OpenLRM") for image in images]
-        filepath = self._value("filepath", settings.filepath)
-        if not filepath:
-            raise EngineError("choose an image file first")
-        source = Path(bpy.path.abspath(filepath))
-        return [(source, source.stem or "OpenLRM")]
+            images = self._chosen_images(context)
+        if one_object and len(images) > 1:
+            return [(tuple(source for source, _ in images), images[0][1])]
+        return images
 
     def _prepare(
         self, context: bpy.types.Context
@@ -125,36 +107,21 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
         self._check_ranges()
         settings = context.scene.openlrm
         prefs = get_preferences(context)
-        images = self._images(context)
         weights_dir = self._value("weights_dir", str(prefs.weights_folder() or ""))
         model = self._value("model", prefs.default_model if settings.model == "DEFAULT" else settings.model)
-        options = Options(
-            model=model,
-            weights_dir=Path(weights_dir) if weights_dir else None,
-            token=prefs.hub_token or None,
-            offline=None if bpy.app.online_access else True,  # Blender's "Allow Online Access"
-            cache_dir=Path(bpy.path.abspath(prefs.cache_dir)) if prefs.cache_dir else None,
-            device=self._value("device", prefs.device),
-            dtype=prefs.precision,
-            remove_background=self._value("remove_background", settings.remove_background),
-            background_model=prefs.background_choice(),
-            recenter=self._value("recenter", settings.recenter),
-            input_size=self.input_size,
-            camera_distance=self._value("camera_distance", settings.camera_distance),
-            steps=self._value("steps", settings.steps),
-            guidance=self._value("guidance", settings.guidance),
-            seed=self._value("seed", settings.seed),
-            tokens=self.tokens,
-            mirror_photo=self._value("mirror_photo", settings.mirror_photo),
-            min_piece=FLOATER_SHARE if self._value("remove_floaters", settings.remove_floaters) else 0.0,
-        )
-        # Per-model numbers: the caller's, else the sidebar's where they were set for this
-        # model's family, else (None) the family's published values.
         family = family_of(model, weights_dir)
-        sidebar_fits = family is not None and settings.settings_family == family.name
-        for key, setting in SETTINGS.items():
-            if setting.per_model:
-                setattr(options, key, self._value(key, getattr(settings, key) if sidebar_fits else None))
+        # The sidebar's switch counts only where the model takes several photos (it is greyed
+        # out elsewhere); a caller's is passed on, and the engine says why not.
+        images = self._images(context, self._value("one_object", settings.one_object and bool(family and family.views)))
+        options = self._options(context, model, weights_dir, family)
+        options.recenter = self._value("recenter", settings.recenter)
+        options.input_size = self.input_size
+        options.camera_distance = self._value("camera_distance", settings.camera_distance)
+        options.tokens = self.tokens
+        options.mirror_photo = self._value("mirror_photo", settings.mirror_photo)
+        options.min_piece = FLOATER_SHARE if self._value("remove_floaters", settings.remove_floaters) else 0.0
+        options.colours = self._value("colours", _sidebar_colours(settings, prefs, family))
+        options.painter_weights = prefs.painter_folder()
         if self._value("output", settings.output) == "TEXTURED":
             options.textured = True
             options.faces = self._value("faces", settings.faces)
@@ -173,78 +140,40 @@ class OPENLRM_OT_image_to_3d(bpy.types.Operator):
         return images, options, smooth_shading, made_with(options, family), quads
 
     def _start(self, context: bpy.types.Context, listener=None) -> Run | None:
-        if Runtime.job is not None:
-            self.report({"WARNING"}, "OpenLRM is already running: wait for it or cancel it")
-            return None
         try:
             images, options, smooth_shading, record, quads = self._prepare(context)
         except EngineError as exc:
-            Runtime.last_error, Runtime.last_error_kind = str(exc), kind_of(exc)
-            self.report({"ERROR"}, str(exc))
+            self._refused(exc)
             return None
         keep = get_preferences(context).keep_model_loaded
 
-        def make_job(source, last: bool) -> Job:
+        def make_job(source: ImageSource | tuple, last: bool) -> Job:
             # A batch keeps its worker, and the model in it, until its last image.
+            photos = source if isinstance(source, tuple) else (source,)
             return Job(
-                source, options, engine=Runtime.engine, listener=listener, keep_worker=keep or not last,
-                low_priority=not bpy.app.background, quads=quads,
+                photos[0], options, engine=Runtime.engine, listener=listener, keep_worker=keep or not last,
+                low_priority=not bpy.app.background, quads=quads, views=photos[1:],
             )  # fmt: skip
 
         return Run(images, make_job, smooth_shading, record)
 
-    def _report_outcome(self, outcome: Outcome) -> set[str]:
-        result, level, message = outcome
-        self.report({level}, message)
-        return result
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        """Synchronous run (headless, or called from a script): prints progress."""
-        printed = set()
-
-        def print_progress(status: Status) -> None:
-            line = f"{status.fraction:4.0%} {status.label}"
-            if line not in printed:
-                printed.add(line)
-                print(f"OpenLRM: {line}", flush=True)
-
-        run = self._start(context, listener=print_progress)
-        if run is None:
-            return {"CANCELLED"}
-        print(f"OpenLRM: {torch_in_use()}", flush=True)
-        return self._report_outcome(run.run_all(context))
-
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        """The interactive run: started here, looked at on a timer (``ticker``), so the
-        operator is done at once and Blender never holds a handler of ours."""
-        if bpy.app.background:
-            return self.execute(context)
-        run = self._start(context)
-        if run is None:
-            return {"CANCELLED"}
-        run.job.start()
-
-        def step(context: bpy.types.Context) -> bool:
-            outcome = run.tick(context)
-            if outcome is None:
-                return False
-            Runtime.ticker = None
-            result, level, message = outcome
-            if "FINISHED" in result:  # one step to undo for what the press made
-                bpy.ops.ed.undo_push(message=f"Image to 3D: {message.removeprefix('OpenLRM: ')}"[:63])
-            ticker.report(level, message)
-            return True
-
-        Runtime.ticker = ticker.every_tick(step, context.window, failed=stop_running_job)
-        return {"FINISHED"}
+def _sidebar_colours(settings: bpy.types.PropertyGroup, prefs, family: Family | None) -> str:
+    """The sidebar's Colours where they count: a shape-only model's, TRELLIS only where its
+    weights are here (the sidebar says why not otherwise)."""
+    if family is None or family.makes_colours or settings.colours != "trellis" or prefs.painter_missing():
+        return "photo"
+    return "trellis"
 
 
 def made_with(options: Options, family: Family | None) -> dict[str, object]:
     """What made an object, kept on it as custom properties so it can be made again: the
     model, and a flow model's sampling."""
     record: dict[str, object] = {"openlrm_model": str(options.weights_dir or options.model)}
-    if family is not None and family.sampled:
-        record |= {f"openlrm_{name}": getattr(options, name) for name in ("seed", "steps", "guidance", "tokens")}
+    if family is not None:
+        record |= {f"openlrm_{name}": getattr(options, name) for name in RECORDED if name in family.uses}
+    if family is not None and not family.makes_colours and options.colours != "photo":
+        record["openlrm_colours"] = options.colours
     return record
 
 

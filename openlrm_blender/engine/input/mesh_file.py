@@ -31,6 +31,17 @@ class MeshFile:
     format: str  # "ply", "obj" or "glb"
 
 
+@dataclass
+class PaintMesh:
+    """A mesh to paint: vertices and faces as given (their order is kept), and where it has
+    them, UVs per face corner (F, 3, 2) to bake a texture onto. Here, free of PyTorch, so that
+    Blender's process can build one for the model's."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    corner_uvs: np.ndarray | None = None
+
+
 def read_mesh(path: str | Path) -> MeshFile:
     path = Path(path)
     suffix = path.suffix.lower()
@@ -49,7 +60,7 @@ def read_mesh(path: str | Path) -> MeshFile:
     else:
         vertices, counts, corners = (read_ply if suffix == ".ply" else read_obj)(data, str(path))
         faces = _fan(counts, corners, str(path))
-    _check(vertices, faces, str(path))
+    check_mesh(vertices, faces, str(path))
     return MeshFile(vertices, faces, suffix[1:])
 
 
@@ -70,7 +81,8 @@ def _fan(counts: np.ndarray, corners: np.ndarray, name: str) -> np.ndarray:
     return np.stack([corners[base], corners[base + step + 1], corners[base + step + 2]], axis=1)
 
 
-def _check(vertices: np.ndarray, faces: np.ndarray, name: str) -> None:
+def check_mesh(vertices: np.ndarray, faces: np.ndarray, name: str) -> None:
+    """Refuses, in words, a mesh that cannot be painted (``name``: its file, or its object)."""
     if len(faces) == 0:
         raise MeshFileError(f"{name}: the mesh has no faces: painting needs a surface")
     check_size(name, vertices=len(vertices), triangles=len(faces))

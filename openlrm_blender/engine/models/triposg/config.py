@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ...errors import WeightsError
 from ..config_files import dataclass_from, read_json
-from ..dinov2 import Dinov2Config
+from ..dinov2_config import Dinov2Config
 
 INDEX_FILE = "model_index.json"
 # Each component: its folder, its configuration file, its weights file.
