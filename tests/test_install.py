@@ -17,10 +17,11 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from openlrm_blender.jobs.windows_paths import LONGEST_PATH, TORCH_DEPTH, deepest, windows_length, written_paths
-from tests.conftest import REPO
+from tests.conftest import REPO, SHARED
 
 pytest.importorskip("bpy", reason="Blender as a Python module runs the extension manager")
 
@@ -215,12 +216,29 @@ def test_exactly_one_zip_for_each_blender_and_platform(dist):
             assert offered(version, platform, (0, 0, 0)) == zips
 
 
+TRELLIS = SHARED / "vectors" / "trellis-tiny"
+
+
+def command_line_painting(tmp_path: Path) -> np.ndarray:
+    """The painting vector's mesh painted by the command line: its 8-bit colours as 0..1."""
+    from plyfile import PlyData
+
+    output = tmp_path / "painted-by-the-command-line.ply"
+    command = [sys.executable, "-m", "openlrm_blender.engine", str(TRELLIS / "input.png"), "-o", str(output),
+               "--weights", str(TRELLIS), "--seed", "1234", "--no-photo-texture",
+               "--paint", str(TRELLIS / "paint.ply")]  # fmt: skip
+    done = subprocess.run(command, check=False, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    vertex = PlyData.read(str(output))["vertex"]
+    return np.stack([vertex["red"], vertex["green"], vertex["blue"]], axis=1) / 255.0
+
+
 def test_install_enable_generate_uninstall(dist, tiny_dir, tmp_path):
     """The zip for this Blender: it enables, and Generate runs the model, or (no PyTorch in
     the Linux 5.1+ zip) fails with the way to get PyTorch and leaves the scene as it was."""
-    report = run_script(
-        tmp_path, "install_check.py", str(dist / f"openlrm_blender-0.1.0-{LINE}-linux_x64.zip"), str(tiny_dir)
-    )
+    painted = tmp_path / "painted.npy"
+    zip_path = dist / f"openlrm_blender-0.1.0-{LINE}-linux_x64.zip"
+    report = run_script(tmp_path, "install_check.py", str(zip_path), str(tiny_dir), str(TRELLIS), str(painted))
     assert report["blender"][:2] == list(BLENDER[:2]) and report["install"] == ["FINISHED"]
     assert report["enabled"] and all(report["registered"].values()), report
     installed = str(tmp_path / "user" / "extensions")
@@ -237,6 +255,12 @@ def test_install_enable_generate_uninstall(dist, tiny_dir, tmp_path):
         quad_object = report["quad_object"]
         quads_made = quad_object["quads"] >= 0.95 * quad_object["faces"] and abs(quad_object["faces"] - 2000) <= 500
         assert quads_made, (quad_object, report["output_tail"])  # Blender's output says why the triangles stayed
+        # Paint from Photo through the zip on Blender's own import of the painting vector's mesh: its
+        # points unchanged, their sRGB colours within 2/255 of the command line's painting.
+        assert report["paint"] == ["FINISHED"], report["output_tail"]
+        assert report["paint_object"]["positions_unchanged"] and report["paint_object"]["attribute"][0] == "POINT"
+        assert report["paint_object"]["vertices"] == 4166 and report["paint_object"]["faces"] == 8328
+        assert np.abs(np.load(painted) - command_line_painting(tmp_path)).max() <= 2 / 255 + 1e-6
     else:
         assert report["modules"]["torch"] is None
         assert report["operator"] == ["ERROR"] and report["scene_unchanged"]

@@ -2,9 +2,10 @@
 extension zip through the extension manager, enables it, presses Generate on the tiny
 model, uninstalls.
 
-    python install_check.py ZIP TINY_MODEL_DIR    (BLENDER_USER_RESOURCES set by the caller)
+    python install_check.py ZIP TINY_MODEL_DIR TRELLIS_DIR PAINTED_NPY    (BLENDER_USER_RESOURCES set)
 Prints one JSON line with what it found; Generate may fail (no PyTorch in the zip), and
-the report says how.
+the report says how. Where the model runs, Paint from Photo paints TRELLIS's painting vector's
+mesh, imported with Blender's own PLY importer, and its colours go to PAINTED_NPY.
 """
 
 import importlib
@@ -16,7 +17,7 @@ import bpy
 
 import numpy
 
-zip_path, tiny = sys.argv[1], sys.argv[2]
+zip_path, tiny, trellis, painted_npy = sys.argv[1:5]
 report = {"blender": list(bpy.app.version), "python": list(sys.version_info[:2])}
 report["install"] = sorted(
     bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
@@ -80,6 +81,28 @@ if report.get("operator") == ["FINISHED"]:  # the model runs here: Generate with
     report["quad_object"] = {
         "faces": len(obj.data.polygons),
         "quads": sum(len(face.vertices) == 4 for face in obj.data.polygons),
+    }
+
+    # Paint from Photo through the zip: a mesh as Blender's PLY importer makes it, coloured by TRELLIS.
+    bpy.ops.wm.ply_import(filepath=os.path.join(trellis, "paint.ply"))
+    painted = bpy.context.view_layer.objects.active
+    positions = numpy.empty(len(painted.data.vertices) * 3, dtype=numpy.float32)
+    painted.data.vertices.foreach_get("co", positions)
+    report["paint"] = sorted(
+        bpy.ops.openlrm.paint_from_photo(filepath=os.path.join(trellis, "input.png"), weights_dir=trellis, seed=1234)
+    )
+    attribute = painted.data.color_attributes.get("Color")
+    colours = numpy.empty(len(painted.data.vertices) * 4, dtype=numpy.float32)
+    if attribute is not None and attribute.domain == "POINT":
+        attribute.data.foreach_get("color_srgb", colours)
+        numpy.save(painted_npy, colours.reshape(-1, 4)[:, :3])
+    after = numpy.empty_like(positions)
+    painted.data.vertices.foreach_get("co", after)
+    report["paint_object"] = {
+        "vertices": len(painted.data.vertices),
+        "faces": len(painted.data.polygons),
+        "positions_unchanged": bool((after == positions).all()),
+        "attribute": None if attribute is None else [attribute.domain, attribute.data_type],
     }
 
 repos = bpy.context.preferences.extensions.repos
