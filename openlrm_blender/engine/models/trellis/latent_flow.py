@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import FlowConfig
-from .layers import LayerNorm32, ModulatedCrossBlock, TimestepEmbedder, position_embedding
+from .layers import LayerNorm32, TimestepEmbedder, modulated_blocks, position_embedding
 from .sparse import Level, SparseConv3d
 
 
@@ -54,13 +54,7 @@ class LatentFlow(nn.Module):
                 SparseResBlock(channels, width, channels) for _ in range(config.num_io_res_blocks - 1)
             )
             self.input_blocks.append(SparseResBlock(channels, width, following, "down"))
-        self.blocks = nn.ModuleList(
-            ModulatedCrossBlock(
-                width, config.cond_channels, config.heads, config.mlp_ratio, config.qk_rms_norm,
-                config.qk_rms_norm_cross,
-            )
-            for _ in range(config.num_blocks)
-        )  # fmt: skip
+        self.blocks = modulated_blocks(config)
         skip = 2 if config.use_skip_connection else 1
         self.out_blocks = nn.ModuleList()
         for channels, previous in zip(reversed(io_widths), [width, *reversed(io_widths[1:])], strict=True):

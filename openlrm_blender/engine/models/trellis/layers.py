@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import FlowConfig
 from .sparse import Windows
 
 FREQUENCY_CHANNELS = 256  # the timestep's sinusoidal features
@@ -163,3 +164,14 @@ class ModulatedCrossBlock(nn.Module):
         x = x + self.cross_attn(self.norm2(x), context)
         h = self.norm3(x) * (1 + scale_mlp) + shift_mlp
         return x + self.mlp(h) * gate_mlp
+
+
+def modulated_blocks(config: FlowConfig) -> nn.ModuleList:
+    """A flow's DiT torso: ``num_blocks`` modulated cross blocks at its width."""
+    return nn.ModuleList(
+        ModulatedCrossBlock(
+            config.model_channels, config.cond_channels, config.heads, config.mlp_ratio, config.qk_rms_norm,
+            config.qk_rms_norm_cross,
+        )
+        for _ in range(config.num_blocks)
+    )  # fmt: skip

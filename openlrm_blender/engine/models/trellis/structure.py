@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import FlowConfig, StructureDecoderConfig
-from .layers import ModulatedCrossBlock, TimestepEmbedder, position_embedding
+from .layers import TimestepEmbedder, modulated_blocks, position_embedding
 
 
 def patchify(x: torch.Tensor, patch: int) -> torch.Tensor:
@@ -41,13 +41,7 @@ class StructureFlow(nn.Module):
         self.register_buffer("pos_emb", position_embedding(grid, width))
         self.t_embedder = TimestepEmbedder(width)
         self.input_layer = nn.Linear(config.in_channels * config.patch_size**3, width)
-        self.blocks = nn.ModuleList(
-            ModulatedCrossBlock(
-                width, config.cond_channels, config.heads, config.mlp_ratio, config.qk_rms_norm,
-                config.qk_rms_norm_cross,
-            )
-            for _ in range(config.num_blocks)
-        )  # fmt: skip
+        self.blocks = modulated_blocks(config)
         self.out_layer = nn.Linear(width, config.out_channels * config.patch_size**3)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
