@@ -4,7 +4,9 @@ the CPU in float32 (the engine's mesh, and the planes with TF32 off and on; and 
 against the published vector),
 float16/bfloat16 finiteness and change against float32, warm stage times with the device
 synchronised at several resolutions, peak allocated and reserved memory and what an idle
-model process keeps; and the out-of-memory sentence for a huge allocation.
+model process keeps; per family and resolution the network's seconds, the rest's and the
+network's share of the run (``network_share``, summed up at the end); and the
+out-of-memory sentence for a huge allocation.
 
     python scripts/device_check.py [--device auto] [--vectors DIR] [--sizes 256 384 512] [--out FILE]
 
@@ -24,6 +26,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +38,9 @@ import torch
 from benchmarks.bench import matmul_peak_gflops, model_folder, test_image
 from openlrm_blender.engine import EngineError, Options
 from openlrm_blender.engine.errors import out_of_memory_message
-from openlrm_blender.engine.input.read import read_rgba
-from openlrm_blender.engine.models.registry import family_of_folder
 from openlrm_blender.engine.models.triposg.model import to_output_frame as triposg_frame
-from openlrm_blender.engine.pipeline import generate
-from openlrm_blender.engine.runtime import free_cached_memory, get_model, pick_device, unload_models
+from openlrm_blender.engine.pipeline import generate, model_output
+from openlrm_blender.engine.runtime import free_cached_memory, pick_device, unload_models
 
 # Per family: its tiny vector's folder, the options the vector was made with (from its
 # meta.json), the published mesh in our frame (from its expected.npz), the real-size
@@ -64,6 +65,7 @@ PUBLISHED_STEPS = 50  # a flow model's whole run is timed at its published steps
 # --models triposg times it there).
 GPU_ONLY = {"triposg"}
 PARITY_VERTEX_TOLERANCE = 1e-4  # the CPU against the published vector, as the tests hold it
+NETWORK_STAGES = ("encode", "sample")  # the model's own stages, as the run's timings name them
 
 
 def timed(section: Callable[[], dict]) -> dict:
@@ -136,14 +138,8 @@ def same_mesh(
 
 def encoded(folder: Path, image: Path, device: torch.device, dtype: str, options: Options) -> torch.Tensor:
     """What the model made of the image (triplanes, or a flow model's latents), on the CPU in float32."""
-    family = family_of_folder(folder)
-    recipe, options = family.recipe(), options.for_family(family.settings)
-    model = get_model(folder, device, dtype)
-    with torch.inference_mode():
-        pixels = recipe.model_input(model, recipe.cut_out(read_rgba(image), None), options.input_size, options.recenter,
-                                    options.foreground_ratio)  # fmt: skip
-        field = recipe.encode(model, pixels, options.encoding())
-        return (field.planes if hasattr(field, "planes") else field.latents).float().cpu()
+    field = model_output(image, dataclasses.replace(options, weights_dir=folder, device=device.type), dtype).surface
+    return (field.planes if hasattr(field, "planes") else field.latents).float().cpu()
 
 
 def parity(name: str, vectors: Path, device: torch.device) -> dict:
@@ -216,6 +212,34 @@ def memory(device: torch.device) -> dict:
     }
 
 
+def network_share(timings: dict[str, float]) -> dict:
+    """A run with the weights loaded (its total less the load) split into the network's
+    seconds (the model's own stages) and the rest's (preparing the image, the density grid's
+    bookkeeping and marching cubes, colours, the photo and the fill, finishing), and the
+    network's share: on a GPU the rest should be at most half."""
+    run = timings["total"] - timings.get("load", 0.0)
+    network = sum(timings.get(stage, 0.0) for stage in NETWORK_STAGES)
+    return {
+        "run_seconds": round(run, 3),
+        "network_seconds": round(network, 3),
+        "rest_seconds": round(run - network, 3),
+        "network_share": round(network / run, 3) if run > 0 else None,
+    }
+
+
+def shares(stage_times: dict) -> dict:
+    """``network_share``'s figures of each timed resolution, for the report's summary."""
+    keys = ("run_seconds", "network_seconds", "rest_seconds", "network_share")
+    timed_sizes = {size: entry for size, entry in stage_times.items() if isinstance(entry, dict)}  # not "seconds"
+    return {size: {key: entry[key] for key in keys} for size, entry in timed_sizes.items() if "run_seconds" in entry}
+
+
+def note_flow_step(times: list[float], stage: str, fraction: float, message: str) -> None:
+    """A progress callback: when each flow step was reported."""
+    if stage == "encode" and message.startswith("step "):
+        times.append(time.perf_counter())
+
+
 def stage_times(name: str, device: torch.device, models: Path, image: Path, sizes: list[int], steps: int) -> dict:
     """Warm runs (weights loaded, a first run done) at each resolution, stage by stage; a
     flow model's at ``steps`` steps (float16 on a GPU, its published precision), each step
@@ -228,11 +252,9 @@ def stage_times(name: str, device: torch.device, models: Path, image: Path, size
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         steps_done: list[float] = []
-        result = generate(image, options, progress=lambda stage, fraction, message: (
-            steps_done.append(time.perf_counter()) if stage == "encode" and message.startswith("step ") else None
-        ))  # fmt: skip
+        result = generate(image, options, progress=partial(note_flow_step, steps_done))
         entry = {key: round(value, 3) for key, value in result.timings.items()}
-        entry.update(memory(device), faces=len(result.mesh.faces), **result.facts)
+        entry.update(**network_share(result.timings), **memory(device), faces=len(result.mesh.faces), **result.facts)
         if len(steps_done) > 1:
             entry["step_seconds"] = round((steps_done[-1] - steps_done[0]) / (len(steps_done) - 1), 4)
         if device.type == "cuda":
@@ -278,9 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.families:
             report[name] = {}
             sections = {
-                "parity": lambda: parity(name, args.vectors, device),
-                "precision": lambda: precisions(name, device, args.models, image),
-                "stage_times": lambda: stage_times(name, device, args.models, image, args.sizes, args.steps),
+                "parity": partial(parity, name, args.vectors, device),
+                "precision": partial(precisions, name, device, args.models, image),
+                "stage_times": partial(stage_times, name, device, args.models, image, args.sizes, args.steps),
             }
             if device.type == "cpu" and name in GPU_ONLY:
                 sections = {"parity": sections["parity"]}
@@ -289,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: {section} ...", file=sys.stderr, flush=True)
                 report[name][section] = timed(run)
                 save()
+    report["network_share"] = {name: shares(report[name].get("stage_times", {})) for name in args.families}
     report["out_of_memory"] = timed(lambda: out_of_memory(device))
     report["seconds"] = round(sum(entry.get("seconds", 0) for entry in _sections(report)), 1)
     save()

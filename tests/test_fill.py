@@ -64,6 +64,46 @@ def test_the_fit_finds_the_view_the_mask_was_made_with():
     assert (camera.u0, camera.v0) == pytest.approx((true.u0, true.v0), abs=0.01)
 
 
+def sheared_lumpy() -> tuple[np.ndarray, np.ndarray]:
+    """lumpy() sheared toward its back (+Y), so that no other turn about +Z shows the same
+    outline (lumpy() alone looks the same from azimuths a and 180 - a)."""
+    vertices, faces = lumpy()
+    vertices[:, 0] += 0.5 * np.maximum(vertices[:, 1], 0.0)
+    return vertices, faces
+
+
+def test_the_turned_fit_finds_the_turn_the_mask_was_made_with():
+    """TRELLIS's shape may face any way: a view turned about +Z is found with its turn."""
+    vertices, faces = sheared_lumpy()
+    for azimuth in (100.0, 237.0):
+        true = OrthographicCamera(0.62, 0.47, 0.55, azimuth=azimuth)
+        mask = silhouette(vertices, faces, true, SIZE)
+        camera, overlap = fit_camera(vertices, faces, mask.astype(np.float32), turned=True)
+        print(f"turned {azimuth}: fitted {camera.azimuth:.3f} degrees, scale {camera.scale:.4f}, overlap {overlap:.3f}")
+        assert overlap > 0.97
+        assert abs((camera.azimuth - azimuth + 180.0) % 360.0 - 180.0) < 1.5
+        assert camera.scale == pytest.approx(true.scale, rel=0.02)
+        assert (camera.u0, camera.v0) == pytest.approx((true.u0, true.v0), abs=0.01)
+
+
+def test_the_photo_lands_through_a_turned_camera():
+    """The photo is laid on through the turned camera the fit found: each front vertex takes
+    the colour of where the true camera sees it."""
+    vertices, faces = sheared_lumpy()
+    true = OrthographicCamera(0.62, 0.47, 0.55, azimuth=100.0)
+    canvas = photo_of(silhouette(vertices, faces, true, SIZE), lambda u, v: np.stack([u, v, np.full_like(u, 0.3)], -1))
+    camera, _ = fit_camera(vertices, faces, canvas[..., 3], turned=True)
+    photo, visibility = Photo(canvas, camera), Visibility(vertices, faces, camera)
+    normals = own_and_neighbourhood_normals(vertices, faces)
+    weight, _, _ = photo.weights_and_colours(vertices, normals, visibility)
+    colours = photo.blend(vertices, normals, np.full((len(vertices), 3), 0.5, dtype=np.float32), visibility)
+    u, v, _ = true.project(vertices)
+    front = weight > 0.99
+    error = np.abs(colours[front] - np.stack([u, v, np.full_like(u, 0.3)], 1)[front]).max()
+    print(f"{front.mean():.1%} of the vertices photographed, colour error at most {error:.4f}")
+    assert front.mean() > 0.1 and error < 0.03
+
+
 def test_the_photo_lands_where_it_should_and_the_rest_is_filled_without_a_seam():
     """A photo whose colour says where on the canvas it was taken: the front's vertices take
     the colour of where the true camera sees them; the back, no photo there, is filled by
@@ -93,21 +133,26 @@ def test_the_photo_lands_where_it_should_and_the_rest_is_filled_without_a_seam()
     assert beyond.max() < 0.03  # no seam anywhere: where the photo ends, the fill goes on from it
 
 
-def test_the_mirrored_photo_colours_the_back_of_a_symmetric_object():
+@pytest.mark.parametrize("azimuth", [0.0, 60.0])
+def test_the_mirrored_photo_colours_the_back_of_a_symmetric_object(azimuth):
     """A sphere photographed with a left-red, right-blue front: with the mirror, each back
-    vertex takes the colour of its mirror image on the front; without, the fill's blend."""
+    vertex takes the colour of its mirror image on the front; without, the fill's blend. The
+    mirror is square to the view, turned or not."""
     vertices, faces = sphere(0.5, rings=64, segments=128)
-    camera = OrthographicCamera(0.8)
+    camera = OrthographicCamera(0.8, azimuth=azimuth)
+    turn = np.radians(azimuth)
+    across = vertices[:, 0] * np.cos(turn) + vertices[:, 1] * np.sin(turn)
+    ahead = vertices[:, 1] * np.cos(turn) - vertices[:, 0] * np.sin(turn)
     mask = silhouette(vertices, faces, camera, SIZE)
     canvas = photo_of(mask, lambda u, v: np.stack([u < 0.5, np.zeros_like(u), u >= 0.5], axis=-1).astype(np.float32))
     photo = Photo(canvas, camera)
     normals = own_and_neighbourhood_normals(vertices, faces)
     visibility = Visibility(vertices, faces, camera)
-    back = (vertices[:, 1] > 0.2) & (np.abs(vertices[:, 0]) > 0.1)
+    back = (ahead > 0.2) & (np.abs(across) > 0.1)
     for mirror in (True, False):
         fill = photo_fill(vertices, faces, photo, visibility, mirror)
         colours = photo.blend(vertices, normals, fill.colours_at(vertices), visibility, mirror)
-        left = vertices[back][:, 0] < 0
+        left = across[back] < 0
         red_on_the_left = (colours[back][left, 0] > 0.9).mean()
         print(f"mirror {mirror}: {red_on_the_left:.1%} of the back's left side red")
         if mirror:

@@ -1,12 +1,14 @@
-"""Our marching cubes against PyMCubes (the published recipe's), on Python 3.11 where it
-has wheels, and against the tiny vector's reference mesh on every Python (no PyTorch)."""
+"""Our marching cubes (PyTorch, on the grid's device) against PyMCubes (the published
+recipe's), on Python 3.11 where it has wheels, and against the tiny vector's reference mesh;
+a tensor meshed where it lies, and the CPU's NumPy passes over the grid against PyTorch's own."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from openlrm_blender.engine.geometry.marching_cubes import CORNERS, marching_cubes
+from openlrm_blender.engine.geometry.marching_cubes import CORNERS, _crossed_cells, marching_cubes
 from tests.conftest import TINY
 
 
@@ -81,3 +83,21 @@ def test_the_tiny_vectors_reference_mesh():
     vertices, faces = marching_cubes(grid, 3.0)
     np.testing.assert_array_equal(faces, reference_faces)
     np.testing.assert_allclose(vertices / (grid.shape[0] - 1) * 2.0 - 1.0, reference_vertices, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_tensor_is_meshed_as_its_array_is(seed):
+    values = np.random.default_rng(seed).random((23, 19, 21), dtype=np.float32)
+    from_array, from_tensor = marching_cubes(values, 0.5), marching_cubes(torch.from_numpy(values), 0.5)
+    for ours, theirs in zip(from_array, from_tensor, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_cpus_numpy_passes_find_what_pytorchs_own_find(seed):
+    """The crossed cells and their cases: through NumPy (the CPU's) and PyTorch's (a GPU's)."""
+    values = torch.from_numpy(np.random.default_rng(seed).random((31, 17, 25), dtype=np.float32))
+    numpy_cells, numpy_cases = _crossed_cells(values, 0.5, through_numpy=True)
+    torch_cells, torch_cases = _crossed_cells(values, 0.5, through_numpy=False)
+    assert len(numpy_cells) > 100
+    assert torch.equal(numpy_cells, torch_cells) and torch.equal(numpy_cases, torch_cases)

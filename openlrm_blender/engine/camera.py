@@ -8,9 +8,26 @@ run over [0, 1] across the square canvas the model's input is made from.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # PyTorch is not imported for the cameras' sake
+    import torch
+
+    # NumPy arrays, or PyTorch tensors (the photo stage's, on its device): a camera gives back what it is given.
+    Points = np.ndarray | torch.Tensor
+
+
+def _float64(points: Points) -> Points:
+    return points.astype(np.float64) if isinstance(points, np.ndarray) else points.double()
+
+
+def _rows(row: tuple[float, float, float], points: Points) -> Points:
+    """``row`` for each point, of the points' kind (float64)."""
+    return _float64(points) * 0.0 + (np.asarray(row) if isinstance(points, np.ndarray) else points.new_tensor(row))
 
 
 @dataclass(frozen=True)
@@ -24,20 +41,20 @@ class SourceCamera:
     def position(self) -> np.ndarray:
         return np.array([0.0, -self.distance, 0.0])
 
-    def towards(self, points: np.ndarray) -> np.ndarray:
+    def towards(self, points: Points) -> Points:
         """Unit vectors from each point to the camera."""
-        towards = self.position - points.astype(np.float64)
-        return towards / np.maximum(np.linalg.norm(towards, axis=1, keepdims=True), 1e-12)
+        towards = _rows(tuple(self.position), points) - _float64(points)
+        return towards / ((towards * towards).sum(1) ** 0.5).clip(1e-12)[:, None]
 
-    def pixel_size(self, depth: np.ndarray) -> np.ndarray:
+    def pixel_size(self, depth: Points) -> Points:
         """The width of the canvas's side at each depth, in scene units."""
         return depth / self.focal
 
-    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def project(self, points: Points) -> tuple[Points, Points, Points]:
         """Image coordinates u (right) and v (down), in [0, 1] across the canvas, and depth."""
-        points = points.astype(np.float64)
+        points = _float64(points)
         depth = points[:, 1] + self.distance
-        safe = np.where(depth > 1e-6, depth, 1e-6)
+        safe = depth.clip(1e-6)
         return 0.5 + self.focal * points[:, 0] / safe, 0.5 - self.focal * points[:, 2] / safe, depth
 
 
@@ -45,22 +62,31 @@ class SourceCamera:
 class OrthographicCamera:
     """A camera looking toward +Y from far away: the canvas shows x (right) and z (up) scaled
     by ``scale`` (canvas widths per scene unit), the scene's origin at (u0, v0). For a model
-    that takes no camera (TripoSG): the photo stage fits one to the shape's silhouette."""
+    that takes no camera (TripoSG, TRELLIS): the photo stage fits one to the shape's
+    silhouette. ``azimuth`` turns the camera about +Z (degrees, counter-clockwise seen from
+    above: at 90 it looks toward -X from +X) for a shape that may face any way (TRELLIS)."""
 
     scale: float
     u0: float = 0.5
     v0: float = 0.5
     distance: float = 10.0  # far enough in front of any shape, so every depth is positive
+    azimuth: float = 0.0
 
-    def towards(self, points: np.ndarray) -> np.ndarray:
-        return np.tile([0.0, -1.0, 0.0], (len(points), 1))
+    def towards(self, points: Points) -> Points:
+        turn = math.radians(self.azimuth)
+        return _rows((math.sin(turn), -math.cos(turn), 0.0), points)
 
-    def pixel_size(self, depth: np.ndarray) -> np.ndarray:
-        return np.full_like(np.asarray(depth, dtype=np.float64), 1.0 / self.scale)
+    def pixel_size(self, depth: Points) -> Points:
+        return _float64(depth) * 0.0 + 1.0 / self.scale
 
-    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        points = points.astype(np.float64)
-        return self.u0 + self.scale * points[:, 0], self.v0 - self.scale * points[:, 2], points[:, 1] + self.distance
+    def project(self, points: Points) -> tuple[Points, Points, Points]:
+        """At azimuth 0 exactly the unturned view: x across, y ahead."""
+        points = _float64(points)
+        turn = math.radians(self.azimuth)
+        x, y = points[:, 0], points[:, 1]
+        across = x * math.cos(turn) + y * math.sin(turn)
+        ahead = y * math.cos(turn) - x * math.sin(turn)
+        return self.u0 + self.scale * across, self.v0 - self.scale * points[:, 2], ahead + self.distance
 
 
 Camera = SourceCamera | OrthographicCamera

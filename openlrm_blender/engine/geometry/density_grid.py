@@ -31,11 +31,16 @@ Two ways to fill it:
   the surface (a speck beside it). Noise-like fields, near the level almost everywhere at a
   coarse scale, are evaluated everywhere.
   ``dense=True`` evaluates every point.
+
+The grid and its bookkeeping live on the field's device (``GridValues.device``): on a GPU the
+values never leave it, and each level of the coarse-to-fine evaluation waits for the device
+only where the next step's size depends on what it found (the cells to split, the frontier).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,39 +59,40 @@ MAX_NEAR_SHARE = 0.5
 class DensityGrid:
     """Density on a box of the G^3 grid that holds the whole surface.
 
-    ``values[a, b, c]`` is grid point ``origin + (a, b, c)``. ``exact_cells`` marks the
-    block^3 cells of the box evaluated exactly (None: every point is exact); the other
-    points only say which side of the threshold they are on.
+    ``values[a, b, c]`` is grid point ``origin + (a, b, c)``: a tensor on the field's device
+    (the surface grid), or an array (the dense grid, the published way, on the host).
+    ``exact_cells`` marks the block^3 cells of the box evaluated exactly (None: every point
+    is exact); the other points only say which side of the threshold they are on.
     """
 
-    values: np.ndarray
+    values: np.ndarray | torch.Tensor
     origin: tuple[int, int, int]
     resolution: int
-    exact_cells: np.ndarray | None = None
+    exact_cells: torch.Tensor | None = None
     block: int = 4  # grid steps per cell of ``exact_cells``
     queries: int = 0  # the field's values computed to make it (the dense grid's: every point)
 
     @property
-    def exact(self) -> np.ndarray:
-        """The exactly evaluated points of ``values``, as a mask of its shape."""
+    def exact(self) -> np.ndarray | torch.Tensor:
+        """The exactly evaluated points of ``values``, as a mask of its shape and kind."""
         if self.exact_cells is None:
             return np.ones(self.values.shape, dtype=bool)
         mask = self.exact_cells
         for axis in range(3):
-            mask = np.repeat(mask, self.block, axis=axis)
+            mask = mask.repeat_interleave(self.block, dim=axis)
         return mask[tuple(slice(0, n) for n in self.values.shape)]
 
     @property
     def exact_share(self) -> float:
         """Share of the G^3 points evaluated exactly."""
         if self.exact_cells is None:
-            return self.values.size / self.resolution**3
+            return math.prod(self.values.shape) / self.resolution**3
         # Points per cell along each axis: block, fewer in cells cut by the grid's far end.
         sizes = [
-            np.clip(n - self.block * np.arange(cells), 0, self.block)
+            (n - self.block * torch.arange(cells, device=self.exact_cells.device)).clamp(0, self.block).double()
             for n, cells in zip(self.values.shape, self.exact_cells.shape, strict=True)
         ]
-        return float(np.einsum("abc,a,b,c->", self.exact_cells.astype(np.int64), *sizes)) / self.resolution**3
+        return float(torch.einsum("abc,a,b,c->", self.exact_cells.double(), *sizes)) / self.resolution**3
 
 
 def no_surface(threshold: float, where: str, low: float, high: float) -> EmptyMeshError:
@@ -110,14 +116,13 @@ def _near(corners: torch.Tensor, threshold: float, volume: int) -> tuple[torch.T
     there); crossed: they straddle it. A field near the threshold in more than
     ``MAX_NEAR_SHARE`` of the ``volume``'s cells of this size is noise finer than them: all
     are near and taken as crossed. (The share is of the whole volume, not of the cells looked
-    at: a band round a surface is most of the children of the cells it crosses.)"""
+    at: a band round a surface is most of the children of the cells it crosses.) Decided on
+    the device, without waiting for it."""
     low, high = corners.min(dim=0).values, corners.max(dim=0).values
     near = torch.maximum(low - threshold, threshold - high) <= high - low
     crossed = (low <= threshold) & (high > threshold)
-    if near.sum() > MAX_NEAR_SHARE * volume:
-        near.fill_(True)
-        crossed.fill_(True)
-    return (corners > threshold).all(dim=0), near, crossed
+    noise = near.sum() > MAX_NEAR_SHARE * volume
+    return (corners > threshold).all(dim=0), near | noise, crossed | noise
 
 
 def _band(near: torch.Tensor, crossed: torch.Tensor) -> torch.Tensor:
@@ -152,7 +157,7 @@ class _Counter:
     """Values asked of the field, counted."""
 
     def __init__(self, grid: GridValues) -> None:
-        self.grid, self.queries = grid, 0
+        self.grid, self.queries, self.device = grid, 0, grid.device
 
     def block(self, origins: torch.Tensor, shape: tuple[int, int, int], step: int) -> torch.Tensor:
         self.queries += len(origins) * shape[0] * shape[1] * shape[2]
@@ -165,41 +170,41 @@ class _Counter:
         return (
             torch.cat([self.grid.values(*chunk.T) for chunk in indices.split(per_chunk)])
             if len(indices)
-            else torch.empty(0)
+            else torch.empty(0, device=self.device)
         )
 
 
 def _coarse_to_fine(
     grid: _Counter, cells: int, block: int, spacing: int, threshold: float, step: StepCallback
-) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float]]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For each cell of ``block`` grid steps (``cells`` per axis): whether it is inside, and
-    whether to evaluate it exactly (``_band``); and the range of the first lattice's values. The
-    lattice starts every ``block * spacing`` grid steps and halves its spacing inside the near
-    cells only."""
+    whether to evaluate it exactly (``_band``); and the first lattice's values. The lattice
+    starts every ``block * spacing`` grid steps and halves its spacing inside the near cells only."""
+    device = grid.device
     top = -(-cells // spacing)
     size, stride = top + 1, block * spacing
-    lattice = torch.empty((size,) * 3)
+    first = torch.empty((size,) * 3, device=device)
     slabs = max(1, grid.grid.points_per_chunk // size**2)
     for start in range(0, size, slabs):
         rows = min(slabs, size - start)
-        lattice[start : start + rows] = grid.block(torch.tensor([[start * stride, 0, 0]]), (rows, size, size), stride)[
-            0
-        ]
+        origin = torch.tensor([[start * stride, 0, 0]], device=device)
+        first[start : start + rows] = grid.block(origin, (rows, size, size), stride)[0]
         step((start + rows) / size, "the field, coarsely")
-    first_range = float(lattice.min()), float(lattice.max())
+    lattice = first
     inside, near, crossed = _near(_corners(lattice), threshold, (size - 1) ** 3)
-    offsets = torch.tensor(list(itertools.product((0, 1), repeat=3)))  # a cell's eight children, or corners
+    offsets = torch.tensor(list(itertools.product((0, 1), repeat=3)), device=device)  # a cell's children, or corners
+    # A cell's 3^3 points at half the spacing less its corners, known already: those with an odd coordinate.
+    new_points = torch.tensor([p for p in itertools.product((0, 1, 2), repeat=3) if 1 in p], device=device)
     while spacing > 1:
         spacing //= 2
         stride = block * spacing
-        finer = torch.full((2 * len(near) + 1,) * 3, float("nan"))
+        finer = torch.full((2 * len(near) + 1,) * 3, float("nan"), device=device)
         finer[::2, ::2, ::2] = lattice
         parents = near.nonzero()
-        # Each near parent at half the spacing: the points of its 3^3 lattice not known yet, once each.
-        wanted = (parents[:, None] * 2 + torch.tensor(list(itertools.product((0, 1, 2), repeat=3)))).reshape(-1, 3)
+        # Each near parent's new points, once each.
+        wanted = (parents[:, None] * 2 + new_points).reshape(-1, 3)
         side = len(finer)
-        flat = torch.unique(wanted[:, 0] * side**2 + wanted[:, 1] * side + wanted[:, 2])  # each point once
-        flat = flat[finer.view(-1)[flat].isnan()]
+        flat = torch.unique(wanted[:, 0] * side**2 + wanted[:, 1] * side + wanted[:, 2])
         wanted = torch.stack([flat // side**2, flat // side % side, flat % side], dim=1)
         finer[tuple(wanted.T)] = grid.points(wanted * stride)
         lattice = finer
@@ -210,7 +215,7 @@ def _coarse_to_fine(
         cell = tuple(children.T)
         inside[cell], near[cell], crossed[cell] = _near(corners, threshold, inside.numel())
     finest = (slice(0, cells),) * 3
-    return inside[finest], _band(near, crossed)[finest], first_range
+    return inside[finest], _band(near, crossed)[finest], first
 
 
 # The 26 neighbours of a cell.
@@ -223,22 +228,23 @@ def _cells_to_add(
     """Unevaluated neighbours whose filled side disagrees with the exact points facing them.
 
     Marching cubes would put a face between such a cell and the evaluated one that the
-    dense grid may not have, so the surface leaves the evaluated band there.
+    dense grid may not have, so the surface leaves the evaluated band there. Marked through
+    clamped indices (a neighbour past the grid's edge marks nothing), so the 26 neighbours
+    are looked at without waiting for the device.
     """
     inside = values > threshold
     cells_per_axis, last = fill_inside.shape[0], values.shape[-1] - 1
-    found = torch.zeros_like(evaluated)
+    found = torch.zeros(fill_inside.numel(), dtype=torch.int32, device=cells.device)
     for offset in NEIGHBOURS:
         facing = tuple(slice(None) if o == 0 else (last if o > 0 else 0) for o in offset)  # the points facing it
         points = inside[(slice(None), *facing)].reshape(len(cells), -1)
-        neighbour = cells + torch.tensor(offset)
+        neighbour = cells + torch.tensor(offset, device=cells.device)
         valid = ((neighbour >= 0) & (neighbour < cells_per_axis)).all(dim=1)
-        neighbour, points = neighbour[valid], points[valid]
-        a, b, c = neighbour.T
+        a, b, c = neighbour.clamp(0, cells_per_axis - 1).T
         disagrees = torch.where(fill_inside[a, b, c], ~points.all(dim=1), points.any(dim=1))
-        hit = disagrees & ~evaluated[a, b, c]
-        found[a[hit], b[hit], c[hit]] = True
-    return found.nonzero()
+        hit = disagrees & ~evaluated[a, b, c] & valid
+        found.index_add_(0, (a * cells_per_axis + b) * cells_per_axis + c, hit.int())
+    return (found.view(fill_inside.shape) > 0).nonzero()
 
 
 @torch.no_grad()
@@ -250,11 +256,11 @@ def surface_density_grid(field: Field, resolution: int, threshold: float, step: 
     top = -(-cells_per_axis // spacing)
     grid = _Counter(field.on_grid(resolution, top * spacing * block + 1))
     coarse_step = lambda fraction, message: step(0.2 * fraction, message)  # noqa: E731
-    fill_inside, near, (low, high) = _coarse_to_fine(grid, cells_per_axis, block, spacing, threshold, coarse_step)
+    fill_inside, near, first = _coarse_to_fine(grid, cells_per_axis, block, spacing, threshold, coarse_step)
     frontier = near.nonzero()
     if len(frontier) == 0:
         where = f"a {top + 1}^3 coarse grid"
-        raise no_surface(threshold, where, low, high)
+        raise no_surface(threshold, where, float(first.min()), float(first.max()))
     evaluated = torch.zeros_like(fill_inside)
     cells, values = [], []
     cells_per_chunk = max(1, grid.grid.points_per_chunk // block**3)
@@ -263,7 +269,7 @@ def surface_density_grid(field: Field, resolution: int, threshold: float, step: 
         evaluated[tuple(frontier.T)] = True
         # Written in place: small results kept between the chunks' large temporaries
         # fragment the heap, and the process grew by a chunk's size per chunk.
-        frontier_values = torch.empty((len(frontier),) + (block,) * 3)
+        frontier_values = torch.empty((len(frontier),) + (block,) * 3, device=grid.device)
         for start in range(0, len(frontier), cells_per_chunk):
             end = min(start + cells_per_chunk, len(frontier))
             frontier_values[start:end] = grid.block(frontier[start:end] * block, (block,) * 3, 1)
@@ -282,17 +288,18 @@ def _assemble(
     cells: torch.Tensor, values: torch.Tensor, fill_inside: torch.Tensor, resolution: int, threshold: float, block: int
 ) -> DensityGrid:
     """The evaluated cells' bounding box as a grid, filled off the evaluated cells."""
-    low, high = cells.min(dim=0).values, cells.max(dim=0).values + 1
-    box = tuple(slice(int(lo), int(hi)) for lo, hi in zip(low, high, strict=True))
-    shape = tuple(int(hi - lo) for lo, hi in zip(low, high, strict=True))
-    fill = np.where(fill_inside[box].numpy(), np.float32(threshold + 1.0), np.float32(threshold - 1.0))
-    blocks = np.empty((shape[0], block, shape[1], block, shape[2], block), dtype=np.float32)
+    low, last = cells.min(dim=0).values.tolist(), cells.max(dim=0).values.tolist()
+    high = [n + 1 for n in last]
+    box = tuple(slice(lo, hi) for lo, hi in zip(low, high, strict=True))
+    shape = tuple(hi - lo for lo, hi in zip(low, high, strict=True))
+    fill = torch.where(fill_inside[box], threshold + 1.0, threshold - 1.0)  # float32, as the values
+    blocks = torch.empty((shape[0], block, shape[1], block, shape[2], block), device=values.device)
     blocks[...] = fill[:, None, :, None, :, None]
-    a, b, c = (cells - low).numpy().T
-    blocks[a, :, b, :, c, :] = values.numpy()
-    origin = tuple(int(lo) * block for lo in low)
+    a, b, c = (cells - torch.tensor(low, device=cells.device)).T
+    blocks[a, :, b, :, c, :] = values
+    origin = tuple(lo * block for lo in low)
     crop = tuple(slice(0, min(n * block, resolution - o)) for n, o in zip(shape, origin, strict=True))
-    grid = blocks.reshape(tuple(n * block for n in shape))[crop]
-    exact = np.zeros(shape, dtype=bool)
+    grid = blocks.view(tuple(n * block for n in shape))[crop]
+    exact = torch.zeros(shape, dtype=torch.bool, device=values.device)
     exact[a, b, c] = True
     return DensityGrid(grid, origin, resolution, exact, block)

@@ -1,17 +1,25 @@
-"""Triangles drawn onto a square grid of pixels (a texture's texels, a camera's image): each
-pixel within reach of a triangle, with the point of the triangle nearest to the pixel's
-centre. Pixel (row, column) has its centre at (x, y) = (column, row).
+"""Triangles drawn onto a square grid of pixels (a texture's texels): each pixel within reach
+of a triangle, with the point of the triangle nearest to the pixel's centre. Pixel (row,
+column) has its centre at (x, y) = (column, row).
 
 A reach of about a pixel makes the drawing conservative: every pixel the triangle touches
 is found, not only those whose centre it covers, so a chart of a texture carries its own
-colours right to its border, and a depth buffer misses no sliver."""
+colours right to its border. (The pixel centres a triangle covers, the depth test's and the
+silhouettes', are ``coverage``'s, on the photo stage's device.) NumPy only: the options
+reach this module through the bake, in Blender's own process, which has no PyTorch."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # not imported: see above
+    import torch
+
+    Values = np.ndarray | torch.Tensor
 
 CANDIDATES_PER_CHUNK = 1 << 22  # pixel-triangle pairs looked at in one go
 
@@ -66,15 +74,9 @@ def touches(x: np.ndarray, y: np.ndarray, faces: np.ndarray, size: int, reach: f
         for start in range(0, len(group), step):
             chosen = group[start : start + step]
             px, py = left[chosen, None] + columns, top[chosen, None] + rows
-            if reach > 0:
-                distance, weights = _nearest_on_triangles(
-                    xs[chosen], ys[chosen], px.astype(np.float64), py.astype(np.float64)
-                )
-            else:  # pixels whose centre a triangle covers: no nearest points to find
-                weights = barycentric(
-                    xs[chosen][:, None], ys[chosen][:, None], px.astype(np.float64), py.astype(np.float64)
-                )
-                distance = np.where((weights >= 0.0).all(axis=-1), 0.0, np.inf)
+            distance, weights = _nearest_on_triangles(
+                xs[chosen], ys[chosen], px.astype(np.float64), py.astype(np.float64)
+            )
             near = (distance <= reach) & (px >= 0) & (px < size) & (py >= 0) & (py < size)
             which, _ = np.nonzero(near)
             if len(which):
@@ -106,13 +108,20 @@ def nearest_triangles(x: np.ndarray, y: np.ndarray, faces: np.ndarray, size: int
 
 def barycentric(xs: np.ndarray, ys: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Weights (..., 3) of each triangle's corners at (x, y); corners ``xs``, ``ys`` (..., 3)
-    broadcast against the points. A degenerate triangle gives weights that are never all
-    at least 0, so no point is inside it."""
+    broadcast against the points."""
+    return np.stack(np.broadcast_arrays(*barycentric_parts(xs, ys, x, y)), axis=-1)
+
+
+def barycentric_parts(xs: Values, ys: Values, x: Values, y: Values) -> tuple[Values, Values, Values]:
+    """``barycentric``'s three weights, for NumPy arrays or PyTorch tensors alike (one formula
+    for both: ``coverage`` draws with tensors). A degenerate triangle gives weights that are
+    never all at least 0, so no point is inside it."""
     x0, x1, x2 = xs[..., 0], xs[..., 1], xs[..., 2]
     y0, y1, y2 = ys[..., 0], ys[..., 1], ys[..., 2]
     area = (x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0)
-    degenerate = np.abs(area) <= 1e-12
-    safe = np.where(degenerate, 1.0, area)
-    w1 = np.where(degenerate, -1.0, ((x - x0) * (y2 - y0) - (x2 - x0) * (y - y0)) / safe)
-    w2 = np.where(degenerate, -1.0, ((x1 - x0) * (y - y0) - (x - x0) * (y1 - y0)) / safe)
-    return np.stack(np.broadcast_arrays(1.0 - w1 - w2, w1, w2), axis=-1)
+    kept = abs(area) > 1e-12
+    other = 1.0 * ~kept
+    safe = area * kept + other  # the area, or 1 for a degenerate triangle
+    w1 = ((x - x0) * (y2 - y0) - (x2 - x0) * (y - y0)) / safe * kept - other  # -1 for a degenerate triangle
+    w2 = ((x1 - x0) * (y - y0) - (x - x0) * (y1 - y0)) / safe * kept - other
+    return 1.0 - w1 - w2, w1, w2

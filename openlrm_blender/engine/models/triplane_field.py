@@ -47,7 +47,7 @@ def rows(table: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> torc
 
 class TriplaneGridValues(GridValues):
     def __init__(self, decoder: TriplaneDecoder, planes: torch.Tensor, axis: torch.Tensor) -> None:
-        self.decoder = decoder
+        self.decoder, self.device = decoder, planes.device
         self.points_per_chunk = chunk_points(planes.device, TABLE_POINTS_PER_CHUNK)
         projected = decoder.project(planes)[0]  # 3, hidden, H, W
         # Sampling coordinates (width, height) = (first, second) index of the table.
@@ -64,7 +64,7 @@ class TriplaneGridValues(GridValues):
         self._tiles: dict[int, list[torch.Tensor]] = {}
 
     def density(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.decoder.density_from_raw(self.decoder.decode_hidden(hidden)[..., 0]).cpu()
+        return self.decoder.density_from_raw(self.decoder.decode_hidden(hidden)[..., 0])
 
     def values(self, i: torch.Tensor, j: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         xy, xz, yz = self.tables

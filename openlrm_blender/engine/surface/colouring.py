@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from ..camera import Camera
 from ..geometry.normals import own_and_neighbourhood_normals
@@ -42,7 +43,8 @@ class Colouring:
         """The photo's depth test for a mesh of the model's frame, made once per mesh (drawing
         half a million faces takes a second)."""
         if self._seen[0] is not mesh_vertices or self._seen[1] is not faces:
-            self._seen = (mesh_vertices, faces, Visibility(self.turn(mesh_vertices), faces, self.photo.camera))
+            depth_test = Visibility(self.turn(mesh_vertices), faces, self.photo.camera, device=self.photo.device)
+            self._seen = (mesh_vertices, faces, depth_test)
         return self._seen[2]
 
     def photographed(
@@ -62,25 +64,32 @@ class Colouring:
 
 
 def model_colouring(
-    field: ColourField, canvas: np.ndarray | None, camera: Camera, turn: Turn, mirror: bool
+    field: ColourField,
+    canvas: np.ndarray | None,
+    camera: Camera,
+    turn: Turn,
+    mirror: bool,
+    device: torch.device | None = None,
 ) -> Colouring:
     """A model that makes colours: the photo (``canvas``, None: not asked for) on top."""
-    return Colouring(field, None if canvas is None else Photo(canvas, camera), turn, mirror)
+    return Colouring(field, None if canvas is None else Photo(canvas, camera, device), turn, mirror)
 
 
-def shape_colouring(mesh: Mesh, canvas: np.ndarray, turn: Turn, project: bool, mirror: bool) -> Colouring:
+def shape_colouring(
+    mesh: Mesh, canvas: np.ndarray, turn: Turn, project: bool, mirror: bool, device: torch.device | None = None
+) -> Colouring:
     """A shape the model made without colours, coloured from its photo: a camera fitted to it,
     the photo laid on where the fit is good and ``project`` allows, grown over the rest."""
     vertices = turn(mesh.vertices)
-    camera, overlap = fit_camera(vertices, mesh.faces, canvas[..., 3])
+    camera, overlap = fit_camera(vertices, mesh.faces, canvas[..., 3], device=device)
     if project and overlap >= MIN_OVERLAP:
-        colouring = Colouring(None, Photo(canvas, camera), turn, mirror, overlap)
+        colouring = Colouring(None, Photo(canvas, camera, device), turn, mirror, overlap)
         fill = photo_fill(
             vertices, mesh.faces, colouring.photo, colouring.visibility(mesh.vertices, mesh.faces), mirror
         )
         colouring.base = lambda points, step: fill.colours_at(turn(points))
         return colouring
-    heights = HeightColours(canvas, vertices)
+    heights = HeightColours(canvas, vertices, device)
     return Colouring(lambda points, step: heights.colours_at(turn(points)), None, turn, overlap=overlap)
 
 
@@ -93,20 +102,24 @@ def surface_colouring(
     mirror: bool,
     report: Reporter,
     facts: dict[str, float],
+    device: torch.device | None = None,
 ) -> Colouring:
     """Where a model's mesh takes its colours: the model's own with the photo (``canvas``;
     None: not asked for) through the model's camera or one fitted to the shape, or the photo
     alone for a shape. ``photo`` False: never the photo's pixels (a shape then takes its
-    colours by height). What a fit found goes into ``facts``."""
+    colours by height). What a fit found goes into ``facts``. The photo's work runs on
+    ``device`` (None: the CPU)."""
     if made.camera is not None or (canvas is None and made.colours is not None):
-        return model_colouring(made.colours, canvas, made.camera, turn, mirror)
+        return model_colouring(made.colours, canvas, made.camera, turn, mirror, device)
     report("surface", 0.0, "fitting a camera to the photo")
     if made.colours is None:
-        colouring = shape_colouring(mesh, canvas, turn, photo is not False, mirror)
+        colouring = shape_colouring(mesh, canvas, turn, photo is not False, mirror, device)
     else:
-        camera, overlap = fit_camera(turn(mesh.vertices), mesh.faces, canvas[..., 3])
+        camera, overlap = fit_camera(
+            turn(mesh.vertices), mesh.faces, canvas[..., 3], turned=made.view_turns, device=device
+        )
         laid = overlap >= MIN_OVERLAP and photo is not False
-        colouring = model_colouring(made.colours, canvas if laid else None, camera, turn, mirror)
+        colouring = model_colouring(made.colours, canvas if laid else None, camera, turn, mirror, device)
         colouring.overlap = overlap
     facts["camera_overlap"], facts["photo_laid"] = colouring.overlap, float(colouring.photo is not None)
     report("surface", 0.0, f"the photo fits the shape with an overlap of {colouring.overlap:.2f}")

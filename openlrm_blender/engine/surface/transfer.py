@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..result import Mesh
-from .photo import bilinear
 
 
 def triangle_weights(vertices: np.ndarray, faces: np.ndarray, triangles: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -25,6 +24,24 @@ def triangle_weights(vertices: np.ndarray, faces: np.ndarray, triangles: np.ndar
     w2 = np.where(np.abs(area) > 1e-30, (d00 * d21 - d01 * d20) / safe, 0.0)
     weights = np.clip(np.stack([1.0 - w1 - w2, w1, w2], axis=1), 0.0, None)
     return weights / weights.sum(axis=1, keepdims=True)
+
+
+def bilinear(image: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Samples of (H, W, C) at image coordinates in [0, 1] (pixel centres at (i + 0.5) / side); 0 outside.
+    NumPy: the remesh process has no PyTorch (the photo stage samples on its device)."""
+    height, width = image.shape[:2]
+    x, y = u * width - 0.5, v * height - 0.5
+    inside = (x > -1) & (x < width) & (y > -1) & (y < height)
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+    padded = np.pad(image, ((1, 1), (1, 1), (0, 0)))  # zeros round the edge
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        rows, columns = np.clip(y0 + dy + 1, 0, height + 1), np.clip(x0 + dx + 1, 0, width + 1)
+        return padded[rows, columns]
+
+    value = (at(0, 0) * (1 - fx) + at(0, 1) * fx) * (1 - fy) + (at(1, 0) * (1 - fx) + at(1, 1) * fx) * fy
+    return np.where(inside[:, None], value, 0.0)
 
 
 def colours_at(mesh: Mesh, triangles: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -35,7 +35,8 @@ def grid_axis(resolution: int, size: int) -> torch.Tensor:
 
 class LogitGridValues(GridValues):
     def __init__(self, field: LogitField, axis: torch.Tensor) -> None:
-        self.field, self.axis = field, axis
+        self.field, self.device = field, field.keys.device
+        self.axis = axis.to(self.device)  # the CPU's values, copied
         self.points_per_chunk = POINTS_PER_CHUNK if field.keys.device.type == "cpu" else GPU_POINTS_PER_CHUNK
 
     def values(self, i: torch.Tensor, j: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -56,14 +57,12 @@ class LogitField(Field):
 
     @torch.no_grad()
     def logits(self, points: torch.Tensor) -> torch.Tensor:
-        """(M, 3) points -> (M,) logits rounded to float16 as published, as float32 on the CPU."""
-        out = torch.empty(len(points), dtype=torch.float32)
+        """(M, 3) points -> (M,) logits rounded to float16 as published, as float32 on the model's device."""
+        out = torch.empty(len(points), dtype=torch.float32, device=self.keys.device)
         step = POINTS_PER_CHUNK if self.keys.device.type == "cpu" else GPU_POINTS_PER_CHUNK
         for start in range(0, len(points), step):
             chunk = points[start : start + step].to(self.keys.device)[None]
-            out[start : start + len(chunk[0])] = (
-                self.decoder.logits(chunk, self.keys, self.values)[0].half().float().cpu()
-            )
+            out[start : start + len(chunk[0])] = self.decoder.logits(chunk, self.keys, self.values)[0].half().float()
         return out
 
     def coarsest_spacing(self, cells: int) -> int:
