@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..geometry.normals import unit
+from ..geometry.normals import face_normals, unit
 from ..geometry.raster import nearest_triangles
 from ..result import to_u8
 
@@ -38,6 +38,15 @@ class Texels:
     columns: np.ndarray
     points: np.ndarray  # (n, 3) float32: the chart's point nearest to each texel's centre
     normals: np.ndarray  # (n, ..., 3) float32 unit: the surface's normals there, as many as each vertex has
+    own: np.ndarray  # (n, 3) float32 unit: the normal of the triangle the point is on
+
+    def judged_normals(self) -> np.ndarray:
+        """(n, K + 1, 3): the surface's normals at each texel and its triangle's own, the best
+        of which says how squarely a camera sees the texel's point. Where the surface steps,
+        a riser's large faces turn the normals of its corners away from a camera that the
+        narrow faces along the step face: judged by its corners alone, a face the camera
+        sees squarely would take none of its photo, a line along every step."""
+        return np.concatenate([self.normals.reshape(len(self.points), -1, 3), self.own[:, None]], axis=1)
 
 
 def texel_points(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, normals: np.ndarray, size: int) -> Texels:
@@ -50,7 +59,8 @@ def texel_points(vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, norma
     corners = faces[found.triangle]
     points = np.einsum("nk,nkd->nd", found.weights, vertices[corners].astype(np.float64))
     texel_normals = unit(np.einsum("nk,nk...->n...", found.weights, normals[corners].astype(np.float64)))
-    return Texels(rows, columns, points.astype(np.float32), texel_normals.astype(np.float32))
+    own = unit(face_normals(vertices, faces))[found.triangle]
+    return Texels(rows, columns, points.astype(np.float32), texel_normals.astype(np.float32), own.astype(np.float32))
 
 
 def dilate(image: np.ndarray, covered: np.ndarray, steps: int) -> np.ndarray:
@@ -86,10 +96,11 @@ def bake_texture(
     """(size, size, 3) uint8 sRGB: ``colour_at`` (points and their unit normals -> sRGB in
     [0, 1]) at every texel of the charts, made 8-bit as the model family's export does
     (``result.to_u8``). ``normals`` (V, ..., 3): per vertex, of the surface before it was cut
-    into charts, so a chart's border faces the way the surface there does."""
+    into charts, so a chart's border faces the way the surface there does; ``colour_at`` gets
+    them at each texel with its triangle's own after them (``Texels.judged_normals``)."""
     texels = texel_points(vertices, faces, uvs, normals, size)
     image = np.zeros((size, size, 3), dtype=np.float32)
     covered = np.zeros((size, size), dtype=bool)
-    image[texels.rows, texels.columns] = to_u8(colour_at(texels.points, texels.normals), rounding)
+    image[texels.rows, texels.columns] = to_u8(colour_at(texels.points, texels.judged_normals()), rounding)
     covered[texels.rows, texels.columns] = True
     return np.clip(np.round(dilate(image, covered, padding + 2)), 0, 255).astype(np.uint8)
