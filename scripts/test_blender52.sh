@@ -5,4 +5,4 @@
 # Python 3.13, in their own .venv-blender52. Extra arguments go to pytest.
 OPENLRM_PYTHON_VERSION=3.13 OPENLRM_VENV=.venv-blender52 OPENLRM_REQUIREMENTS=requirements-blender52.txt \
     . "$(dirname "$0")/venv.sh"
-python -m pytest tests/test_blender.py tests/test_blender_paint.py tests/test_quads.py tests/test_job.py tests/test_survival.py tests/test_background.py tests/test_install.py tests/test_marching_cubes.py "$@"
+python -m pytest tests/test_blender.py tests/test_blender_paint.py tests/test_quads.py tests/test_job.py tests/test_survival.py tests/test_background.py tests/test_install.py "$@"

@@ -168,7 +168,7 @@ def generate(
         made = replace(made, colours=_painted_by_trellis(run, photos, mesh, turn))
         mesh.colours = made.colours(mesh.vertices, report.span("surface", 0.0, 0.0))
     colouring = surface_colouring(made, mesh, prepared.canvas, turn, options.photo_texture, options.mirror_photo,
-                                  report, run.facts)  # fmt: skip
+                                  report, run.facts, run.device)  # fmt: skip
     if colouring.base is not made.colours:  # grown from the photo: the mesh's first colours too
         mesh.colours = colouring.base(mesh.vertices, report.span("surface", 0.0, 0.0))
         run.stopwatch.lap("fill")
@@ -224,9 +224,9 @@ def paint(
     colours = field(vertices, run.report.span("mesh", 0.0, 1.0))
     painted = Mesh(np.asarray(given.vertices), faces, colours, rounding=model.recipe.rounding)  # as given
     run.stopwatch.lap("colours")
-    made = ModelOutput(None, field)
+    made = ModelOutput(None, field, view_turns=True)  # a mesh of the user's: its photo's view is not known
     colouring = surface_colouring(made, painted, prepared.canvas, model.recipe.to_output_frame, options.photo_texture,
-                                  options.mirror_photo, run.report, run.facts)  # fmt: skip
+                                  options.mirror_photo, run.report, run.facts, run.device)  # fmt: skip
     if textured:
         painted = bake_on_uvs(painted, given.corner_uvs, options.texture_size, colouring, run.report, run.timings)
         run.stopwatch.lap("surface")

@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import sys
+from pathlib import Path
 
 import bpy
 
@@ -55,12 +56,11 @@ package = next(name for name in sys.modules if name.endswith(".openlrm_blender")
 quads = importlib.import_module(f"{package}.jobs.quads")
 command = importlib.import_module(f"{package}.addon.remesh_command").command()
 engine = importlib.import_module(f"{package}.engine")
-marching_cubes = importlib.import_module(f"{package}.engine.geometry.marching_cubes").marching_cubes
-side = numpy.linspace(-1.0, 1.0, 64)
-x, y, z = numpy.meshgrid(side, side, side, indexing="ij")
-vertices, faces = marching_cubes((1.0 - (x / 0.8) ** 2 - (y / 0.5) ** 2 - (z / 0.6) ** 2).astype(numpy.float32), 0.0)
-vertices = (vertices / 63.0 - 0.5).astype(numpy.float32)
-ellipsoid = engine.Mesh(vertices, faces.astype(numpy.int32), numpy.full(vertices.shape, 0.5, dtype=numpy.float32))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))  # NumPy-only shapes; no PyTorch here
+from shapes import ellipsoid  # noqa: E402
+
+vertices, faces = ellipsoid((0.4, 0.25, 0.3), 32, 64)
+ellipsoid = engine.Mesh(vertices, faces, numpy.full(vertices.shape, 0.5, dtype=numpy.float32))
 made = quads.make_quads(
     ellipsoid, quads.QuadRequest(command, 2000), lambda *_: None, engine.CancelToken(), lambda _: None
 )

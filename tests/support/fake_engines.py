@@ -11,6 +11,7 @@ import numpy as np
 
 from openlrm_blender.engine import EngineError, Mesh, Result
 from openlrm_blender.engine.progress import STAGES as ENGINE_STAGES
+from tests.support.shapes import ellipsoid
 
 STAGES = ENGINE_STAGES[:4]  # the engine's own, less "surface" (only when asked for)
 
@@ -117,10 +118,9 @@ def shape_colours(points: np.ndarray) -> np.ndarray:
 
 
 def shape(image, options, progress, cancel, flat: bool = False) -> Result:
-    """A compact object (an ellipsoid about 1 long, 50,000 triangles), coloured by
+    """A compact object (an ellipsoid 0.8 long, 49,500 triangles), coloured by
     ``shape_colours``, textured when asked (the engine's own UV layout and bake); ``flat``: a
-    flat card instead, with no thickness."""
-    from openlrm_blender.engine.geometry.marching_cubes import marching_cubes
+    flat card instead, with no thickness. NumPy only: it runs where PyTorch is not."""
     from openlrm_blender.engine.geometry.normals import vertex_normals
     from openlrm_blender.engine.surface.bake import bake_texture
     from openlrm_blender.engine.surface.uv import unwrap
@@ -132,11 +132,7 @@ def shape(image, options, progress, cancel, flat: bool = False) -> Result:
         cell = np.arange(59 * 60).reshape(59, 60)[:, :59].ravel()
         faces = np.concatenate([np.stack([cell, cell + 60, cell + 61], 1), np.stack([cell, cell + 61, cell + 1], 1)])
     else:
-        side = np.linspace(-1.0, 1.0, 128)
-        x, y, z = np.meshgrid(side, side, side, indexing="ij")
-        field = 1.0 - ((x / 0.8) ** 2 + (y / 0.5) ** 2 + (z / 0.6) ** 2)
-        vertices, faces = marching_cubes(field.astype(np.float32), 0.0)
-        vertices = ((vertices / 127.0 * 2.0 - 1.0) * 0.5).astype(np.float32)
+        vertices, faces = ellipsoid((0.4, 0.25, 0.3), 100, 250)
     progress("mesh", 1.0, f"{len(faces):,} triangles")
     mesh = Mesh(vertices, faces.astype(np.int32), shape_colours(vertices).astype(np.float32))
     if options.textured:

@@ -59,7 +59,8 @@ class ModelOutput:
 
     surface: Field | CubeGrid  # meshed by the geometry stage
     colours: ColourField | None = None  # None: a shape only, coloured from the photo
-    camera: Camera | None = None  # the photo's camera; None: the photo stage fits one to the shape
+    camera: Camera | None = None  # the photo's camera; None: the photo stage fits one to the shape ...
+    view_turns: bool = False  # ... searching the turn about +Z too: the photo's view is not tied to an axis
 
 
 class Recipe(ABC):

@@ -69,7 +69,7 @@ class TrellisRecipe(Recipe):
         )  # fmt: skip
         report("mesh", 0.0, f"decoding {len(coords):,} voxels")
         gaussians = model.gaussians(latent, coords)
-        return ModelOutput(model.cube_grid(latent, coords), gaussians.colours)
+        return ModelOutput(model.cube_grid(latent, coords), gaussians.colours, view_turns=True)
 
     def paint(
         self,
