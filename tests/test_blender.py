@@ -260,6 +260,7 @@ def test_enabling_imports_neither_pytorch_nor_model_code():
         "errors", "input", "input.background", "input.read", "input.mesh_file", "input.mesh_size", "input.ply_reader",
         "input.obj_reader", "input.glb_reader", "models", "models.openlrm", "models.openlrm.config",
         "models.registry", "models.encoding", "models.triposg", "models.triposg.config", "models.triposg.work",
+        "models.estimate", "models.trellis", "models.trellis.config", "models.trellis.cost",
         "models.config_files", "models.dinov2_config", "models.settings", "options", "progress", "pytorch", "result",
         "surface", "surface.uv", "surface.finish", "surface.bake", "surface.cleanup", "surface.simplify", "geometry",
         "geometry.normals", "geometry.raster",
@@ -792,27 +793,116 @@ def shown_seconds(estimate: str) -> list[float]:
     ]
 
 
-def test_on_the_cpu_the_sidebar_says_how_long_and_offers_a_draft(addon, clean_scene):
-    """From the run's arithmetic and this machine's measured rate: the published settings take
-    far longer than the draft."""
-    from openlrm_blender.addon import panel
+@pytest.fixture
+def cpu_rate(addon, tmp_path, monkeypatch):
+    """The sidebar's estimate with a rate of this machine's kept in ``tmp_path`` (not the
+    user's folder); none known until a test sets one."""
+    from openlrm_blender.addon import time_estimate
+    from openlrm_blender.addon.operators import estimate as measure
 
+    for module in (time_estimate, measure):
+        monkeypatch.setattr(module, "pytorch_root", lambda create=False: tmp_path)
+    addon.Runtime.matmul_rate, addon.Runtime.rate_looked_for = None, False
+    yield addon.Runtime
+    addon.Runtime.matmul_rate, addon.Runtime.rate_looked_for = None, False
+
+
+def test_on_the_cpu_the_sidebar_says_how_long_and_offers_a_draft(clean_scene, cpu_rate):
+    """The engine's estimate at the measured rate in the run's precision, for the settings
+    Generate sends: the published ones far longer than the draft, each family in its words."""
+    from openlrm_blender.addon.time_estimate import cpu_estimate, on_the_cpu
+    from openlrm_blender.engine.models import estimate
+    from openlrm_blender.engine.models.registry import TRELLIS, TRIPOSG
+    from openlrm_blender.jobs.matmul_rate import Rate
+
+    cpu_rate.matmul_rate = Rate({"float32": 150.0, "bfloat16": 345.0}, "2.13.0", estimate.cpu_name())
     settings = clean_scene.openlrm
     settings.model = "triposg"
-    text = panel.cpu_estimate(settings, "float32")
+    text, pending = cpu_estimate(TRIPOSG, settings, "float32")
     seconds = shown_seconds(text)
-    assert (
-        text.startswith("On this CPU about ") and "(50 steps, 512^3)" in text and "a draft of 10 steps at 256^3" in text
-    )
-    assert len(seconds) == 2 and seconds[0] > 3 * seconds[1]
-    # bfloat16 on a CPU with its instructions: a flow step in half the time.
-    in_bfloat16 = panel.cpu_estimate(settings, "bfloat16")
-    faster = shown_seconds(in_bfloat16)
+    assert not pending and text.startswith("On this CPU about ") and text.endswith(". A GPU takes seconds")
+    assert "(50 steps, 512^3)" in text and "a draft of 10 steps at 256^3" in text
+    published = {"steps": 50, "guidance": 7.0, "tokens": 2048, "resolution": 512, "colours": "photo"}
+    assert seconds == pytest.approx([estimate.run_seconds("triposg", published, 150.0, "float32"),
+                                     estimate.run_seconds("triposg", estimate.draft("triposg", published), 150.0,
+                                                          "float32")], abs=30)  # fmt: skip
+    assert seconds[0] > 3 * seconds[1]
+    in_bfloat16 = cpu_estimate(TRIPOSG, settings, "bfloat16")[0]
     assert "(50 steps, 512^3, bfloat16)" in in_bfloat16
-    # Each shown to the second below 90 s, else to the minute.
-    assert faster == pytest.approx([seconds[0] / 1.9, seconds[1] / 1.9], abs=60) and faster[0] < seconds[0] - 60
-    assert panel.on_the_cpu("cpu") and panel.on_the_cpu("auto") and not panel.on_the_cpu("cuda")
+    assert shown_seconds(in_bfloat16)[0] == pytest.approx(
+        estimate.run_seconds("triposg", published, 345.0, "bfloat16"), abs=30
+    )
+    settings.model = "trellis"  # both stages' steps; the sidebar's where set for the family
+    settings.latent_steps = 12
+    text = cpu_estimate(TRELLIS, settings, "float32")[0]
+    assert "(25 + 12 steps)" in text and "a draft of 10 + 10 steps" in text
+    settings.steps = 8
+    assert "(8 + 12 steps)" in cpu_estimate(TRELLIS, settings, "float32")[0]
+    settings.latent_steps = 6  # no more than a draft: none offered
+    assert "draft" not in cpu_estimate(TRELLIS, settings, "float32")[0]
+    assert on_the_cpu("cpu") and on_the_cpu("auto") and not on_the_cpu("cuda")
     settings.model = "DEFAULT"
+
+
+def test_until_the_cpu_is_measured_the_estimate_is_pending(clean_scene, cpu_rate, tmp_path):
+    """No rate yet: the sidebar says so and offers the measurement; a rate an earlier session
+    kept (this PyTorch, this CPU) is read at once; bfloat16 needs its own measurement, and a CPU
+    without its arithmetic is said to refuse it."""
+    from openlrm_blender.addon.time_estimate import cpu_estimate
+    from openlrm_blender.engine.models import estimate
+    from openlrm_blender.engine.models.registry import TRIPOSG
+    from openlrm_blender.engine.pytorch import torch_found
+    from openlrm_blender.jobs import matmul_rate
+
+    settings = clean_scene.openlrm
+    text, pending = cpu_estimate(TRIPOSG, settings, "float32")
+    assert pending and "pending" in text and not shown_seconds(text)
+    cpu_rate.rate_looked_for = False  # a new session, after one that measured
+    found = torch_found()
+    version = found[0] if found else None
+    matmul_rate.save(tmp_path, matmul_rate.Rate({"float32": 150.0}, version, estimate.cpu_name()))
+    text, pending = cpu_estimate(TRIPOSG, settings, "float32")
+    assert not pending and len(shown_seconds(text)) == 2
+    text, pending = cpu_estimate(TRIPOSG, settings, "bfloat16")
+    assert pending and "bfloat16 speed" in text
+    cpu_rate.matmul_rate = matmul_rate.Rate({"float32": 150.0, "bfloat16": None}, version, estimate.cpu_name())
+    text, pending = cpu_estimate(TRIPOSG, settings, "bfloat16")
+    assert not pending and "no bfloat16 arithmetic" in text
+
+
+@needs_torch
+def test_measuring_the_cpu_times_it_in_the_model_process_and_keeps_it(clean_scene, cpu_rate, tmp_path):
+    from openlrm_blender.addon.time_estimate import cpu_estimate
+    from openlrm_blender.engine.models.registry import TRELLIS
+    from openlrm_blender.jobs.matmul_rate import RECORD
+
+    assert bpy.ops.openlrm.measure_cpu() == {"FINISHED"}
+    rate = cpu_rate.matmul_rate
+    assert rate.gflops["float32"] > 1.0 and (tmp_path / RECORD).is_file()
+    assert cpu_rate.rate_measurement is None
+    cpu_rate.matmul_rate, cpu_rate.rate_looked_for = None, False  # the next session reads it
+    text, pending = cpu_estimate(TRELLIS, clean_scene.openlrm, "float32")
+    assert not pending and cpu_rate.matmul_rate == rate and "(25 + 25 steps)" in text
+
+
+def test_a_local_folder_decides_the_model_the_sidebar_names(addon, clean_scene, tmp_path):
+    """With the weights from a folder, the sidebar names the folder's family instead of its
+    Model menu (the run takes the folder whatever the menu says), its licence, and its
+    published numbers; a folder holding no model says so."""
+    preferences = bpy.context.preferences.addons[ADDON].preferences
+    settings = clean_scene.openlrm
+    settings.model = "triposg"
+    try:
+        preferences.weights_source, preferences.weights_dir = "FOLDER", str(TRIPOSR_VECTOR)
+        line, family = preferences.folder_model()
+        assert family.name == "triposr" and line == f"Model: TripoSR, from the folder {TRIPOSR_VECTOR.name}"
+        assert preferences.family(settings.model) is family and settings.settings_family == "triposr"
+        preferences.weights_dir = str(tmp_path)
+        assert preferences.folder_model() == (f"Model folder {tmp_path.name}: no model found in it", None)
+    finally:
+        preferences.weights_source, preferences.weights_dir = "HUB", ""
+        settings.model = "DEFAULT"
+    assert preferences.folder_model() is None
 
 
 # --- several images at once ------------------------------------------------------------

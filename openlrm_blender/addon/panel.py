@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import bpy
 import bpy.utils.previews
 
-import numpy as np
-
 from ..engine import PyTorchMissing, torch_available
-from ..engine.models.triposg import work
-from ..engine.options import SETTINGS
-from ..engine.progress import duration
+from ..engine.models.estimate import estimated
 from .paint_panel import OPENLRM_PT_paint
 from .preferences import get_preferences
 from .state import Runtime
+from .time_estimate import cpu_estimate, on_the_cpu
 
 _previews = None
 # The Advanced settings the sidebar has, in its order, each shown where the model uses it.
 ADVANCED = ("recenter", "foreground_ratio", "camera_distance", "steps", "guidance", "latent_steps", "latent_guidance",
             "seed", "view_mode", "resolution", "threshold")  # fmt: skip
-DRAFT_STEPS, DRAFT_RESOLUTION = 10, 256  # what the estimate offers as a quick first look
 
 
 def _file_preview(filepath: str) -> int:
@@ -74,12 +69,23 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         if icon:
             layout.template_icon(icon_value=icon, scale=6.0)
 
-        layout.prop(settings, "model")
-        for index, line in enumerate(_wrap(family.licence, _line_width(context))):
-            layout.label(text=line, icon="INFO" if index == 0 else "BLANK1")
-        if family.sampled and on_the_cpu(preferences.device):
-            for index, line in enumerate(_wrap(cpu_estimate(settings, preferences.precision), _line_width(context))):
+        from_folder = preferences.folder_model()
+        if from_folder is None:
+            layout.prop(settings, "model")
+        else:  # the folder decides the model: a menu could only contradict the run
+            layout.label(text=from_folder[0], icon="FILE_FOLDER")
+        run_family = family if from_folder is None else from_folder[1]  # None: the run will say what is wrong
+        if run_family is not None:
+            for index, line in enumerate(_wrap(run_family.licence, _line_width(context))):
+                layout.label(text=line, icon="INFO" if index == 0 else "BLANK1")
+        if run_family is not None and estimated(run_family.name) and on_the_cpu(preferences.device):
+            painter = run_family.makes_colours or not preferences.painter_missing()  # TRELLIS can colour the shape
+            folder = preferences.weights_folder()
+            text, pending = cpu_estimate(run_family, settings, preferences.precision, folder, painter)
+            for index, line in enumerate(_wrap(text, _line_width(context))):
                 layout.label(text=line, icon="TIME" if index == 0 else "BLANK1")
+            if pending:
+                layout.operator("openlrm.measure_cpu", icon="PLAY")
 
         # Labels inside their fields (no split layout): every word stays readable at the
         # sidebar's default width. The everyday options first, the rest under Advanced.
@@ -122,38 +128,6 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         elif Runtime.last_info:
             for index, line in enumerate(_wrap(Runtime.last_info, _line_width(context))):
                 layout.label(text=line, icon="CHECKMARK" if index == 0 else "BLANK1")
-
-
-def on_the_cpu(device: str) -> bool:
-    """Whether runs go to the CPU: chosen, or "auto" where the last check saw no GPU."""
-    return device == "cpu" or (
-        device == "auto" and not any(gpu in Runtime.torch_devices for gpu in ("CUDA", "ROCm", "MPS"))
-    )
-
-
-def cpu_estimate(settings, precision: str) -> str:
-    """About how long a run of the chosen settings takes on this CPU, and a draft's, from the
-    run's arithmetic and this machine's float32 matrix-product rate (NumPy's, measured once;
-    NumPy has no bfloat16, so that precision's runs are taken as a measured share faster)."""
-    if Runtime.cpu_flops is None:
-        size = 768
-        a, b = np.ones((size, size), dtype=np.float32), np.ones((size, size), dtype=np.float32)
-        a @ b  # warm-up
-        start = time.perf_counter()
-        for _ in range(3):
-            a @ b
-        Runtime.cpu_flops = 3 * 2 * size**3 / (time.perf_counter() - start)
-    rate = Runtime.cpu_flops * (work.CPU_BFLOAT16_SPEED_UP if precision == "bfloat16" else 1.0)
-    full = work.run_flop(settings.steps, settings.guidance, SETTINGS["tokens"].default, settings.resolution)
-    draft_steps, draft_resolution = min(settings.steps, DRAFT_STEPS), min(settings.resolution, DRAFT_RESOLUTION)
-    draft = work.run_flop(draft_steps, settings.guidance, SETTINGS["tokens"].default, draft_resolution)
-    in_bfloat16 = ", bfloat16" if precision == "bfloat16" else ""
-    text = (
-        f"On this CPU about {duration(full / rate)} ({settings.steps} steps, {settings.resolution}^3{in_bfloat16})"
-    )
-    if (draft_steps, draft_resolution) != (settings.steps, settings.resolution):
-        text += f"; a draft of {draft_steps} steps at {draft_resolution}^3 about {duration(draft / rate)}"
-    return text + ". A GPU takes seconds"
 
 
 def _colours_choice(context: bpy.types.Context, layout: bpy.types.UILayout, settings, missing: str) -> None:
@@ -214,9 +188,6 @@ def unregister_previews() -> None:
     if _previews is not None:
         bpy.utils.previews.remove(_previews)
         _previews = None
-
-
-DRAFT_STEPS, DRAFT_RESOLUTION = 10, 256  # what the estimate offers as a quick first look
 
 
 classes = (OPENLRM_UL_images, OPENLRM_PT_image_to_3d, OPENLRM_PT_paint)

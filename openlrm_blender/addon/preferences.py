@@ -54,10 +54,12 @@ PRECISION_ITEMS = [
 
 
 def _model_source_changed(preferences: bpy.types.AddonPreferences, context: bpy.types.Context) -> None:
-    """The sidebar follows the model its runs will now use (when it uses the default)."""
+    """The sidebar follows the model its runs will now use: the default, or a local folder's
+    (which decides whatever the sidebar's menu says)."""
     scene = context.scene
-    if scene is not None and scene.openlrm.model == "DEFAULT":
-        use_published_settings(scene.openlrm, preferences.family(None))
+    if scene is not None and (scene.openlrm.model == "DEFAULT" or preferences.weights_folder() is not None):
+        model = scene.openlrm.model
+        use_published_settings(scene.openlrm, preferences.family(None if model == "DEFAULT" else model))
 
 
 class OpenLRMPreferences(bpy.types.AddonPreferences):
@@ -147,6 +149,18 @@ class OpenLRMPreferences(bpy.types.AddonPreferences):
             "TRELLIS is not on this machine: paint or generate with it once (a 4.2 GB download), or set its folder in "
             "the preferences"
         )
+
+    def folder_model(self) -> tuple[str, Family | None] | None:
+        """While the weights come from a local folder, the folder decides the model and the
+        sidebar names it instead of its Model menu: the line it shows, and the folder's family
+        (None: not a model folder; the run says why). None with the weights from the Hub."""
+        folder = self.weights_folder()
+        if folder is None:
+            return None
+        found = family_of("", folder)
+        if found is None:
+            return f"Model folder {folder.name or folder}: no model found in it", None
+        return f"Model: {found.title}, from the folder {folder.name or folder}", found
 
     def family(self, model: str | None) -> Family:
         """The family a run of ``model`` (None: the default model) will use: the local

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..jobs.downloads import Download
 from ..jobs.job import Engine, Job, Status
+from ..jobs.matmul_rate import Measurement, Rate
 from ..jobs.pytorch_install import Check, Install
 
 TICK_SECONDS = 0.1  # how often a timer (addon/ticker.py) looks at the work under way
@@ -21,7 +22,9 @@ class Runtime:
     torch_install: Install | None = None
     torch_check: Check | None = None
     torch_devices: str = ""  # what the last check found
-    cpu_flops: float | None = None  # this machine's matrix-product rate, for a run's estimate
+    matmul_rate: Rate | None = None  # this machine's, for a run's estimate (read from disk or measured)
+    rate_looked_for = False  # on disk, where an earlier session kept it (once a session)
+    rate_measurement: Measurement | None = None  # timing it in the model's process
     last_torch_error: str = ""
     last_torch_log: str = ""  # pip's output of the failed install
     last_error: str = ""

@@ -119,6 +119,7 @@ def steps():
     preferences = bpy.context.preferences.addons[ADDON].preferences
     preferences.weights_source, preferences.precision = "HUB", "bfloat16"
     settings.model = "triposg"
+    bpy.ops.openlrm.measure_cpu()  # the model process times this CPU once (the sidebar's button)
     yield from shoot("sidebar-triposg-bfloat16")
     settings.model, preferences.precision = "DEFAULT", "float32"
     use_object_model()

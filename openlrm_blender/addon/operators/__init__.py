@@ -4,6 +4,7 @@ image files on the 3D viewport, and Esc."""
 import bpy
 
 from .downloads import OPENLRM_OT_download_background_model
+from .estimate import OPENLRM_OT_measure_cpu
 from .generate import (
     OPENLRM_FH_image_to_3d,
     OPENLRM_OT_cancel,
@@ -34,6 +35,7 @@ classes = (
     OPENLRM_OT_check_torch,
     OPENLRM_OT_remove_torch,
     OPENLRM_OT_cancel_task,
+    OPENLRM_OT_measure_cpu,
     OPENLRM_OT_new_seed,
     OPENLRM_OT_report,
     OPENLRM_FH_image_to_3d,

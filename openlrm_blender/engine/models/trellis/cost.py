@@ -21,10 +21,10 @@ ENCODER = (1024, 24, 4, 14)  # DINOv2-L/14's width, layers, MLP ratio and patch 
 TYPICAL_VOXELS = 20_000
 TYPICAL_NEIGHBOURS = 9.0
 TYPICAL_VOXELS_PER_TOKEN = 3.5
-# The neighbours a voxel has once the mesh decoder has made each voxel eight (a 2x2x2 block
-# of its own and parts of its neighbours' blocks): 17.4 and 17.8 at the two finer levels of
-# the benchmark's object (benchmarks/trellis_object.py).
-TYPICAL_CHILD_NEIGHBOURS = 17.6
+# The neighbours a voxel has once the mesh decoder has made each voxel eight, then each of
+# those eight (its own 2x2x2 block and parts of its neighbours'): 17.1 and 21.7 on the
+# benchmark's object (benchmarks/trellis_object.py), whose voxels have 9.5.
+TYPICAL_CHILD_NEIGHBOURS = (17.1, 21.7)
 
 
 @dataclass(frozen=True)
@@ -105,15 +105,24 @@ def _decoder_torso(config: LatentDecoderConfig, voxels: int, out_channels: int) 
     return config.num_blocks * block + 2 * voxels * width * out_channels
 
 
-def decoders_flop(gaussian: LatentDecoderConfig, mesh: LatentDecoderConfig, voxels: Voxels) -> float:
-    """After sampling: the Gaussian decoder, and the mesh decoder with its two subdivisions
-    (each voxel eight, then each of those eight, through sparse convolutions)."""
-    gaussians = _decoder_torso(gaussian, voxels.count, gaussian.representation_config.get("num_gaussians", 32) * 14)
-    width = mesh.model_channels
-    total = gaussians + _decoder_torso(mesh, voxels.count, 0)
-    rows = voxels.count
-    for channels, out in ((width, width // 4), (width // 4, width // 8)):
+def decoders_flop(
+    gaussian: LatentDecoderConfig, mesh: LatentDecoderConfig | None, voxels: Voxels,
+    child_neighbours: tuple[float, float] = TYPICAL_CHILD_NEIGHBOURS,
+) -> float:  # fmt: skip
+    """After sampling: the Gaussian decoder, and (unless painting a given mesh) the mesh
+    decoder with its two subdivisions (each voxel eight, then each of those eight, through
+    sparse convolutions where each has ``child_neighbours``)."""
+    per_gaussian = 3 + 3 + 3 + 4 + 1  # offset, colour, scale, rotation, opacity
+    gaussians = gaussian.representation_config.get("num_gaussians", 32) * per_gaussian
+    total = _decoder_torso(gaussian, voxels.count, gaussians)
+    if mesh is None:
+        return total
+    total += _decoder_torso(mesh, voxels.count, 0)
+    width, rows = mesh.model_channels, voxels.count
+    levels = ((width, width // 4), (width // 4, width // 8))  # the two subdivisions' widths in and out
+    for (channels, out), neighbours in zip(levels, child_neighbours, strict=True):
         rows *= 8
-        pairs = rows * TYPICAL_CHILD_NEIGHBOURS
-        total += 2 * pairs * (channels * out + out * out) + 2 * rows * channels * out
-    return total + 2 * rows * (width // 8) * 101
+        total += 2 * rows * neighbours * (channels * out + out * out) + 2 * rows * channels * out
+    colour = mesh.representation_config.get("use_color", False)
+    features = 8 + 8 * 3 + (8 * 6 if colour else 0) + 21  # per cube: distances, deformations, colours, weights
+    return total + 2 * rows * (width // 8) * features

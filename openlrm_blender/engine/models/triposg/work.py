@@ -1,5 +1,5 @@
 """How much arithmetic a TripoSG run is, from its configuration's numbers alone (no PyTorch):
-the sidebar's estimate of a run's time on the CPU, and the benchmark's floor for a flow step.
+the estimate of a run's time (``models.estimate``), and the benchmark's floor for a flow step.
 A multiply-add is two floating-point operations; only matrix products and attention count."""
 
 from __future__ import annotations
@@ -10,10 +10,6 @@ IMAGE_TOKENS = 257  # DINOv2's class token and 16 x 16 patches of the 224 px cro
 # Points the coarse-to-fine grid evaluates per square of the resolution, for a compact object
 # (the benchmark's ellipsoid: 5.2 at 256, 4.8 at 512, counted on the tiny vector's widths).
 QUERIES_PER_SQUARE = 5.2
-# How much sooner a bfloat16 run ends than a float32 one on a CPU with bfloat16 instructions:
-# a flow step took 38.7 s against 74.2, the grid at 256 38.6 s against 58.9 (a 2-core Zen 4,
-# AVX-512 BF16), so 1.9x for the published 50 steps at 512 and for the draft alike.
-CPU_BFLOAT16_SPEED_UP = 1.9
 # The published model's configurations, the defaults below.
 PUBLISHED_TRANSFORMER = TransformerConfig()
 PUBLISHED_VAE = VAEConfig()
@@ -69,7 +65,14 @@ def encoder_flop(config: Dinov2Config = PUBLISHED_ENCODER) -> float:
     return 2 * patches * config.num_channels * config.patch_size**2 * width + config.num_hidden_layers * per_layer
 
 
-def run_flop(steps: int, guidance: float, tokens: int, resolution: int) -> float:
-    """A whole run of the published model, a compact object's grid at ``resolution``."""
+def run_flop(
+    steps: int, guidance: float, tokens: int, resolution: int, transformer: TransformerConfig = PUBLISHED_TRANSFORMER,
+    vae: VAEConfig = PUBLISHED_VAE, encoder: Dinov2Config = PUBLISHED_ENCODER,
+) -> float:  # fmt: skip
+    """A whole run (of the published model unless configurations are given), a compact
+    object's grid at ``resolution``."""
     queries = QUERIES_PER_SQUARE * resolution**2
-    return encoder_flop() + steps * step_flop(tokens, guidance) + shape_flop(tokens) + queries * query_flop(tokens)
+    return (
+        encoder_flop(encoder) + steps * step_flop(tokens, guidance, transformer) + shape_flop(tokens, vae)
+        + queries * query_flop(tokens, vae)
+    )  # fmt: skip
