@@ -500,3 +500,16 @@ def test_a_glb_is_painted_and_written_back_with_its_vertices(tmp_path):
     before, after = read_mesh(given), read_mesh(output)
     np.testing.assert_allclose(after.vertices, before.vertices, atol=1e-7, rtol=0)
     np.testing.assert_array_equal(after.faces, before.faces)
+
+
+def test_every_second_of_a_run_is_in_one_stage():
+    """The run's stages add up to its total: the decoders' seconds and the mesh made of them
+    both count in "mesh" (TRELLIS reports its decoding as that stage), the camera's fit in its own."""
+    from openlrm_blender.engine import Options
+    from openlrm_blender.engine.pipeline import generate
+
+    options = Options(weights_dir=VECTOR, seed=SEED, device="cpu", remove_background=False)
+    timings = generate(VECTOR / "input.png", options).timings
+    stages = ("load", "preprocess", "encode", "sample", "mesh", "camera", "photo", "surface")
+    assert sum(timings.get(stage, 0.0) for stage in stages) == pytest.approx(timings["total"], rel=1e-3)
+    assert timings["mesh"] > timings["flexicubes"] + timings["colours"] and "camera" in timings

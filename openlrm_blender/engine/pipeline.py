@@ -171,7 +171,9 @@ def generate(
                                   report, run.facts, run.device)  # fmt: skip
     if colouring.base is not made.colours:  # grown from the photo: the mesh's first colours too
         mesh.colours = colouring.base(mesh.vertices, report.span("surface", 0.0, 0.0))
-        run.stopwatch.lap("fill")
+        run.stopwatch.lap("fill")  # the camera's fit and the fill
+    else:
+        run.stopwatch.lap("camera")  # its fit, where the model's camera is not known
     return run.finish(mesh, colouring, turn, model)
 
 

@@ -168,8 +168,10 @@ class Stopwatch:
         return time.perf_counter()
 
     def lap(self, name: str) -> None:
+        """The seconds since the last lap, added to ``name``'s: a stage met twice counts both
+        times (a second model's load; TRELLIS's decoders and the mesh made of them)."""
         now = self._now()
-        self.laps[name], self._last = now - self._last, now
+        self.laps[name], self._last = self.laps.get(name, 0.0) + now - self._last, now
 
     def total(self) -> float:
         return self._now() - self.started
