@@ -25,6 +25,13 @@ one compact object) runs ``--steps`` flow steps (a few are enough to time one; t
 50 take most of an hour on a CPU): the table and ``--json`` give each flow step's seconds
 against its floor (its arithmetic, guidance's double batch included, at the run's peak in
 its precision), and the field's values the coarse-to-fine grid computed against the dense grid's.
+TRELLIS (``--models trellis``; a random model of the real size, 4 GB of float16 and float32,
+its first stage steered to a typical object's surface: benchmarks/trellis_object.py) runs
+``--steps`` steps in each stage, once (it has no grid): each stage's step against its floor
+(``structure_step_*``, ``latent_step_*``; stage 2's on the voxels stage 1 found). For both,
+the run (weights loaded) against the sidebar's estimate at the run's peak: at the draft's
+settings, ``--models triposg --grids 256 --steps 10`` and ``--models trellis --steps 10``
+(``--runs 1`` times one run instead of the better of two).
 """
 
 from __future__ import annotations
@@ -37,8 +44,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
-import timeit
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +51,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks import flow_steps, trellis_object
 from openlrm_blender.engine import Options
+from openlrm_blender.engine.models.estimate import matmul_gflops
 from openlrm_blender.engine.models.openlrm.config import ModelConfig
 from openlrm_blender.engine.models.registry import family_of_folder
+from openlrm_blender.engine.models.trellis import cost as trellis_cost
 from openlrm_blender.engine.models.triposg import work
 from openlrm_blender.engine.models.triposr.config import TripoSRConfig
 from openlrm_blender.engine.pipeline import generate, model_output
-from openlrm_blender.engine.runtime import DTYPES, pick_device, resolve_precision, synchronise
+from openlrm_blender.engine.runtime import DTYPES, pick_device, resolve_precision
 from tests.support import random_triposg as triposg_models
 from tests.support import random_triposr as triposr
 from tests.support.random_models import PUBLISHED_CONFIGS, object_model, save_model
@@ -63,9 +71,14 @@ STAGES = (
     ("load", "weights load"),
     ("preprocess", "image preparation"),
     ("encode", "encoder + transformer"),
+    ("sample", "flow steps"),
+    ("mesh", "mesh (all its steps)"),
     ("density", "density grid"),
     ("mcubes", "marching cubes"),
+    ("flexicubes", "FlexiCubes"),
     ("colours", "vertex colours"),
+    ("camera", "camera fit"),
+    ("fill", "camera fit + photo fill"),
     ("cleanup", "clean-up (floaters)"),
     ("simplify", "simplify"),
     ("unwrap", "UV unwrap"),
@@ -76,10 +89,9 @@ STAGES = (
 SURFACE_STAGES = ("cleanup", "simplify", "unwrap", "bake", "photo")
 
 
-WARM_RUNS = 2  # timed runs with the weights loaded; the faster is reported
 # The dense grid on which a reduced precision's field is compared with float32's, per family.
 PRECISION_GRID = {"triposg": 48}
-MODELS = (*PUBLISHED_CONFIGS, "triposr", "triposg")  # OpenLRM's sizes, then TripoSR and TripoSG
+MODELS = (*PUBLISHED_CONFIGS, "triposr", "triposg", "trellis")  # OpenLRM's sizes, then the others
 
 
 def model_folder(size: str, cache: Path) -> Path:
@@ -91,6 +103,8 @@ def model_folder(size: str, cache: Path) -> Path:
             triposr.save_model(triposr.object_model(TripoSRConfig.from_yaml(triposr.PUBLISHED_CONFIG)), folder)
         elif size == "triposg":
             triposg_models.save_model(triposg_models.object_model(triposg_models.write_configs(folder)), folder)
+        elif size == "trellis":
+            trellis_object.save_object_model(folder)
         else:
             raw = PUBLISHED_CONFIGS[size]
             save_model(object_model(ModelConfig.from_dict(raw), seed=0), folder, raw)
@@ -99,16 +113,9 @@ def model_folder(size: str, cache: Path) -> Path:
 
 def matmul_peak_gflops(device: torch.device, dtype: str, size: int = 2048, repeats: int = 5) -> float:
     """The device's matrix-product rate now in the run's precision (bfloat16 runs 2.3x
-    float32's on an AVX-512 BF16 CPU): the best of a few 2048^3 products."""
-    a, b = (torch.randn(size, size).to(device, getattr(torch, dtype)) for _ in range(2))
-
-    def product() -> None:
-        a @ b
-        synchronise(device)
-
-    product()  # warm-up
-    best = min(timeit.repeat(product, number=1, repeat=repeats))
-    return 2 * size**3 / best / 1e9
+    float32's on an AVX-512 BF16 CPU): the best of a few 2048^3 products, timed as the
+    add-on's model process times it for the sidebar's estimate."""
+    return matmul_gflops(dtype, str(device), size, repeats)
 
 
 def encoder_gflop(folder: Path, image: Path, options: Options) -> float:
@@ -180,45 +187,43 @@ def precision_effect(folder: Path, image: Path, options: Options, reduced_mesh) 
     }
 
 
-def timed_run(image: Path, options: Options):
-    """One run with the weights loaded, and when each flow step began (TripoSG)."""
-    steps_done: list[float] = []
-    result = generate(image, options, progress=lambda stage, fraction, message: (
-        steps_done.append(time.perf_counter()) if stage == "sample" and message.startswith("step ") else None
-    ))  # fmt: skip
-    return result, steps_done
-
-
 def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namespace) -> dict:
     """One (model, grid): figures for the table, measured in this process."""
     folder = model_folder(size, args.cache)
+    family = family_of_folder(folder)
     with tempfile.TemporaryDirectory() as scratch:
         image = test_image(Path(scratch) / "input.png")
         options = Options(
-            weights_dir=folder, resolution=resolution, device=args.device, dtype=args.dtype, remove_background=False
-        )
+            weights_dir=folder, resolution=resolution or None, device=args.device, dtype=args.dtype,
+            remove_background=False,
+        )  # fmt: skip
         if texture_size:
             options = dataclasses.replace(
                 options, min_piece=0.01, faces=args.faces, textured=True, texture_size=texture_size
             )
-        sampled = size == "triposg"
-        if sampled:  # a few flow steps time one; the first run only pages the weights in
-            options = dataclasses.replace(options, steps=args.steps)
-        cold = generate(image, dataclasses.replace(options, steps=1, resolution=64) if sampled else options)
+        first = options
+        if family.sampled:  # a few flow steps time one; the first run only pages the weights in
+            options = flow_steps.sampled_options(size, options, args.steps)
+            first = flow_steps.sampled_options(size, options, 1)
+            first = dataclasses.replace(first, resolution=64) if "resolution" in family.uses else first
+        cold = generate(image, first)
         # The peak beside the timed runs, and the better of two: this machine's speed wanders
         # by 10-30% within minutes, and a floor measured minutes away moved the ratios as much.
         device = pick_device(options.device)
-        precision = resolve_precision(options.dtype, device, family_of_folder(folder))
+        precision = resolve_precision(options.dtype, device, family)
         peak = matmul_peak_gflops(device, precision)
-        runs = [timed_run(image, options) for _ in range(WARM_RUNS)]
-        warm, steps_done = min(runs, key=lambda run: run[0].timings["total"])
-        peak = max(peak, matmul_peak_gflops(device, precision))
+        beside = lambda: matmul_peak_gflops(device, precision, repeats=3)  # noqa: E731 (between flow steps)
+        with flow_steps.voxels_recorded() as voxels:
+            runs = [flow_steps.timed_run(image, options, beside) for _ in range(args.runs)]
+        warm, ended, peaks = min(runs, key=lambda run: run[0].timings["total"])
+        peak = max(peak, matmul_peak_gflops(device, precision), *(value for stage in peaks.values() for value in stage))
         stages = {key: warm.timings[key] for key, _ in STAGES if key in warm.timings}
         stages["load"] = cold.timings["load"]
         # The weights are memory-mapped: the first run pages them in (and warms kernels up).
         run_seconds = [run.timings["encode"] + run.timings["mesh"] for run in (cold, warm)]
+        flops = {"triposg": work.encoder_flop, "trellis": trellis_cost.encoder_flop}
         figures = {
-            "encoder_gflop": work.encoder_flop() / 1e9 if sampled else encoder_gflop(folder, image, options),
+            "encoder_gflop": flops[size]() / 1e9 if size in flops else encoder_gflop(folder, image, options),
             "matmul_peak_gflops": peak,
             "model": size,
             "grid": resolution,
@@ -226,21 +231,23 @@ def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namesp
             "device": warm.device,
             "dtype": precision,
             "stages": stages,
+            "timings": warm.timings,  # every stage the run lapped, the table's and the rest
             "first_run_extra_s": run_seconds[0] - run_seconds[1],
             "weights_mb": sum(path.stat().st_size for path in folder.glob("**/*.safetensors")) / 2**20,
             "peak_rss_mb": peak_rss_mb(),
             "n_vertices": len(warm.mesh.vertices),
             "n_faces": len(warm.mesh.faces),
         }
-        if sampled:  # each step timed between its progress reports (the device synchronised)
+        if family.sampled:  # each step timed between its progress reports (the device synchronised)
+            used = options.for_family(family.settings | family.recipe().published_settings(folder))
+            seen = voxels()
             figures.update(
-                steps=args.steps,
-                step_seconds=(steps_done[-1] - steps_done[0]) / (len(steps_done) - 1) if len(steps_done) > 1 else None,
-                step_gflop=work.step_flop(options.tokens, options.guidance) / 1e9,
-                decoder_queries=int(warm.facts["queries"]),
-                dense_queries=resolution**3,
-                camera_overlap=warm.facts["camera_overlap"],
-            )
+                steps=args.steps, **flow_steps.step_figures(size, folder, used, ended, peaks, seen),
+                **flow_steps.estimate_figures(size, folder, used, peaks, precision, warm.timings["total"], seen),
+            )  # fmt: skip
+        if "queries" in warm.facts:  # TripoSG's coarse-to-fine grid
+            figures.update(decoder_queries=int(warm.facts["queries"]), dense_queries=resolution**3,
+                           camera_overlap=warm.facts["camera_overlap"])  # fmt: skip
         if warm.device.startswith("cuda"):
             figures["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
         if args.compare_dense:
@@ -256,7 +263,10 @@ def run_one(size: str, resolution: int, texture_size: int, args: argparse.Namesp
 
 
 def print_table(results: list[dict]) -> None:
-    columns = [f"{r['model']} {r['grid']}" + (f" tex{r['texture_size']}" if r["texture_size"] else "") for r in results]
+    columns = [
+        r["model"] + (f" {r['grid']}" if r["grid"] else "") + (f" tex{r['texture_size']}" if r["texture_size"] else "")
+        for r in results
+    ]
     width = max(12, *(len(c) for c in columns)) + 2
     precisions = sorted({r["dtype"] for r in results})
     print(f"\n{results[0]['device']}, {' and '.join(precisions)}; seconds unless marked")
@@ -275,7 +285,7 @@ def print_table(results: list[dict]) -> None:
             row("  first run's extra", [f"{r['first_run_extra_s']:.2f}" for r in results])
     row("  matmul peak (GFLOP/s)", [f"{r['matmul_peak_gflops']:.0f}" for r in results])
     row("  encoder GFLOP", [f"{r['encoder_gflop']:.0f}" for r in results])
-    triplanes = [r for r in results if "step_gflop" not in r]
+    triplanes = [r for r in results if "estimate_seconds" not in r]
     # The encoder's seconds at the peak measured beside its run.
     floor = lambda r: r["encoder_gflop"] / r["matmul_peak_gflops"]  # noqa: E731
     if triplanes:
@@ -286,22 +296,16 @@ def print_table(results: list[dict]) -> None:
         row("  encoder / floor", ratio("encode", floor))
         row("  run / floor", ratio("total", floor))
         row("  run / encoder", ratio("total", lambda r: r["stages"]["encode"]))
-    if len(triplanes) < len(
-        results
-    ):  # a flow model: its steps against their floor, its queries against the dense grid's
-        flows = lambda key, form: [form(r) if "step_gflop" in r else "-" for r in results]  # noqa: E731
-        row("flow step", flows("step_seconds", lambda r: f"{r['step_seconds']:.2f}" if r["step_seconds"] else "-"))
-        row("  step GFLOP", flows("step_gflop", lambda r: f"{r['step_gflop']:.0f}"))
-        step_floor = lambda r: r["step_gflop"] / r["matmul_peak_gflops"]  # noqa: E731
-        row("  step floor at peak", flows("step_gflop", lambda r: f"{step_floor(r):.2f}"))
-        row("  step / floor", flows("step_seconds", lambda r: f"{r['step_seconds'] / step_floor(r):.2f}x"
-                                    if r["step_seconds"] else "-"))  # fmt: skip
-        row("field values computed", flows("decoder_queries", lambda r: f"{r['decoder_queries']:,}"))
-        row("  dense grid's", flows("dense_queries", lambda r: f"{r['dense_queries']:,}"))
-        row("  fewer than dense", flows("dense_queries", lambda r: f"{r['dense_queries'] / r['decoder_queries']:.0f}x"))
-        row("photo fit (overlap)", flows("camera_overlap", lambda r: f"{r['camera_overlap']:.2f}"))
+    flow_steps.table_rows(results, row)  # the flow models' steps against their floor, the estimate against the run
+    if any("decoder_queries" in r for r in results):  # TripoSG's queries against the dense grid's
+        queries = lambda form: [form(r) if "decoder_queries" in r else "-" for r in results]  # noqa: E731
+        row("field values computed", queries(lambda r: f"{r['decoder_queries']:,}"))
+        row("  dense grid's", queries(lambda r: f"{r['dense_queries']:,}"))
+        row("  fewer than dense", queries(lambda r: f"{r['dense_queries'] / r['decoder_queries']:.0f}x"))
+        row("photo fit (overlap)", queries(lambda r: f"{r['camera_overlap']:.2f}"))
     mesh_keys = ("density", "mcubes", "colours")
-    row("  mesh (grid+mc+colours)", [f"{sum(r['stages'][k] for k in mesh_keys):.2f}" for r in results])
+    meshes = [f"{sum(r['stages'][k] for k in mesh_keys):.2f}" if "mcubes" in r["stages"] else "-" for r in results]
+    row("  mesh (grid+mc+colours)", meshes)
     if any(r["texture_size"] for r in results):
         row(
             "  surface (clean-up..bake)",
@@ -340,8 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--faces", type=int, default=50000, help="face budget of the textured runs (default 50000)")
     parser.add_argument(
-        "--steps", type=int, default=2, help="TripoSG's flow steps per run (default 2: enough to time one)"
+        "--steps", type=int, default=2, help="flow steps per run, in each stage (default 2: enough to time one)"
     )
+    parser.add_argument("--runs", type=int, default=2, help="timed runs with the weights loaded; the faster is kept")
     parser.add_argument("--one", nargs=3, metavar=("MODEL", "GRID", "TEXTURE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -351,13 +356,13 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for size in args.models:
         model_folder(size, args.cache)
-        for resolution in args.grids:
+        for resolution in [0] if size == "trellis" else args.grids:  # TRELLIS has no grid
             for texture_size in args.textures:
                 command = [sys.executable, __file__, "--one", size, str(resolution), str(texture_size)]
                 command += ["--device", args.device, "--dtype", args.dtype, "--cache", str(args.cache)]
-                command += ["--faces", str(args.faces), "--steps", str(args.steps)]
+                command += ["--faces", str(args.faces), "--steps", str(args.steps), "--runs", str(args.runs)]
                 command += ["--compare-dense"] if args.compare_dense else []
-                print(f"{size} at grid {resolution}, texture {texture_size or 'none'} ...", file=sys.stderr)
+                print(f"{size} at grid {resolution or '-'}, texture {texture_size or 'none'} ...", file=sys.stderr)
                 run = subprocess.run(command, check=False, capture_output=True, text=True)
                 if run.returncode:
                     print(run.stderr, file=sys.stderr)
