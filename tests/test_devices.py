@@ -164,3 +164,24 @@ def test_cuda_float16_triposg_stays_finite_and_close_to_float32():
     half = pipeline.generate(folder / "input.png", Options(dtype="float16", **common)).mesh
     full = pipeline.generate(folder / "input.png", Options(dtype="float32", **common)).mesh
     assert np.isfinite(half.vertices).all() and abs(len(half.faces) - len(full.faces)) < 0.05 * len(full.faces)
+
+
+def test_the_device_check_runs_each_family_on_the_cpu(tmp_path):
+    """The prepared check a lent GPU runs, tried on the CPU: every family's tiny vector against
+    the published mesh (TRELLIS's tied quads allowed for), the flow models' real-size runs left
+    to the GPU, a report that names the device."""
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "scripts/device_check.py", "--device", "cpu", "--vectors", str(SHARED / "vectors"),
+         "--families", "triposg", "trellis", "--out", str(tmp_path / "check.json")],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "check.json").read_text())
+    assert report["environment"]["device"] == "cpu"
+    for family in ("triposg", "trellis"):
+        parity = report[family]["parity"]
+        assert parity["passed"] and "left to a GPU" in report[family]["real_size"], parity
+    trellis = report["trellis"]["parity"]["cpu_against_published"]
+    assert trellis["max_vertex_distance"] < 1e-4 and trellis["shared_triangle_share"] > 0.9999
