@@ -103,16 +103,16 @@ def step_figures(family: str, folder: Path, options: Options, ended: dict, peaks
     measured beside them; ``options`` with the family's published settings filled in."""
     if family == "triposg":
         seconds, _ = mean_step_seconds(ended.get("step", []))
-        return {"step_seconds": seconds, "step_gflop": work.step_flop(options.tokens, options.guidance) / 1e9,
+        return {"step_seconds": seconds, "step_gflop": work.step_flop(options.tokens, options.guidance).total / 1e9,
                 "step_peak_gflops": max(peaks.get("step", [0.0]))}  # fmt: skip
     config = TrellisConfig.load(folder)
     figures = {"voxels": voxels.count, "tokens": voxels.tokens,
                "neighbours_per_voxel": voxels.neighbour_pairs / voxels.count}  # fmt: skip
     for stage, sampler, steps, guidance, per_call in (
         ("structure", config.structure_sampler, options.steps, options.guidance,
-         cost.structure_call_flop(config.structure_flow)),
+         cost.structure_call_flop(config.structure_flow).total),
         ("latent", config.latent_sampler, options.latent_steps, options.latent_guidance,
-         cost.latent_call_flop(config.latent_flow, voxels)),
+         cost.latent_call_flop(config.latent_flow, voxels).total),
     ):  # fmt: skip
         seconds, timed = mean_step_seconds(ended.get(f"{stage} step", []))
         calls = cost.calls(sampler, steps, guidance)
@@ -122,19 +122,20 @@ def step_figures(family: str, folder: Path, options: Options, ended: dict, peaks
     return figures
 
 
-def estimate_figures(family: str, folder: Path, options: Options, peaks: dict, precision: str, run: float,
-                     voxels: cost.Voxels | None) -> dict:  # fmt: skip
+def estimate_figures(family: str, folder: Path, options: Options, peaks: dict, attention: float, precision: str,
+                     run: float, voxels: cost.Voxels | None) -> dict:  # fmt: skip
     """The sidebar's estimate of this run (a typical object's voxels for TRELLIS, and this
-    object's) at the mean of the peaks measured during it, the rate the add-on would have
-    timed then; against the run's seconds with the weights loaded."""
+    object's) at the mean of the products' peaks measured during it and the ``attention``
+    rate measured beside it, the rates the add-on would have timed then; against the run's
+    seconds with the weights loaded."""
     settings = {name: getattr(options, name) for name in ("steps", "guidance", "tokens", "resolution",
                                                           "latent_steps", "latent_guidance", "colours")}  # fmt: skip
-    rate = statistics.mean(value for stage in peaks.values() for value in stage)
-    typical = estimate.run_seconds(family, settings, rate, precision, folder)
-    figures = {"run_mean_peak_gflops": rate, "estimate_seconds": typical, "run_seconds": run,
-               "estimate_over_run": typical / run}  # fmt: skip
+    speed = estimate.Speed(statistics.mean(value for stage in peaks.values() for value in stage), attention)
+    typical = estimate.run_seconds(family, settings, speed, precision, folder)
+    figures = {"run_mean_peak_gflops": speed.products, "attention_gflops": attention, "estimate_seconds": typical,
+               "run_seconds": run, "estimate_over_run": typical / run}  # fmt: skip
     if voxels is not None:
-        own = estimate.run_seconds(family, settings, rate, precision, folder, voxels)
+        own = estimate.run_seconds(family, settings, speed, precision, folder, voxels)
         figures.update(estimate_own_voxels_seconds=own, estimate_own_voxels_over_run=own / run)
     return figures
 
@@ -167,6 +168,7 @@ def table_rows(results: list[dict], row: Callable[[str, list], None]) -> None:
         for key, label, form in (
             ("run_seconds", "run (weights loaded)", "{:.1f}"),
             ("run_mean_peak_gflops", "  its mean peak (GFLOP/s)", "{:.0f}"),
+            ("attention_gflops", "  attention's rate (GFLOP/s)", "{:.0f}"),
             ("estimate_seconds", "  sidebar's estimate at it", "{:.1f}"),
             ("estimate_over_run", "  estimate / run", "{:.2f}"),
             ("estimate_own_voxels_over_run", "  on its own voxels / run", "{:.2f}"),

@@ -260,7 +260,7 @@ def test_enabling_imports_neither_pytorch_nor_model_code():
         "errors", "input", "input.background", "input.read", "input.mesh_file", "input.mesh_size", "input.ply_reader",
         "input.obj_reader", "input.glb_reader", "models", "models.openlrm", "models.openlrm.config",
         "models.registry", "models.encoding", "models.triposg", "models.triposg.config", "models.triposg.work",
-        "models.estimate", "models.trellis", "models.trellis.config", "models.trellis.cost",
+        "models.estimate", "models.arithmetic", "models.trellis", "models.trellis.config", "models.trellis.cost",
         "models.config_files", "models.dinov2_config", "models.settings", "options", "progress", "pytorch", "result",
         "surface", "surface.uv", "surface.finish", "surface.bake", "surface.cleanup", "surface.simplify", "geometry",
         "geometry.normals", "geometry.raster",
@@ -815,7 +815,9 @@ def test_on_the_cpu_the_sidebar_says_how_long_and_offers_a_draft(clean_scene, cp
     from openlrm_blender.engine.models.registry import TRELLIS, TRIPOSG
     from openlrm_blender.jobs.matmul_rate import Rate
 
-    cpu_rate.matmul_rate = Rate({"float32": 150.0, "bfloat16": 345.0}, "2.13.0", estimate.cpu_name())
+    cpu_rate.matmul_rate = Rate({"float32": 150.0, "bfloat16": 345.0}, {"float32": 130.0, "bfloat16": 130.0}, "2.13.0",
+                                estimate.cpu_name())  # fmt: skip
+    float32_speed, bfloat16_speed = estimate.Speed(150.0, 130.0), estimate.Speed(345.0, 130.0)
     settings = clean_scene.openlrm
     settings.model = "triposg"
     text, pending = cpu_estimate(TRIPOSG, settings, "float32")
@@ -823,14 +825,14 @@ def test_on_the_cpu_the_sidebar_says_how_long_and_offers_a_draft(clean_scene, cp
     assert not pending and text.startswith("On this CPU about ") and text.endswith(". A GPU takes seconds")
     assert "(50 steps, 512^3)" in text and "a draft of 10 steps at 256^3" in text
     published = {"steps": 50, "guidance": 7.0, "tokens": 2048, "resolution": 512, "colours": "photo"}
-    assert seconds == pytest.approx([estimate.run_seconds("triposg", published, 150.0, "float32"),
-                                     estimate.run_seconds("triposg", estimate.draft("triposg", published), 150.0,
-                                                          "float32")], abs=30)  # fmt: skip
+    draft = estimate.draft("triposg", published)
+    reckoned = [estimate.run_seconds("triposg", run, float32_speed, "float32") for run in (published, draft)]
+    assert seconds == pytest.approx(reckoned, abs=30)
     assert seconds[0] > 3 * seconds[1]
     in_bfloat16 = cpu_estimate(TRIPOSG, settings, "bfloat16")[0]
     assert "(50 steps, 512^3, bfloat16)" in in_bfloat16
     assert shown_seconds(in_bfloat16)[0] == pytest.approx(
-        estimate.run_seconds("triposg", published, 345.0, "bfloat16"), abs=30
+        estimate.run_seconds("triposg", published, bfloat16_speed, "bfloat16"), abs=30
     )
     settings.model = "trellis"  # both stages' steps; the sidebar's where set for the family
     settings.latent_steps = 12
@@ -860,12 +862,14 @@ def test_until_the_cpu_is_measured_the_estimate_is_pending(clean_scene, cpu_rate
     cpu_rate.rate_looked_for = False  # a new session, after one that measured
     found = torch_found()
     version = found[0] if found else None
-    matmul_rate.save(tmp_path, matmul_rate.Rate({"float32": 150.0}, version, estimate.cpu_name()))
+    matmul_rate.save(tmp_path, matmul_rate.Rate({"float32": 150.0}, {"float32": 130.0}, version, estimate.cpu_name()))
     text, pending = cpu_estimate(TRIPOSG, settings, "float32")
     assert not pending and len(shown_seconds(text)) == 2
     text, pending = cpu_estimate(TRIPOSG, settings, "bfloat16")
     assert pending and "bfloat16 speed" in text
-    cpu_rate.matmul_rate = matmul_rate.Rate({"float32": 150.0, "bfloat16": None}, version, estimate.cpu_name())
+    cpu_rate.matmul_rate = matmul_rate.Rate(
+        {"float32": 150.0, "bfloat16": None}, {"float32": 130.0, "bfloat16": None}, version, estimate.cpu_name()
+    )
     text, pending = cpu_estimate(TRIPOSG, settings, "bfloat16")
     assert not pending and "no bfloat16 arithmetic" in text
 

@@ -70,15 +70,16 @@ def cpu_estimate(
         return "Timing this CPU's matrix products for the estimate...", False
     if rate is None or key not in rate.gflops:
         return f"On this CPU: the time estimate is pending until this machine's {key} speed is measured", True
-    if rate.gflops[key] is None:
+    speed = rate.speed(key)
+    if speed is None:
         return "This CPU has no bfloat16 arithmetic: runs in bfloat16 are refused here (choose float32)", False
     values = run_settings(family, settings, painter)
-    seconds = estimate.run_seconds(family.name, values, rate.gflops[key], precision, folder)
+    seconds = estimate.run_seconds(family.name, values, speed, precision, folder)
     in_bfloat16 = ", bfloat16" if key == "bfloat16" else ""
     text = f"On this CPU about {duration(seconds)} ({_described(family, values, ', ')}{in_bfloat16})"
     draft = estimate.draft(family.name, values)
     if draft is not None:
-        seconds = estimate.run_seconds(family.name, draft, rate.gflops[key], precision, folder)
+        seconds = estimate.run_seconds(family.name, draft, speed, precision, folder)
         text += f"; a draft of {_described(family, draft, ' at ')} about {duration(seconds)}"
     return text + ". A GPU takes seconds", False
 

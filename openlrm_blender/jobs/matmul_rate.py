@@ -1,5 +1,5 @@
-"""This machine's matrix-product rate, for the estimate of a flow model's run time on the CPU
-(``engine.models.estimate``): timed once by the model's process (``worker.server``: PyTorch's
+"""This machine's rates (matrix products, fused attention), for the estimate of a flow model's
+run time on the CPU (``engine.models.estimate``): timed once by the model's process (``worker.server``: PyTorch's
 products, where the runs compute; Blender's process never imports PyTorch), then kept for
 the session by the add-on and on disk in its user folder (``RECORD``), so the next session
 shows the estimate at once. A rate holds for one PyTorch and one CPU: a record another
@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..engine.errors import EngineError, error_of_kind
-from ..engine.models.estimate import cpu_name
+from ..engine.models.estimate import Speed, cpu_name
 from ..worker.client import keep_idle, take_worker
 from .task import Task
 
@@ -22,9 +22,15 @@ RECORD = "matmul-rate.json"  # in the add-on's user folder (addon.preferences.py
 
 @dataclass(frozen=True)
 class Rate:
-    gflops: dict[str, float | None]  # per precision measured ("float32", "bfloat16"); None: only emulated here
+    gflops: dict[str, float | None]  # products per precision measured ("float32", "bfloat16"); None: only emulated
+    attention_gflops: dict[str, float | None]  # fused attention, the same precisions
     torch: str  # the PyTorch version that measured it
     cpu: str  # ``estimate.cpu_name()`` where it was measured
+
+    def speed(self, precision: str) -> Speed | None:
+        """The rates in ``precision``; None where its arithmetic is only emulated here."""
+        products, attention = self.gflops[precision], self.attention_gflops[precision]
+        return None if products is None or attention is None else Speed(products, attention)
 
 
 def load(folder: Path, torch_version: str | None) -> Rate | None:
@@ -71,7 +77,9 @@ class Measurement(Task):
         if kind == "error":
             raise error_of_kind(reply["error_kind"], reply["message"])
         earlier = load(self.folder, reply["torch"])  # another precision's, measured before
-        rate = Rate({**(earlier.gflops if earlier else {}), **reply["gflops"]}, reply["torch"], cpu_name())
+        gflops, attention = ({**(getattr(earlier, name) if earlier else {}), **reply[name]}
+                             for name in ("gflops", "attention_gflops"))  # fmt: skip
+        rate = Rate(gflops, attention, reply["torch"], cpu_name())
         save(self.folder, rate)
         return rate
 

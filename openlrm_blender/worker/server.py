@@ -133,22 +133,25 @@ def _settings_used(options: Options, model_dir: Path) -> dict:
 
 
 def measure_rate(fields: dict, replies: BinaryIO) -> None:
-    """This machine's matrix-product rate (GFLOP/s) in each precision asked for (None for one
-    its CPU only emulates: runs refuse it): a short PyTorch timing, under a second, for the
-    add-on's estimate of a run's time (``engine.models.estimate``), taken where runs compute."""
+    """This machine's rates (GFLOP/s: matrix products, fused attention) in each precision asked
+    for (None for one its CPU only emulates: runs refuse it): a short PyTorch timing, under a
+    second, for the add-on's estimate of a run's time (``engine.models.estimate``), taken where
+    runs compute."""
     try:
         import torch
 
-        from ..engine.models.estimate import matmul_gflops
+        from ..engine.models.estimate import measure_speed
         from ..engine.runtime import cpu_has_bfloat16
 
         native = ("float32", "bfloat16") if cpu_has_bfloat16() else ("float32",)
-        gflops = {name: matmul_gflops(name) if name in native else None for name in fields["precisions"]}
+        speeds = {name: measure_speed(name) if name in native else None for name in fields["precisions"]}
     except Exception as error:  # noqa: BLE001 (a failed timing is an answer; the process goes on)
         message = f"timing this machine's matrix products failed: {type(error).__name__}: {error}"
         write_message(replies, "error", error_kind=InternalError.__name__, message=message)
         return
-    write_message(replies, "rate", gflops=gflops, torch=torch.__version__)
+    gflops, attention = ({name: None if speed is None else getattr(speed, part) for name, speed in speeds.items()}
+                         for part in ("products", "attention"))  # fmt: skip
+    write_message(replies, "rate", gflops=gflops, attention_gflops=attention, torch=torch.__version__)
 
 
 def _first_to_go() -> None:

@@ -1,12 +1,13 @@
 """How long a flow model's run takes on this machine, said before it starts (the sidebar's
 estimate on the CPU; the benchmark checks it against runs): the run's floating-point work,
-from each family's arithmetic (``triposg.work``, ``trellis.cost``), over this machine's
-matrix-product rate in the run's precision times the share of that rate the family's run
-reaches (``EFFICIENCY``, measured on real-size runs). Families that do not sample take
-seconds and have no estimate.
+from each family's arithmetic (``triposg.work``, ``trellis.cost``), its matrix products and
+its attention each over this machine's rate for them in the run's precision (``Speed``: a
+CPU's fused attention gains little in bfloat16 while its products gain 2-4x), divided by the
+share of those rates a whole run reaches (``EFFICIENCY``, measured on real-size runs).
+Families that do not sample take seconds and have no estimate.
 
 No PyTorch at import: Blender's process reads this module and must never import PyTorch.
-``matmul_gflops`` imports it when called, in the model's process (``worker.server``, once a
+``measure_speed`` imports it when called, in the model's process (``worker.server``, once a
 session, cached by the add-on) or the benchmark."""
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import functools
 import os
 import platform
 import timeit
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+from .arithmetic import Flop
 from .config_files import read_json
 from .dinov2_config import Dinov2Config
 from .trellis import cost as trellis_cost
@@ -26,22 +28,28 @@ from .trellis.config import FlowConfig, LatentDecoderConfig, SamplerConfig, Trel
 from .triposg import work as triposg_work
 from .triposg.config import TripoSGConfig
 
-# The share of the matrix-product rate (``matmul_gflops``, measured beside the run) a whole
-# run reaches, per family and precision; measured here on a 2-core AMD EPYC (Zen 4, AVX-512
-# BF16) with real-size random models (``benchmarks/bench.py``, docs/speed.md):
-# - TripoSG float32: its flow steps run at 0.90-0.93 of the rate (1.07-1.11x their floor),
-#   the field's queries at 0.88; whole draft runs (10 steps, grid 256) at 0.87.
-# - TripoSG bfloat16: a flow step 38.7 s against float32's 74.2 while the products' rate rose
-#   2.3x: 0.78 of the bfloat16 rate.
-# - TRELLIS float32: both stages' steps at 0.9 of the rate, a draft run (10 + 10 steps) at 0.86.
-# - TRELLIS bfloat16: not measured here; taken as TripoSG's share of its float32 share.
+# The share of the measured rates (``measure_speed``, beside the run) a whole run reaches, per
+# family and precision; measured on a 2-core AMD EPYC Zen 4 (AVX-512 BF16: products 4.4x
+# faster in bfloat16, attention no faster) with real-size random models (``benchmarks/bench.py``,
+# 2 steps per stage, weights loaded; docs/speed.md): TripoSG 0.97 in float32 and 0.89 in
+# bfloat16 (grid 256), TRELLIS 0.81-0.86 in float32 (a typical object's voxels, its own: its
+# decoders' gathers and the Gaussians' colours are not products); TRELLIS in bfloat16 taken as
+# TripoSG's ratio of the two.
 EFFICIENCY = {
-    "triposg": {"float32": 0.87, "bfloat16": 0.75},
-    "trellis": {"float32": 0.86, "bfloat16": 0.74},
+    "triposg": {"float32": 0.95, "bfloat16": 0.88},
+    "trellis": {"float32": 0.83, "bfloat16": 0.77},
 }
 # What the estimate offers as a quick first look: the sampling steps (and TripoSG's grid) cut to these.
 DRAFTS = {"triposg": {"steps": 10, "resolution": 256}, "trellis": {"steps": 10, "latent_steps": 10}}
-RATE_SIZE, RATE_REPEATS = 2048, 3  # the model process's timing: 0.4 s in float32 here
+RATE_SIZE, RATE_REPEATS = 2048, 3  # the model process's product: 0.1 s in float32 here
+ATTENTION_SHAPE = (16, 2048, 64)  # heads, tokens, head width: the flows' own (0.1 s here)
+
+
+class Speed(NamedTuple):
+    """A device's rates in one precision, GFLOP/s."""
+
+    products: float  # matrix products
+    attention: float  # fused attention (scores and weighted values)
 
 
 class TrellisNumbers(NamedTuple):
@@ -75,13 +83,13 @@ def estimated(family: str) -> bool:
 
 
 def rate_precision(precision: str) -> str:
-    """The precision whose matrix-product rate a CPU run of ``precision`` computes at."""
+    """The precision whose rates a CPU run of ``precision`` computes at."""
     return "bfloat16" if precision == "bfloat16" else "float32"
 
 
 def run_flop(
     family: str, settings: Mapping[str, object], folder: Path | None = None, voxels: trellis_cost.Voxels | None = None
-) -> float:
+) -> Flop:
     """Floating-point work of a run of ``family`` with these settings (the engine's names:
     TripoSG's steps, guidance, tokens, resolution and colours; TRELLIS's steps, guidance,
     latent_steps, latent_guidance, and views and view_mode for several photos); ``folder``:
@@ -104,12 +112,12 @@ def run_flop(
 
 
 def run_seconds(
-    family: str, settings: Mapping[str, object], gflops: float, precision: str, folder: Path | None = None,
+    family: str, settings: Mapping[str, object], speed: Speed, precision: str, folder: Path | None = None,
     voxels: trellis_cost.Voxels | None = None,
 ) -> float:  # fmt: skip
-    """The run's seconds at ``gflops``, the matrix-product rate measured in ``precision``."""
+    """The run's seconds at ``speed``, the rates measured in ``precision``."""
     work = run_flop(family, settings, folder, voxels)
-    return work / (gflops * 1e9 * EFFICIENCY[family][rate_precision(precision)])
+    return work.seconds(speed.products * 1e9, speed.attention * 1e9) / EFFICIENCY[family][rate_precision(precision)]
 
 
 def draft(family: str, settings: Mapping[str, object]) -> dict[str, object] | None:
@@ -124,7 +132,7 @@ def draft(family: str, settings: Mapping[str, object]) -> dict[str, object] | No
 def _trellis_flop(
     config: TrellisNumbers, latent_steps: int, settings: Mapping, voxels: trellis_cost.Voxels | None,
     painting: bool = False,
-) -> float:  # fmt: skip
+) -> Flop:  # fmt: skip
     """The photos' tokens, stage 1's calls (not when painting), stage 2's on the object's
     voxels (a typical object's where unknown), and the decoders after them."""
     views, mode = int(settings.get("views", 1)), str(settings.get("view_mode", "stochastic"))
@@ -163,6 +171,11 @@ def _read_configs(family: str, folder: Path, changed: float) -> tuple | TrellisN
     return TrellisNumbers(*(getattr(config, name) for name in TrellisNumbers._fields[:-1]), encoder)
 
 
+def measure_speed(precision: str = "float32", device: str = "cpu", repeats: int = RATE_REPEATS) -> Speed:
+    """The device's rates now in ``precision`` (imports PyTorch)."""
+    return Speed(matmul_gflops(precision, device, repeats=repeats), attention_gflops(precision, device, repeats))
+
+
 def matmul_gflops(
     precision: str = "float32", device: str = "cpu", size: int = RATE_SIZE, repeats: int = RATE_REPEATS
 ) -> float:
@@ -171,15 +184,34 @@ def matmul_gflops(
     import torch
 
     a, b = (torch.randn(size, size).to(device, getattr(torch, precision)) for _ in range(2))
-    kind = torch.device(device).type  # a GPU's products are done once it is synchronised
+    return 2 * size**3 / _best_seconds(lambda: a @ b, device, repeats) / 1e9
+
+
+def attention_gflops(precision: str = "float32", device: str = "cpu", repeats: int = RATE_REPEATS) -> float:
+    """The device's fused attention rate now in ``precision``, GFLOP/s, on the flows' shape
+    (``ATTENTION_SHAPE``; imports PyTorch)."""
+    import torch
+    import torch.nn.functional as F
+
+    heads, tokens, width = ATTENTION_SHAPE
+    q, k, v = (torch.randn(1, heads, tokens, width).to(device, getattr(torch, precision)) for _ in range(3))
+    seconds = _best_seconds(lambda: F.scaled_dot_product_attention(q, k, v), device, repeats)
+    return 4 * heads * tokens**2 * width / seconds / 1e9
+
+
+def _best_seconds(work: Callable[[], object], device: str, repeats: int) -> float:
+    """The best of ``repeats`` timings after one to warm up, a GPU's work waited for."""
+    import torch
+
+    kind = torch.device(device).type  # a GPU's work is done once it is synchronised
     wait = torch.cuda.synchronize if kind == "cuda" else torch.mps.synchronize if kind == "mps" else (lambda: None)
 
-    def product() -> None:
-        a @ b
+    def once() -> None:
+        work()
         wait()
 
-    product()
-    return 2 * size**3 / min(timeit.repeat(product, number=1, repeat=repeats)) / 1e9
+    once()
+    return min(timeit.repeat(once, number=1, repeat=repeats))
 
 
 def cpu_name() -> str:

@@ -1,7 +1,7 @@
 """How much arithmetic a TRELLIS run is, from its configuration's numbers (no PyTorch): the
 time left while sampling, the sidebar's estimate before a run and the benchmark's floor.
-A multiply-add is two floating-point operations; only matrix products, attention and
-convolutions count.
+Only matrix products, convolutions and attention count, attention apart
+(``arithmetic.Flop``).
 
 Stage 2's work depends on the object: its voxels, their neighbours (a sparse convolution
 touches only the neighbours present) and the tokens left after halving them. Before stage 1
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..arithmetic import Flop
 from .config import FlowConfig, LatentDecoderConfig, SamplerConfig
 
 IMAGE_TOKENS = 1374  # DINOv2's class token, 4 registers and 37 x 37 patches at 518 px
@@ -42,28 +43,29 @@ class Voxels:
         return cls(count, round(count * TYPICAL_NEIGHBOURS), tokens, round(tokens * TYPICAL_NEIGHBOURS))
 
 
-def _transformer_block(tokens: int, width: int, context: int, context_width: int, mlp_ratio: float) -> float:
+def _transformer_block(tokens: int, width: int, context: int, context_width: int, mlp_ratio: float) -> Flop:
     """One modulated cross block: self-attention, cross-attention to the image, feed-forward."""
-    self_attention = 2 * tokens * width * 3 * width + 2 * 2 * tokens * tokens * width + 2 * tokens * width * width
-    cross = (
-        2 * tokens * width * width  # queries
+    products = (
+        2 * tokens * width * 3 * width + 2 * tokens * width * width  # self-attention's [q | k | v] and output
+        + 2 * tokens * width * width  # cross-attention's queries
         + 2 * context * context_width * 2 * width  # the image's keys and values
-        + 2 * 2 * tokens * context * width  # scores and weighted values
-        + 2 * tokens * width * width  # output
-    )
-    return self_attention + cross + 2 * 2 * tokens * width * mlp_ratio * width
+        + 2 * tokens * width * width  # its output
+        + 2 * 2 * tokens * width * mlp_ratio * width  # the feed-forward
+    )  # fmt: skip
+    attention = 2 * 2 * tokens * tokens * width + 2 * 2 * tokens * context * width  # scores and weighted values
+    return Flop(products, attention)
 
 
-def structure_call_flop(config: FlowConfig) -> float:
+def structure_call_flop(config: FlowConfig) -> Flop:
     """One call of the structure flow: a dense DiT over (res / patch)^3 tokens."""
     tokens = (config.resolution // config.patch_size) ** 3
     width = config.model_channels
     block = _transformer_block(tokens, width, IMAGE_TOKENS, config.cond_channels, config.mlp_ratio)
     io = 2 * tokens * config.in_channels * config.patch_size**3 * width * 2
-    return config.num_blocks * block + io
+    return config.num_blocks * block + Flop(io)
 
 
-def latent_call_flop(config: FlowConfig, voxels: Voxels) -> float:
+def latent_call_flop(config: FlowConfig, voxels: Voxels) -> Flop:
     """One call of the latent flow on an object's voxels: the res-blocks' sparse convolutions
     at both resolutions, and the DiT over its tokens."""
     width, widths = config.model_channels, list(config.io_block_channels)
@@ -77,7 +79,7 @@ def latent_call_flop(config: FlowConfig, voxels: Voxels) -> float:
         convolutions += 2 * voxels.neighbour_pairs * 2 * coarse * fine + 2 * voxels.neighbour_pairs * fine * fine
         convolutions += 2 * voxels.neighbour_pairs * 2 * fine * fine + 2 * voxels.neighbour_pairs * fine * fine
     block = _transformer_block(voxels.tokens, width, IMAGE_TOKENS, config.cond_channels, config.mlp_ratio)
-    return config.num_blocks * block + convolutions
+    return config.num_blocks * block + Flop(convolutions)
 
 
 def calls(sampler: SamplerConfig, steps: int, guidance: float, views: int = 1, mode: str = "stochastic") -> list[int]:
@@ -87,14 +89,12 @@ def calls(sampler: SamplerConfig, steps: int, guidance: float, views: int = 1, m
     return [conditional + sampler.guided(t, guidance) for t in sampler.times(steps)[:-1]]
 
 
-def encoder_flop(width: int = ENCODER[0], layers: int = ENCODER[1], mlp_ratio: int = ENCODER[2]) -> float:
+def encoder_flop(width: int = ENCODER[0], layers: int = ENCODER[1], mlp_ratio: int = ENCODER[2]) -> Flop:
     """The photo's tokens: the patches' projection, then the ViT's layers over them."""
     patches, patch = IMAGE_TOKENS - 5, ENCODER[3]
-    per_layer = (
-        2 * IMAGE_TOKENS * width * 4 * width + 2 * 2 * IMAGE_TOKENS**2 * width
-        + 2 * 2 * IMAGE_TOKENS * width * mlp_ratio * width
-    )  # fmt: skip
-    return 2 * patches * 3 * patch**2 * width + layers * per_layer
+    products = 2 * IMAGE_TOKENS * width * 4 * width + 2 * 2 * IMAGE_TOKENS * width * mlp_ratio * width
+    layer = Flop(products, 2 * 2 * IMAGE_TOKENS**2 * width)
+    return Flop(2 * patches * 3 * patch**2 * width) + layers * layer
 
 
 def _decoder_torso(config: LatentDecoderConfig, voxels: int, out_channels: int) -> float:
@@ -108,15 +108,15 @@ def _decoder_torso(config: LatentDecoderConfig, voxels: int, out_channels: int) 
 def decoders_flop(
     gaussian: LatentDecoderConfig, mesh: LatentDecoderConfig | None, voxels: Voxels,
     child_neighbours: tuple[float, float] = TYPICAL_CHILD_NEIGHBOURS,
-) -> float:  # fmt: skip
+) -> Flop:  # fmt: skip
     """After sampling: the Gaussian decoder, and (unless painting a given mesh) the mesh
     decoder with its two subdivisions (each voxel eight, then each of those eight, through
-    sparse convolutions where each has ``child_neighbours``)."""
+    sparse convolutions where each has ``child_neighbours``): products all."""
     per_gaussian = 3 + 3 + 3 + 4 + 1  # offset, colour, scale, rotation, opacity
     gaussians = gaussian.representation_config.get("num_gaussians", 32) * per_gaussian
     total = _decoder_torso(gaussian, voxels.count, gaussians)
     if mesh is None:
-        return total
+        return Flop(total)
     total += _decoder_torso(mesh, voxels.count, 0)
     width, rows = mesh.model_channels, voxels.count
     levels = ((width, width // 4), (width // 4, width // 8))  # the two subdivisions' widths in and out
@@ -125,4 +125,4 @@ def decoders_flop(
         total += 2 * rows * neighbours * (channels * out + out * out) + 2 * rows * channels * out
     colour = mesh.representation_config.get("use_color", False)
     features = 8 + 8 * 3 + (8 * 6 if colour else 0) + 21  # per cube: distances, deformations, colours, weights
-    return total + 2 * rows * (width // 8) * features
+    return Flop(total + 2 * rows * (width // 8) * features)

@@ -118,14 +118,14 @@ class _StageSteps:
         self.config, self.settings, self.views = config, settings, views
         self.first = 0 if painting else settings.steps  # stage 2's first step
         structure = [] if painting else self._stage(config.structure_sampler, settings.steps, settings.guidance,
-                                                     cost.structure_call_flop(config.structure_flow))  # fmt: skip
+                                                     cost.structure_call_flop(config.structure_flow).total)  # fmt: skip
         self.left = StepsLeft([*structure, *self._latent(cost.Voxels.typical())])
 
     def _stage(self, sampler: SamplerConfig, steps: int, guidance: float, per_call: float) -> list[float]:
         return [count * per_call for count in cost.calls(sampler, steps, guidance, self.views, self.settings.view_mode)]
 
     def _latent(self, voxels: cost.Voxels) -> list[float]:
-        per_call = cost.latent_call_flop(self.config.latent_flow, voxels)
+        per_call = cost.latent_call_flop(self.config.latent_flow, voxels).total
         settings = self.settings
         return self._stage(self.config.latent_sampler, settings.latent_steps, settings.latent_guidance, per_call)
 

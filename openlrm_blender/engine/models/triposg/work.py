@@ -1,9 +1,10 @@
 """How much arithmetic a TripoSG run is, from its configuration's numbers alone (no PyTorch):
 the estimate of a run's time (``models.estimate``), and the benchmark's floor for a flow step.
-A multiply-add is two floating-point operations; only matrix products and attention count."""
+Only matrix products and attention count, each apart (``arithmetic.Flop``)."""
 
 from __future__ import annotations
 
+from ..arithmetic import Flop
 from .config import Dinov2Config, TransformerConfig, VAEConfig
 
 IMAGE_TOKENS = 257  # DINOv2's class token and 16 x 16 patches of the 224 px crop
@@ -16,59 +17,55 @@ PUBLISHED_VAE = VAEConfig()
 PUBLISHED_ENCODER = Dinov2Config()
 
 
-def step_flop(tokens: int, guidance: float, config: TransformerConfig = PUBLISHED_TRANSFORMER) -> float:
+def step_flop(tokens: int, guidance: float, config: TransformerConfig = PUBLISHED_TRANSFORMER) -> Flop:
     """One flow step: the transformer over the latents and the time token, twice where
     guidance asks for the unconditional prediction too."""
     width, n = config.width, tokens + 1
-    per_block = (
+    products = (
         2 * n * width * 3 * width  # self-attention's [q | k | v]
-        + 2 * 2 * n * n * width  # its scores and weighted values
         + 2 * n * width * width * 2  # its output, and cross-attention's queries
         + 2 * IMAGE_TOKENS * config.cross_attention_dim * 2 * width  # the image tokens' [k | v]
-        + 2 * 2 * n * IMAGE_TOKENS * width  # cross-attention's scores and values
-        + 2 * n * width * width  # its output
+        + 2 * n * width * width  # cross-attention's output
         + 2 * 2 * n * width * 4 * width  # the feed-forward
     )
+    attention = 2 * 2 * n * n * width + 2 * 2 * n * IMAGE_TOKENS * width  # scores and weighted values
     skips = config.num_layers - config.num_layers // 2 - 1
     time = 2 * 2 * width * 4 * width  # the time token's MLP
-    total = (
-        config.num_layers * per_block + skips * 2 * n * 2 * width * width + 2 * 2 * tokens * config.in_channels * width
-    )
-    return (total + time) * (2 if guidance > 1 else 1)
+    rest = skips * 2 * n * 2 * width * width + 2 * 2 * tokens * config.in_channels * width + time
+    return Flop(config.num_layers * products + rest, config.num_layers * attention) * (2 if guidance > 1 else 1)
 
 
-def query_flop(tokens: int, config: VAEConfig = PUBLISHED_VAE) -> float:
+def query_flop(tokens: int, config: VAEConfig = PUBLISHED_VAE) -> Flop:
     """One point of the field: its query's projections, its attention over the latent tokens,
     the feed-forward."""
     width = config.width_decoder
     features = 3 + 6 * config.embed_frequency
-    return 2 * features * width + 2 * 2 * width * width + 2 * 2 * tokens * width + 2 * 2 * width * 4 * width + 2 * width
+    products = 2 * features * width + 2 * 2 * width * width + 2 * 2 * width * 4 * width + 2 * width
+    return Flop(products, 2 * 2 * tokens * width)
 
 
-def shape_flop(tokens: int, config: VAEConfig = PUBLISHED_VAE) -> float:
+def shape_flop(tokens: int, config: VAEConfig = PUBLISHED_VAE) -> Flop:
     """Once per shape: the decoder's self-attention blocks over the latent tokens, and the keys
     and values every point's query attends to."""
     width = config.width_decoder
-    per_block = 2 * tokens * width * 4 * width + 2 * 2 * tokens * tokens * width + 2 * 2 * tokens * width * 4 * width
+    products = 2 * tokens * width * 4 * width + 2 * 2 * tokens * width * 4 * width
     keys_values = 2 * tokens * width * 2 * width
-    return config.num_layers_decoder * per_block + 2 * tokens * config.latent_channels * width + keys_values
+    blocks = Flop(products, 2 * 2 * tokens * tokens * width) * config.num_layers_decoder
+    return blocks + Flop(2 * tokens * config.latent_channels * width + keys_values)
 
 
-def encoder_flop(config: Dinov2Config = PUBLISHED_ENCODER) -> float:
+def encoder_flop(config: Dinov2Config = PUBLISHED_ENCODER) -> Flop:
     """The image's tokens: the patches' projection, then the ViT's layers."""
     width, patches = config.hidden_size, IMAGE_TOKENS - 1
-    per_layer = (
-        2 * IMAGE_TOKENS * width * 4 * width
-        + 2 * 2 * IMAGE_TOKENS**2 * width
-        + 2 * 2 * IMAGE_TOKENS * width * config.mlp_ratio * width
-    )
-    return 2 * patches * config.num_channels * config.patch_size**2 * width + config.num_hidden_layers * per_layer
+    products = 2 * IMAGE_TOKENS * width * 4 * width + 2 * 2 * IMAGE_TOKENS * width * config.mlp_ratio * width
+    layers = Flop(products, 2 * 2 * IMAGE_TOKENS**2 * width) * config.num_hidden_layers
+    return Flop(2 * patches * config.num_channels * config.patch_size**2 * width) + layers
 
 
 def run_flop(
     steps: int, guidance: float, tokens: int, resolution: int, transformer: TransformerConfig = PUBLISHED_TRANSFORMER,
     vae: VAEConfig = PUBLISHED_VAE, encoder: Dinov2Config = PUBLISHED_ENCODER,
-) -> float:  # fmt: skip
+) -> Flop:  # fmt: skip
     """A whole run (of the published model unless configurations are given), a compact
     object's grid at ``resolution``."""
     queries = QUERIES_PER_SQUARE * resolution**2
