@@ -834,6 +834,14 @@ def test_on_the_cpu_the_sidebar_says_how_long_and_offers_a_draft(clean_scene, cp
     assert shown_seconds(in_bfloat16)[0] == pytest.approx(
         estimate.run_seconds("triposg", published, bfloat16_speed, "bfloat16"), abs=30
     )
+    assert "float32 is quicker" not in in_bfloat16
+    # A PyTorch whose bfloat16 attention crawls (Debian's 2.6 here: 9 GFLOP/s against 200 in
+    # float32): the sidebar says float32 is quicker, and how quick.
+    cpu_rate.matmul_rate = Rate({"float32": 150.0, "bfloat16": 345.0}, {"float32": 130.0, "bfloat16": 9.0}, "2.13.0",
+                                estimate.cpu_name())  # fmt: skip
+    slow = cpu_estimate(TRIPOSG, settings, "bfloat16")[0]
+    assert shown_seconds(slow)[0] > shown_seconds(in_bfloat16)[0] * 2
+    assert shown_seconds(slow)[-1] == pytest.approx(seconds[0], abs=60) and "Here float32 is quicker: about" in slow
     settings.model = "trellis"  # both stages' steps; the sidebar's where set for the family
     settings.latent_steps = 12
     text = cpu_estimate(TRELLIS, settings, "float32")[0]

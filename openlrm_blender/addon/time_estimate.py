@@ -79,9 +79,15 @@ def cpu_estimate(
     text = f"On this CPU about {duration(seconds)} ({_described(family, values, ', ')}{in_bfloat16})"
     draft = estimate.draft(family.name, values)
     if draft is not None:
-        seconds = estimate.run_seconds(family.name, draft, speed, precision, folder)
-        text += f"; a draft of {_described(family, draft, ' at ')} about {duration(seconds)}"
-    return text + ". A GPU takes seconds", False
+        draft_seconds = estimate.run_seconds(family.name, draft, speed, precision, folder)
+        text += f"; a draft of {_described(family, draft, ' at ')} about {duration(draft_seconds)}"
+    text += ". A GPU takes seconds"
+    single = rate.speed("float32") if key == "bfloat16" else None
+    if single is not None:  # some PyTorch builds compute bfloat16 attention far slower than float32
+        in_float32 = estimate.run_seconds(family.name, values, single, "float32", folder)
+        if in_float32 < seconds:
+            text += f". Here float32 is quicker: about {duration(in_float32)}"
+    return text, False
 
 
 def _described(family: Family, values: dict, joint: str) -> str:
