@@ -53,14 +53,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import flow_steps, trellis_object
 from openlrm_blender.engine import Options
-from openlrm_blender.engine.models.estimate import attention_gflops, matmul_gflops
 from openlrm_blender.engine.models.openlrm.config import ModelConfig
 from openlrm_blender.engine.models.registry import family_of_folder
 from openlrm_blender.engine.models.trellis import cost as trellis_cost
 from openlrm_blender.engine.models.triposg import work
 from openlrm_blender.engine.models.triposr.config import TripoSRConfig
 from openlrm_blender.engine.pipeline import generate, model_output
-from openlrm_blender.engine.runtime import DTYPES, pick_device, resolve_precision
+from openlrm_blender.engine.runtime import DTYPES, attention_gflops, matmul_gflops, pick_device, resolve_precision
 from tests.support import random_triposg as triposg_models
 from tests.support import random_triposr as triposr
 from tests.support.random_models import PUBLISHED_CONFIGS, object_model, save_model

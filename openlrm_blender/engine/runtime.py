@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import threading
+import timeit
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import host_memory
 from .errors import EngineError
+from .models.estimate import Speed
 from .models.registry import Family, family_of_folder
 from .options import PRECISIONS
 
 DTYPES = {name: getattr(torch, name) for name in PRECISIONS if name != "auto"}
+RATE_SIZE, RATE_REPEATS = 2048, 3  # the model process's product: 0.1 s in float32 here
+ATTENTION_SHAPE = (16, 2048, 64)  # heads, tokens, head width: the flows' own (0.1 s here)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -124,3 +130,38 @@ def unload_models() -> None:
     with _models_lock:
         _models.clear()
     free_cached_memory()
+
+
+def measure_speed(precision: str = "float32", device: str = "cpu", repeats: int = RATE_REPEATS) -> Speed:
+    """The device's rates now in ``precision``, for the estimate of a run's time
+    (``models.estimate``)."""
+    return Speed(matmul_gflops(precision, device, repeats=repeats), attention_gflops(precision, device, repeats))
+
+
+def matmul_gflops(
+    precision: str = "float32", device: str = "cpu", size: int = RATE_SIZE, repeats: int = RATE_REPEATS
+) -> float:
+    """The device's matrix-product rate now in ``precision``, GFLOP/s: the best of a few
+    ``size``^3 products after one to warm up."""
+    a, b = (torch.randn(size, size).to(device, DTYPES[precision]) for _ in range(2))
+    return 2 * size**3 / _best_seconds(lambda: a @ b, torch.device(device), repeats) / 1e9
+
+
+def attention_gflops(precision: str = "float32", device: str = "cpu", repeats: int = RATE_REPEATS) -> float:
+    """The device's fused attention rate now in ``precision``, GFLOP/s, on the flows' shape
+    (``ATTENTION_SHAPE``)."""
+    heads, tokens, width = ATTENTION_SHAPE
+    q, k, v = (torch.randn(1, heads, tokens, width).to(device, DTYPES[precision]) for _ in range(3))
+    seconds = _best_seconds(lambda: F.scaled_dot_product_attention(q, k, v), torch.device(device), repeats)
+    return 4 * heads * tokens**2 * width / seconds / 1e9
+
+
+def _best_seconds(work: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """The best of ``repeats`` timings after one to warm up, the device's work waited for."""
+
+    def once() -> None:
+        work()
+        synchronise(device)
+
+    once()
+    return min(timeit.repeat(once, number=1, repeat=repeats))

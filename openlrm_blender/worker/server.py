@@ -140,8 +140,7 @@ def measure_rate(fields: dict, replies: BinaryIO) -> None:
     try:
         import torch
 
-        from ..engine.models.estimate import measure_speed
-        from ..engine.runtime import cpu_has_bfloat16
+        from ..engine.runtime import cpu_has_bfloat16, measure_speed
 
         native = ("float32", "bfloat16") if cpu_has_bfloat16() else ("float32",)
         speeds = {name: measure_speed(name) if name in native else None for name in fields["precisions"]}

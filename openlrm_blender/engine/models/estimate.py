@@ -6,17 +6,16 @@ CPU's fused attention gains little in bfloat16 while its products gain 2-4x), di
 share of those rates a whole run reaches (``EFFICIENCY``, measured on real-size runs).
 Families that do not sample take seconds and have no estimate.
 
-No PyTorch at import: Blender's process reads this module and must never import PyTorch.
-``measure_speed`` imports it when called, in the model's process (``worker.server``, once a
-session, cached by the add-on) or the benchmark."""
+No PyTorch: Blender's process reads this module and must never import PyTorch. The rates are
+measured where runs compute (``runtime.measure_speed``: in the model's process, once a
+session, cached by the add-on; or in the benchmark)."""
 
 from __future__ import annotations
 
 import functools
 import os
 import platform
-import timeit
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,7 +27,7 @@ from .trellis.config import FlowConfig, LatentDecoderConfig, SamplerConfig, Trel
 from .triposg import work as triposg_work
 from .triposg.config import TripoSGConfig
 
-# The share of the measured rates (``measure_speed``, beside the run) a whole run reaches, per
+# The share of the measured rates (``runtime.measure_speed``, beside the run) a whole run reaches, per
 # family and precision; measured on a 2-core AMD EPYC Zen 4 (AVX-512 BF16: products 4.4x
 # faster in bfloat16, attention no faster) with real-size random models (``benchmarks/bench.py``,
 # 2 steps per stage, weights loaded; docs/speed.md): TripoSG 0.97 in float32 and 0.89 in
@@ -41,8 +40,6 @@ EFFICIENCY = {
 }
 # What the estimate offers as a quick first look: the sampling steps (and TripoSG's grid) cut to these.
 DRAFTS = {"triposg": {"steps": 10, "resolution": 256}, "trellis": {"steps": 10, "latent_steps": 10}}
-RATE_SIZE, RATE_REPEATS = 2048, 3  # the model process's product: 0.1 s in float32 here
-ATTENTION_SHAPE = (16, 2048, 64)  # heads, tokens, head width: the flows' own (0.1 s here)
 
 
 class Speed(NamedTuple):
@@ -169,49 +166,6 @@ def _read_configs(family: str, folder: Path, changed: float) -> tuple | TrellisN
     path = folder / "dinov2" / "config.json"  # a local folder's image encoder
     encoder = Dinov2Config.from_json(read_json(path), path) if path.is_file() else Dinov2Config()
     return TrellisNumbers(*(getattr(config, name) for name in TrellisNumbers._fields[:-1]), encoder)
-
-
-def measure_speed(precision: str = "float32", device: str = "cpu", repeats: int = RATE_REPEATS) -> Speed:
-    """The device's rates now in ``precision`` (imports PyTorch)."""
-    return Speed(matmul_gflops(precision, device, repeats=repeats), attention_gflops(precision, device, repeats))
-
-
-def matmul_gflops(
-    precision: str = "float32", device: str = "cpu", size: int = RATE_SIZE, repeats: int = RATE_REPEATS
-) -> float:
-    """The device's matrix-product rate now in ``precision``, GFLOP/s: the best of a few
-    ``size``^3 products after one to warm up (imports PyTorch)."""
-    import torch
-
-    a, b = (torch.randn(size, size).to(device, getattr(torch, precision)) for _ in range(2))
-    return 2 * size**3 / _best_seconds(lambda: a @ b, device, repeats) / 1e9
-
-
-def attention_gflops(precision: str = "float32", device: str = "cpu", repeats: int = RATE_REPEATS) -> float:
-    """The device's fused attention rate now in ``precision``, GFLOP/s, on the flows' shape
-    (``ATTENTION_SHAPE``; imports PyTorch)."""
-    import torch
-    import torch.nn.functional as F
-
-    heads, tokens, width = ATTENTION_SHAPE
-    q, k, v = (torch.randn(1, heads, tokens, width).to(device, getattr(torch, precision)) for _ in range(3))
-    seconds = _best_seconds(lambda: F.scaled_dot_product_attention(q, k, v), device, repeats)
-    return 4 * heads * tokens**2 * width / seconds / 1e9
-
-
-def _best_seconds(work: Callable[[], object], device: str, repeats: int) -> float:
-    """The best of ``repeats`` timings after one to warm up, a GPU's work waited for."""
-    import torch
-
-    kind = torch.device(device).type  # a GPU's work is done once it is synchronised
-    wait = torch.cuda.synchronize if kind == "cuda" else torch.mps.synchronize if kind == "mps" else (lambda: None)
-
-    def once() -> None:
-        work()
-        wait()
-
-    once()
-    return min(timeit.repeat(once, number=1, repeat=repeats))
 
 
 def cpu_name() -> str:
