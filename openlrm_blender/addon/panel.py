@@ -49,7 +49,13 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         layout = self.layout
         settings = context.scene.openlrm
         preferences = get_preferences(context)
-        family = preferences.family(None if settings.model == "DEFAULT" else settings.model)
+        from_folder = preferences.folder_model()  # (its line, its family or None) with a local folder
+        family = (from_folder and from_folder[1]) or preferences.family(
+            None if settings.model == "DEFAULT" else settings.model
+        )
+        run_family = family if from_folder is None else from_folder[1]  # None: the run will say what is wrong
+        # Why TRELLIS cannot colour this family's shapes without a download ("" where it can).
+        painter_missing = "" if family.makes_colours else preferences.painter_missing()
         layout.row().prop(settings, "source", expand=True)
         if settings.source == "FILE":
             layout.prop(settings, "filepath", text="")
@@ -69,19 +75,16 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
         if icon:
             layout.template_icon(icon_value=icon, scale=6.0)
 
-        from_folder = preferences.folder_model()
         if from_folder is None:
             layout.prop(settings, "model")
         else:  # the folder decides the model: a menu could only contradict the run
             layout.label(text=from_folder[0], icon="FILE_FOLDER")
-        run_family = family if from_folder is None else from_folder[1]  # None: the run will say what is wrong
         if run_family is not None:
             for index, line in enumerate(_wrap(run_family.licence, _line_width(context))):
                 layout.label(text=line, icon="INFO" if index == 0 else "BLANK1")
         if run_family is not None and estimated(run_family.name) and on_the_cpu(preferences.device):
-            painter = run_family.makes_colours or not preferences.painter_missing()  # TRELLIS can colour the shape
             folder = preferences.weights_folder()
-            text, pending = cpu_estimate(run_family, settings, preferences.precision, folder, painter)
+            text, pending = cpu_estimate(run_family, settings, preferences.precision, folder, not painter_missing)
             for index, line in enumerate(_wrap(text, _line_width(context))):
                 layout.label(text=line, icon="TIME" if index == 0 else "BLANK1")
             if pending:
@@ -99,7 +102,7 @@ class OPENLRM_PT_image_to_3d(bpy.types.Panel):
                 column.prop(settings, "texture_size", text="")
                 column.prop(settings, "photo_texture")
         if not family.makes_colours:
-            _colours_choice(context, layout, settings, preferences.painter_missing())
+            _colours_choice(context, layout, settings, painter_missing)
         header, body = layout.panel_prop(settings, "show_advanced")  # a property: scripts can open it too
         header.label(text="Advanced")
         if body is not None:
