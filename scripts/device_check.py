@@ -208,8 +208,8 @@ def precisions(name: str, device: torch.device, models: Path, image: Path) -> di
     """The real-size random model in float16 and bfloat16 against float32 on the device."""
     folder = model_folder(FAMILIES[name][3], models)
     grid = {} if name in NO_GRID else {"resolution": 128}
-    options = Options(weights_dir=folder, remove_background=False, device=str(device), steps=10, **grid)
-    options = dataclasses.replace(options, latent_steps=10) if name == "trellis" else options
+    options = Options(weights_dir=folder, remove_background=False, device=str(device), **grid)
+    options = flow_steps.sampled_options(name, options, 10)
     exact = encoded(folder, image, device, "float32", options)
     reference = mesh_of(image, options)
     found = {}
