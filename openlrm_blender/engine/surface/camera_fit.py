@@ -112,14 +112,15 @@ def _fit(silhouette: Silhouette, mask: torch.Tensor, steps: tuple[float, ...]) -
                 # The scale changes about the silhouette's centre on the canvas, so it stays put.
                 centre_u = best.u0 + best.scale * (x_low + x_high) / 2
                 centre_v = best.v0 - best.scale * (z_low + z_high) / 2
+                scales = [best.scale * float(np.exp(change[0])) for change in changes]
                 candidates = [
                     OrthographicCamera(
-                        best.scale * float(np.exp(change[0])),
-                        centre_u - best.scale * float(np.exp(change[0])) * (x_low + x_high) / 2 + change[1],
-                        centre_v + best.scale * float(np.exp(change[0])) * (z_low + z_high) / 2 + change[2],
+                        scale,
+                        centre_u - scale * (x_low + x_high) / 2 + change[1],
+                        centre_v + scale * (z_low + z_high) / 2 + change[2],
                         azimuth=azimuth,
                     )
-                    for change in changes
+                    for scale, change in zip(scales, changes, strict=True)
                 ]
                 found = overlaps(silhouette.seen_by(candidates, FIT_PIXELS), mask)
                 better = next((k for k, value in enumerate(found) if value > score + 1e-6), None)
