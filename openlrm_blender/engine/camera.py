@@ -30,6 +30,14 @@ def _rows(row: tuple[float, float, float], points: Points) -> Points:
     return _float64(points) * 0.0 + (np.asarray(row) if isinstance(points, np.ndarray) else points.new_tensor(row))
 
 
+def view_axes(points: Points, azimuth: float) -> tuple[Points, Points]:
+    """Each point across a view turned ``azimuth`` degrees about +Z and ahead along it: exactly
+    x and y, in the points' precision, for a view not turned."""
+    turn = math.radians(azimuth)
+    x, y = points[:, 0], points[:, 1]
+    return x * math.cos(turn) + y * math.sin(turn), y * math.cos(turn) - x * math.sin(turn)
+
+
 @dataclass(frozen=True)
 class SourceCamera:
     """A perspective camera at (0, -distance, 0), looking toward +Y."""
@@ -82,10 +90,7 @@ class OrthographicCamera:
     def project(self, points: Points) -> tuple[Points, Points, Points]:
         """At azimuth 0 exactly the unturned view: x across, y ahead."""
         points = _float64(points)
-        turn = math.radians(self.azimuth)
-        x, y = points[:, 0], points[:, 1]
-        across = x * math.cos(turn) + y * math.sin(turn)
-        ahead = y * math.cos(turn) - x * math.sin(turn)
+        across, ahead = view_axes(points, self.azimuth)
         return self.u0 + self.scale * across, self.v0 - self.scale * points[:, 2], ahead + self.distance
 
 

@@ -12,12 +12,10 @@ refined by halving steps.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
-from ..camera import OrthographicCamera
+from ..camera import OrthographicCamera, view_axes
 from ..geometry.coverage import covered
 from ..geometry.tensors import compute_device, one_thread, tensor
 
@@ -48,9 +46,8 @@ class Silhouette:
     def __init__(
         self, vertices: torch.Tensor, faces: torch.Tensor, side: int = SILHOUETTE_PIXELS, azimuth: float = 0.0
     ) -> None:
-        turn = math.radians(azimuth)
         # The plane's coordinates: across the view (x unturned) and up.
-        self.plane = torch.stack([vertices[:, 0] * math.cos(turn) + vertices[:, 1] * math.sin(turn), vertices[:, 2]], 1)
+        self.plane = torch.stack([view_axes(vertices, azimuth)[0], vertices[:, 2]], 1)
         self.azimuth, self.side = azimuth, side
         self.bounds = self.plane.min(dim=0).values, self.plane.max(dim=0).values  # the shape's, in its plane
         self.extent = float((self.bounds[1] - self.bounds[0]).max()) * (1 + 2 / side)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..camera import Camera
+from ..camera import Camera, view_axes
 from ..geometry.coverage import covered
 from ..geometry.tensors import compute_device, given_as, one_thread, tensor
 
@@ -86,11 +86,8 @@ def depth_buffer(x: torch.Tensor, y: torch.Tensor, depth: torch.Tensor, faces: t
 
 
 def _view_frame(points: torch.Tensor, camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each point across the view and ahead along it (x and y, for a camera not turned:
-    exactly so, in the points' precision)."""
-    turn = math.radians(getattr(camera, "azimuth", 0.0))
-    x, y = points[:, 0], points[:, 1]
-    return x * math.cos(turn) + y * math.sin(turn), y * math.cos(turn) - x * math.sin(turn)
+    """Each point across the camera's view and ahead along it (a source camera's is not turned)."""
+    return view_axes(points, getattr(camera, "azimuth", 0.0))
 
 
 def _mirrored(points: torch.Tensor, camera: Camera, middle: float) -> torch.Tensor:
